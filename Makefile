@@ -1,0 +1,31 @@
+# The two commands of the README's quick start. Each creates or reuses .venv and
+# installs dcsl with the constraints file that pins the CPU build of torch.
+VENV   ?= .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the embedded study in miniature on this machine
+demo: $(STAMP)
+	$(VENV)/bin/dcsl demo $(ARGS)
+
+## test: the whole suite, including the real single-node Slurm tests
+test: $(STAMP)
+	bash slurm/local/install.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,147 @@
+"""The LightningModule of one pretraining run: optimiser, schedule, step, validation.
+
+Optimisation is manual (``automatic_optimization = False``): each training step gets
+one *global* batch and splits it into micro-batches itself. That keeps the global
+batch independent of memory and sidesteps Lightning's accumulation pitfall (silently
+no accumulation when an epoch is shorter than the accumulation window), because our
+data epochs are not Lightning epochs at all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pretrain.data import validation_batches
+from pretrain.model import Llama, build_model
+from pretrain.spec import TrainSpec
+
+ADAM_BETAS = (0.9, 0.95)
+ADAM_EPS = 1e-8
+GRAD_CLIP = 1.0
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the run stops as failed."""
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier: linear warmup, then cosine decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def sequence_loss(model: torch.nn.Module, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy of rows (B, T+1) and the number of scored tokens."""
+    inputs, targets = rows[:, :-1], rows[:, 1:]
+    logits = model(inputs)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum")
+    return loss, targets.numel()
+
+
+@torch.no_grad()
+def validation_loss(
+    model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, device: torch.device
+) -> float:
+    """Token-weighted mean loss over the whole validation set."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for rows in validation_batches(tokens, seq_len, batch_size):
+        loss, n = sequence_loss(model, torch.from_numpy(rows).to(device))
+        total += loss.item()
+        count += n
+    model.train(was_training)
+    return total / count
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(self, spec: TrainSpec, vocab_size: int, total_steps: int, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.spec, self.total_steps, self.steps_per_epoch = spec, total_steps, steps_per_epoch
+        self.model: Llama = build_model(spec.size, vocab_size, spec.seq_len, spec.init_seed)
+        self.micro = spec.micro_batch_size or spec.batch_size
+        self.warmup_steps = max(1, math.ceil(spec.warmup_frac * total_steps)) if spec.warmup_frac else 0
+        self._forward = self.model
+        # Run history that must survive a resume lives in this dict (saved in checkpoints).
+        self.history: dict = {"val": [], "epoch_loss_sum": 0.0, "epoch_steps": 0,
+                              "last_epoch_train_loss": None, "elapsed_s": 0.0,
+                              "train_step_s": 0.0, "train_tokens": 0}
+
+    def setup(self, stage: str) -> None:
+        if self.spec.compile:
+            # Compiled forward only; self.model stays plain so checkpoints load anywhere.
+            object.__setattr__(self, "_forward", torch.compile(self.model))
+
+    def configure_optimizers(self):  # noqa: ANN201
+        opt = torch.optim.AdamW(
+            self.model.decay_groups(self.spec.weight_decay), lr=self.spec.lr, betas=ADAM_BETAS, eps=ADAM_EPS
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, self.total_steps, self.warmup_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        started = time.perf_counter()
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        n_tokens = batch.shape[0] * (batch.shape[1] - 1)
+        total = torch.zeros((), device=batch.device)
+        for rows in batch.split(self.micro):
+            loss_sum, _ = sequence_loss(self._forward, rows)
+            # Scale by the global token count so accumulated gradients equal one big batch.
+            self.manual_backward(loss_sum / n_tokens)
+            total += loss_sum.detach()
+        loss = total / n_tokens
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"non-finite training loss {loss_value} at step {self.global_step}")
+        self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+        self._track_epoch_loss(loss_value)
+        self.history["train_step_s"] += time.perf_counter() - started
+        self.history["train_tokens"] += n_tokens
+        return loss
+
+    def _track_epoch_loss(self, loss: float) -> None:
+        h = self.history
+        h["epoch_loss_sum"] += loss
+        h["epoch_steps"] += 1
+        h["last_step_loss"] = loss
+        if h["epoch_steps"] == self.steps_per_epoch:
+            h["last_epoch_train_loss"] = h["epoch_loss_sum"] / h["epoch_steps"]
+            h["epoch_loss_sum"], h["epoch_steps"] = 0.0, 0
+
+    def validate_now(self, val_tokens: np.ndarray) -> float:
+        with self.trainer.precision_plugin.forward_context():
+            loss = validation_loss(self.model, val_tokens, self.spec.seq_len, self.micro, self.device)
+        step = int(self.global_step)
+        self.history["val"].append({"step": step, "tokens": step * self.spec.batch_size * self.spec.seq_len,
+                                    "val_loss": loss})
+        return loss
+
+    def on_train_start(self) -> None:
+        self._attempt_start, self._earlier_s = time.perf_counter(), self.history["elapsed_s"]
+
+    def elapsed_s(self) -> float:
+        """Training wall time over all attempts so far (a killed attempt counts to its last save)."""
+        return self._earlier_s + time.perf_counter() - self._attempt_start
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.history["elapsed_s"] = self.elapsed_s()
+        checkpoint["dcsl_history"] = self.history
+        checkpoint["dcsl_spec"] = self.spec.to_json()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = checkpoint["dcsl_history"]

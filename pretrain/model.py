@@ -1,0 +1,178 @@
+"""A Llama-style decoder, small enough to read in one sitting.
+
+RMSNorm, rotary position embeddings, grouped-query attention through
+``scaled_dot_product_attention``, a SwiGLU MLP, no biases, untied input and output
+embeddings, init std 0.02. The shapes of every model dcsl trains live in ``SIZES``.
+
+``forward`` optionally takes a ``KVCache`` so that sampling (distillation teachers)
+reuses past keys and values instead of recomputing the whole prefix every token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain.sizes import ModelShape, get_shape
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 so bf16 autocast does not lose the small-variance tail.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of each head; x is (B, H, T, D)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class KVCache:
+    """Past keys and values of every layer, preallocated for ``max_len`` positions."""
+
+    def __init__(self, model: Llama, batch: int, max_len: int) -> None:
+        s = model.shape
+        p = next(model.parameters())
+        size = (batch, s.n_kv_heads, max_len, s.head_dim)
+        self.keys = [torch.zeros(size, dtype=p.dtype, device=p.device) for _ in range(s.n_layers)]
+        self.values = [torch.zeros(size, dtype=p.dtype, device=p.device) for _ in range(s.n_layers)]
+        self.length = 0
+        self.max_len = max_len
+
+
+class Attention(nn.Module):
+    def __init__(self, shape: ModelShape) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv, self.head_dim = shape.n_heads, shape.n_kv_heads, shape.head_dim
+        self.q = nn.Linear(shape.d_model, shape.n_heads * shape.head_dim, bias=False)
+        self.kv = nn.Linear(shape.d_model, 2 * shape.n_kv_heads * shape.head_dim, bias=False)
+        self.o = nn.Linear(shape.n_heads * shape.head_dim, shape.d_model, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(x).view(b, t, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        causal = True
+        if cache is not None:
+            start = cache.length
+            cache.keys[layer][:b, :, start : start + t] = k
+            cache.values[layer][:b, :, start : start + t] = v
+            k = cache.keys[layer][:b, :, : start + t]
+            v = cache.values[layer][:b, :, : start + t]
+            # A single new token may attend to every cached position; a prefix of several
+            # tokens on an empty cache is the ordinary causal case.
+            causal = t > 1
+            if causal and start > 0:
+                raise ValueError("a multi-token forward is only supported on an empty cache")
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=causal, enable_gqa=self.n_kv != self.n_heads
+        )
+        return self.o(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, shape: ModelShape) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(shape.d_model, 2 * shape.d_mlp, bias=False)
+        self.down = nn.Linear(shape.d_mlp, shape.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, shape: ModelShape) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(shape.d_model, shape.norm_eps)
+        self.attn = Attention(shape)
+        self.mlp_norm = RMSNorm(shape.d_model, shape.norm_eps)
+        self.mlp = SwiGLU(shape)
+
+    def forward(self, x, cos, sin, cache=None, layer=0):  # noqa: ANN001, ANN201
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Llama(nn.Module):
+    def __init__(self, shape: ModelShape, max_seq_len: int = 4096) -> None:
+        super().__init__()
+        self.shape = shape
+        self.embed = nn.Embedding(shape.vocab_size, shape.d_model)
+        self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layers))
+        self.norm = RMSNorm(shape.d_model, shape.norm_eps)
+        self.head = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
+        cos, sin = rope_tables(shape.head_dim, max_seq_len, shape.rope_theta)
+        # Non-persistent: derived from the shape, so checkpoints hold only learned weights.
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, T, V) for token ids (B, T); with ``cache``, T new tokens are appended."""
+        start = cache.length if cache is not None else 0
+        t = idx.shape[1]
+        if start + t > self.rope_cos.shape[0]:
+            raise ValueError(f"sequence of {start + t} tokens exceeds max_seq_len")
+        cos, sin = self.rope_cos[start : start + t], self.rope_sin[start : start + t]
+        x = self.embed(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, i)
+        if cache is not None:
+            cache.length += t
+        return self.head(self.norm(x))
+
+    def decay_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay the matrices of blocks and the output head only.
+
+        Norm gains and the input embedding are not decayed (the paper's rule; litgpt's
+        decay-everything default is a known pitfall).
+        """
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            is_matrix = p.ndim == 2 and not name.startswith("embed.")
+            (decay if is_matrix else no_decay).append(p)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+
+def build_model(size: str, vocab_size: int, max_seq_len: int, seed: int) -> Llama:
+    """A freshly initialised model; the init depends on ``seed`` only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Llama(get_shape(size, vocab_size), max_seq_len=max_seq_len)
+
+
+def count_from_module(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,113 @@
+"""A run directory: the unit of truth for one run of any kind.
+
+    spec.json     what the run is (semantic fields decide its id)
+    status.json   pending | running | succeeded | failed, attempts, host, job, last error
+    result.json   metrics, written once when the run succeeds
+    ckpt/         resumable state
+    log.txt       what the run printed
+
+Every file is written atomically (temp file in the same directory, fsync, rename),
+so a reader never sees half a file and a kill never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+STATES = ("pending", "running", "succeeded", "failed")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | Path) -> dict | None:
+    """The JSON object in ``path``, or None when the file does not exist."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+
+
+class RunDir:
+    """Reads and updates the files of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.path / "ckpt"
+
+    def spec(self) -> dict | None:
+        return read_json(self.path / "spec.json")
+
+    def status(self) -> dict:
+        return read_json(self.path / "status.json") or {"state": "pending", "attempts": 0}
+
+    def result(self) -> dict | None:
+        return read_json(self.path / "result.json")
+
+    def write_spec(self, spec: dict) -> None:
+        existing = self.spec()
+        if existing is not None and existing != spec:
+            raise ValueError(f"{self.path}/spec.json holds a different spec; refusing to overwrite it")
+        if existing is None:
+            atomic_write_json(self.path / "spec.json", spec)
+
+    def update_status(self, **fields: Any) -> dict:
+        status = self.status()
+        status.update(fields, updated=time.time())
+        if status["state"] not in STATES:
+            raise ValueError(f"unknown run state {status['state']!r}")
+        atomic_write_json(self.path / "status.json", status)
+        return status
+
+    def mark_running(self) -> dict:
+        prev = self.status()
+        return self.update_status(
+            state="running",
+            attempts=int(prev.get("attempts", 0)) + 1,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            job_id=os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID")),
+            array_task=os.environ.get("SLURM_ARRAY_TASK_ID"),
+            started=time.time(),
+        )
+
+    def mark_succeeded(self, result: dict) -> None:
+        atomic_write_json(self.path / "result.json", result)
+        self.update_status(state="succeeded", error=None, traceback=None)
+
+    def mark_failed(self, error: str, traceback: str | None = None) -> None:
+        self.update_status(state="failed", error=error, traceback=traceback)
+
+    def log_line(self, line: str) -> None:
+        with open(self.path / "log.txt", "a") as f:
+            f.write(line.rstrip("\n") + "\n")

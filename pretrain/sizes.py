@@ -1,0 +1,92 @@
+"""Model sizes, parameter counts and FLOPs: torch-free, so planners can import them.
+
+The paper's four sizes (counts with vocab 128,256 are tested against PAPER.md) and a
+ladder of tiny sizes for CPU studies, named by their non-embedding parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The architecture of one model size; the vocabulary comes from the token store."""
+
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_mlp: int
+    vocab_size: int = 128_256
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def with_vocab(self, vocab_size: int) -> ModelShape:
+        return replace(self, vocab_size=vocab_size)
+
+
+def _shape(name: str, d: int, layers: int, heads: int, kv: int, mlp: int) -> ModelShape:
+    return ModelShape(name, d_model=d, n_layers=layers, n_heads=heads, n_kv_heads=kv, d_mlp=mlp)
+
+
+# The paper's four sizes (parameter counts with vocab 128,256 are in PAPER.md and tested),
+# then a ladder of tiny sizes for CPU studies, named by their non-embedding parameters.
+SIZES: dict[str, ModelShape] = {
+    s.name: s
+    for s in [
+        _shape("150m", 512, 6, 8, 8, 1792),
+        _shape("300m", 768, 12, 12, 12, 2688),
+        _shape("600m", 1024, 24, 16, 8, 3584),
+        _shape("1.4b", 2048, 16, 16, 8, 7168),
+        _shape("tiny-50k", 64, 1, 4, 4, 224),
+        _shape("tiny-100k", 64, 2, 4, 4, 224),
+        _shape("tiny-200k", 96, 2, 4, 4, 336),
+        _shape("tiny-400k", 128, 2, 4, 4, 448),
+        _shape("tiny-800k", 128, 4, 4, 4, 448),
+        _shape("tiny-1.6m", 192, 4, 6, 6, 672),
+        _shape("tiny-3m", 256, 4, 8, 8, 896),
+        _shape("tiny-5m", 256, 6, 8, 8, 896),
+    ]
+}
+
+
+def get_shape(size: str, vocab_size: int) -> ModelShape:
+    """The registered shape ``size`` with the store's vocabulary; a clear error if unknown."""
+    if size not in SIZES:
+        raise ValueError(f"unknown model size {size!r}; known sizes: {', '.join(SIZES)}")
+    return SIZES[size].with_vocab(vocab_size)
+
+
+def param_counts(shape: ModelShape) -> tuple[int, int]:
+    """(total, non-embedding) parameter counts; the output head counts as non-embedding."""
+    d, f, kv_dim = shape.d_model, shape.d_mlp, shape.n_kv_heads * shape.head_dim
+    per_layer = d * d + 2 * d * kv_dim + d * d + 3 * d * f + 2 * d  # q, k+v, o, mlp, 2 norms
+    body = shape.n_layers * per_layer + d  # final norm
+    head = shape.vocab_size * d
+    embedding = shape.vocab_size * d
+    return embedding + body + head, body + head
+
+
+def flops_per_token(shape: ModelShape, seq_len: int) -> float:
+    """Training FLOPs per token: 6 x (matmul params) plus the attention score/value matmuls.
+
+    The input embedding is a lookup and costs nothing; causal masking is ignored, as in
+    Kaplan et al. (2020), so this slightly overstates attention work.
+    """
+    _, non_embedding = param_counts(shape)
+    attention = 2 * shape.n_layers * seq_len * shape.d_model  # QK^T and AV, forward
+    return 6.0 * non_embedding + 3.0 * attention
+
+
+def mfu(tokens_per_s: float, shape: ModelShape, seq_len: int, peak_flops: float) -> float:
+    """Model FLOP utilisation: achieved training FLOP/s over the hardware peak."""
+    if peak_flops <= 0 or not math.isfinite(peak_flops):
+        return float("nan")
+    return tokens_per_s * flops_per_token(shape, seq_len) / peak_flops

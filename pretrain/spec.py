@@ -1,0 +1,128 @@
+"""Run specs and their ids.
+
+A spec separates *semantic* fields (what is computed: they decide the run id, so two
+studies asking for the same run share it) from *operational* ones (paths, memory
+knobs, logging: they never change the id). Every run kind in dcsl (training here,
+ensemble evals, teachers, students, downstream evals elsewhere) follows this shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from pretrain.sizes import SIZES
+
+ID_LENGTH = 10
+
+
+def spec_id(kind: str, semantic: dict[str, Any]) -> str:
+    """Short hash of the canonical JSON of a run's kind and semantic fields."""
+    canonical = json.dumps({"kind": kind, **semantic}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
+
+
+def human_tokens(n: int) -> str:
+    for unit, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+class SpecBase:
+    """Shared behaviour of run specs (frozen dataclasses with an OPERATIONAL set)."""
+
+    kind: ClassVar[str]
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset()
+
+    def semantic(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in self.OPERATIONAL}
+
+    @property
+    def run_id(self) -> str:
+        return spec_id(self.kind, self.semantic())
+
+    def readable_name(self) -> str:
+        return self.kind
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.readable_name()}-{self.run_id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.run_id, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):  # noqa: ANN206
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: _untuple(v) for k, v in data.items() if k in names})
+
+
+def _untuple(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+@dataclass(frozen=True)
+class TrainSpec(SpecBase):
+    """One pretraining run on a fixed token budget (the paper's optimiser and schedule)."""
+
+    kind: ClassVar[str] = "train"
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads"}
+    )
+
+    size: str
+    """Model size name from ``pretrain.model.SIZES``."""
+    store: str
+    """Token store directory (operational: the store's content id is ``store_id``)."""
+    store_id: str
+    """Content id of the token store (``TokenStore.store_id``)."""
+    tokens: int
+    """Unique-data budget: a prefix of the store's training stream."""
+    epochs: int = 1
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_frac: float = 0.01
+    batch_size: int = 16
+    """Global batch in sequences, independent of memory (see micro_batch_size)."""
+    seq_len: int = 128
+    init_seed: int = 0
+    data_seed: int = 0
+    micro_batch_size: int | None = None
+    """Sequences per forward/backward; gradients accumulate up to batch_size."""
+    val_every: int = 0
+    """Validate every this many steps (0: about ten times per run), and at the end."""
+    ckpt_every: int = 0
+    """Checkpoint every this many steps (0: every 100 steps or ~2 minutes, whichever first)."""
+    precision: str = "auto"
+    """'auto' is 32-true on CPU and bf16-mixed on GPU."""
+    compile: bool = False
+    threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"unknown model size {self.size!r}; known sizes: {', '.join(SIZES)}")
+        for name in ("tokens", "epochs", "batch_size", "seq_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if self.micro_batch_size is not None and (
+            self.micro_batch_size <= 0 or self.batch_size % self.micro_batch_size
+        ):
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} must divide batch_size {self.batch_size}"
+            )
+
+    def readable_name(self) -> str:
+        return (
+            f"{self.size}-D{human_tokens(self.tokens)}-ep{self.epochs}"
+            f"-lr{self.lr:g}-wd{self.weight_decay:g}-s{self.init_seed}"
+        )

@@ -1,0 +1,244 @@
+"""Train one run in its run directory, resuming from its last checkpoint.
+
+``train_run(spec, run_dir)`` is re-entrant: run it again after a kill and it continues
+from the newest complete checkpoint, seeking the data schedule to the saved step, and
+ends bit-identical (on CPU) to a run that never stopped. Launchers call this function
+in worker processes; ``dcsl train`` calls it from the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+from pretrain.data import EpochSchedule, StepDataset
+from pretrain.lit import PretrainModule
+from pretrain.rundir import RunDir
+from pretrain.sizes import flops_per_token, param_counts
+from pretrain.spec import TrainSpec
+from pretrain.store import TokenStore
+
+# Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
+# lines of many small runs; keep its warnings and errors only.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+for _pattern in (".*srun.*", ".*LeafSpec.*", ".*IterableDataset.*__len__.*", ".*weights_only.*"):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+_CKPT = re.compile(r"step-(\d+)\.ckpt$")
+DEFAULT_CKPT_STEPS = 100
+DEFAULT_CKPT_SECONDS = 120.0
+
+
+def latest_checkpoint(ckpt_dir: Path) -> tuple[Path, int] | None:
+    """The newest complete checkpoint and its step (temp files never match the pattern)."""
+    found = [(int(m.group(1)), p) for p in ckpt_dir.glob("step-*.ckpt") if (m := _CKPT.search(p.name))]
+    if not found:
+        return None
+    step, path = max(found)
+    return path, step
+
+
+class AtomicCheckpoint(L.Callback):
+    """Saves ``ckpt/step-N.ckpt`` atomically every few steps (or seconds) and at the end.
+
+    The step is in the file name, so the data position of a resume never depends on a
+    second file that a kill could leave out of date.
+    """
+
+    def __init__(self, ckpt_dir: Path, every_steps: int, every_seconds: float, keep: int = 1) -> None:
+        self.ckpt_dir, self.every_steps, self.every_seconds, self.keep = ckpt_dir, every_steps, every_seconds, keep
+        self._last_save = time.monotonic()
+
+    def save(self, trainer: L.Trainer) -> None:
+        step = trainer.global_step
+        final = self.ckpt_dir / f"step-{step:08d}.ckpt"
+        tmp = self.ckpt_dir / f".step-{step:08d}.ckpt.tmp"
+        trainer.save_checkpoint(tmp)
+        _fsync_rename(tmp, final)
+        for old in sorted(self.ckpt_dir.glob("step-*.ckpt"))[: -self.keep]:
+            old.unlink(missing_ok=True)
+        self._last_save = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        step = trainer.global_step
+        if step >= pl_module.total_steps:
+            return  # the final checkpoint is written after the final validation
+        due_steps = self.every_steps and step % self.every_steps == 0
+        due_time = time.monotonic() - self._last_save >= self.every_seconds
+        if due_steps or due_time:
+            self.save(trainer)
+
+
+def _fsync_rename(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+class PeriodicValidation(L.Callback):
+    """Full validation at a fixed step interval and at the end (token-weighted mean)."""
+
+    def __init__(self, val_tokens, every: int) -> None:  # noqa: ANN001
+        self.val_tokens, self.every = val_tokens, every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        step = trainer.global_step
+        if step == pl_module.total_steps or (self.every and step % self.every == 0):
+            pl_module.validate_now(self.val_tokens)
+
+
+class Progress(L.Callback):
+    """Tokens/s, epoch and time left: a live line on a terminal, plain lines in batch jobs."""
+
+    def __init__(self, log, every_seconds: float) -> None:  # noqa: ANN001
+        self.emit, self.every_seconds = log, every_seconds
+        self.interactive = sys.stderr.isatty()
+
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self.t0, self.step0, self.last = time.perf_counter(), trainer.global_step, 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        now = time.perf_counter()
+        step, total = trainer.global_step, pl_module.total_steps
+        if now - self.last < self.every_seconds and step < total:
+            return
+        self.last = now
+        rate = (step - self.step0) / max(now - self.t0, 1e-9)
+        tok_s = rate * pl_module.spec.batch_size * pl_module.spec.seq_len
+        eta = (total - step) / rate if rate > 0 else float("inf")
+        epoch = min(step // pl_module.steps_per_epoch + 1, pl_module.spec.epochs)
+        h = pl_module.history
+        val = f" val {h['val'][-1]['val_loss']:.4f}" if h["val"] else ""
+        line = (f"step {step}/{total} epoch {epoch}/{pl_module.spec.epochs} "
+                f"loss {h.get('last_step_loss', float('nan')):.4f}{val} {tok_s:,.0f} tok/s eta {eta:,.0f}s")
+        if self.interactive:
+            print("\r" + line, end="\n" if step >= total else "", file=sys.stderr, flush=True)
+        else:
+            self.emit(line)
+
+
+def _precision(spec: TrainSpec) -> str:
+    if spec.precision != "auto":
+        return spec.precision
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds: float = 30.0) -> dict:  # noqa: ANN001
+    """Train ``spec`` in ``run_dir`` (resuming if it has a checkpoint); returns result.json.
+
+    A run that already succeeded returns its result without training. A failure is
+    recorded in status.json (error line and traceback) and re-raised.
+    """
+    run = RunDir(run_dir)
+    if run.status().get("state") == "succeeded" and run.result() is not None:
+        return run.result()
+    store, schedule = check_spec(spec)  # bad input fails here, before a directory exists
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec.to_json())
+    run.mark_running()
+    try:
+        result = _train(spec, run, store, schedule, log, progress_seconds)
+    except BaseException as e:
+        # KeyboardInterrupt / SIGTERM-driven exits leave the run resumable, not failed.
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
+        else:
+            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+        raise
+    run.mark_succeeded(result)
+    return result
+
+
+def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
+    """Open the spec's store and data schedule; every input error surfaces here."""
+    store = TokenStore(spec.store)
+    if store.store_id != spec.store_id:
+        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
+                             spec.epochs, spec.data_seed)
+    return store, schedule
+
+
+def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue."""
+    # Under Slurm, submitit alone requeues (Lightning's own requeue would fight it).
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+    return L.Trainer(
+        accelerator="auto", devices=1, precision=_precision(spec), max_steps=total_steps,
+        max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        callbacks=callbacks, plugins=plugins, default_root_dir=str(root),
+    )
+
+
+def _train(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
+           progress_seconds: float) -> dict:
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    module = PretrainModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch)
+    run.ckpt_dir.mkdir(exist_ok=True)
+    resume = latest_checkpoint(run.ckpt_dir)
+    start_step = resume[1] if resume else 0
+    if resume:
+        log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
+    val_every = spec.val_every or max(1, schedule.total_steps // 10)
+    checkpoint = AtomicCheckpoint(run.ckpt_dir, spec.ckpt_every or DEFAULT_CKPT_STEPS,
+                                  DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
+    trainer = build_trainer(spec, schedule.total_steps, run.path, [
+        PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds)])
+    loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step), batch_size=None, num_workers=0)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None)
+    if trainer.global_step != schedule.total_steps:
+        raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
+    checkpoint.save(trainer)  # final state, with the final validation in its history
+    _save_final_weights(module, run.path)
+    return _result(spec, module, schedule, store)
+
+
+def _save_final_weights(module: PretrainModule, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path / ".model.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.model.state_dict().items()}, str(tmp))
+    _fsync_rename(tmp, path / "model.safetensors")
+
+
+def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, store: TokenStore) -> dict:
+    h = module.history
+    shape = module.model.shape
+    total, non_embedding = param_counts(shape)
+    vals = h["val"]
+    best = min(vals, key=lambda v: v["val_loss"])
+    # Throughput of the training steps alone (validation and start-up excluded).
+    tokens_per_s = h["train_tokens"] / h["train_step_s"] if h["train_step_s"] > 0 else float("nan")
+    return {
+        "kind": "train",
+        "final_val_loss": vals[-1]["val_loss"],
+        "best_val_loss": best["val_loss"],
+        "best_step": best["step"],
+        "train_loss": h["last_epoch_train_loss"],
+        "val_history": vals,
+        "steps": schedule.total_steps,
+        "steps_per_epoch": schedule.steps_per_epoch,
+        "tokens_seen": schedule.total_steps * schedule.tokens_per_step,
+        "budget_tokens": spec.tokens,
+        "n_params": total,
+        "n_params_non_embedding": non_embedding,
+        "vocab_size": store.vocab_size,
+        "flops": flops_per_token(shape, spec.seq_len) * schedule.total_steps * schedule.tokens_per_step,
+        "wall_s": module.elapsed_s(),
+        "tokens_per_s": tokens_per_s,
+        "device": str(module.device),
+        "precision": _precision(spec),
+    }

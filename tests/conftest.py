@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny real token store (the embedded Bible, small BPE vocab)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pretrain.corpus import CorpusSource
+from pretrain.store import PrepareConfig, TokenStore, prepare_store
+
+TINY_VOCAB = 512
+
+
+@pytest.fixture(scope="session")
+def bible_store(tmp_path_factory: pytest.TempPathFactory) -> TokenStore:
+    """60k training and 8k validation tokens of the King James Bible, vocab 512."""
+    out = tmp_path_factory.mktemp("stores") / "bible"
+    prepare_store(
+        PrepareConfig(source=CorpusSource(kind="bible"), out=str(out), vocab_size=TINY_VOCAB,
+                      val_tokens=8_000, max_train_tokens=60_000, tokenizer_docs=300),
+        log=lambda _: None,
+    )
+    return TokenStore(out)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
