@@ -1,0 +1,61 @@
+"""Load a finished training run's model for evaluation, sampling or distillation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from pretrain.model import Llama
+from pretrain.rundir import RunDir
+from pretrain.sizes import get_shape
+from pretrain.spec import TrainSpec
+from pretrain.store import TokenStore
+from pretrain.tokenizer import sha256_file
+
+
+class RunNotReadyError(ValueError):
+    """The run directory has no finished model (not trained, failed, or not a run)."""
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished run: its spec, its store, and where its weights are."""
+
+    path: Path
+    spec: TrainSpec
+    store: TokenStore
+    weights: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def weights_sha256(self) -> str:
+        return sha256_file(self.weights)
+
+    def load_model(self, device: str | torch.device = "cpu", max_seq_len: int | None = None) -> Llama:
+        """The model in eval mode; weights load with safetensors (no pickle)."""
+        shape = get_shape(self.spec.size, self.store.vocab_size)
+        model = Llama(shape, max_seq_len=max_seq_len or self.spec.seq_len)
+        model.load_state_dict(load_file(self.weights, device="cpu"))
+        return model.to(device).eval()
+
+
+def open_run(path: str | Path) -> TrainedRun:
+    """A succeeded training run directory; one-line errors for anything else."""
+    run = RunDir(path)
+    spec_json = run.spec()
+    if spec_json is None:
+        raise RunNotReadyError(f"{run.path} is not a run directory (no spec.json)")
+    if spec_json.get("kind") != "train":
+        raise RunNotReadyError(f"{run.path} is a {spec_json.get('kind')!r} run, not a training run")
+    state = run.status().get("state")
+    weights = run.path / "model.safetensors"
+    if state != "succeeded" or not weights.is_file():
+        raise RunNotReadyError(f"{run.path} has not finished training (state: {state})")
+    spec = TrainSpec.from_json(spec_json)
+    return TrainedRun(path=run.path, spec=spec, store=TokenStore(spec.store), weights=weights)
