@@ -1,0 +1,168 @@
+"""``dcsl sweep collect`` and ``status``: the results table, rebuilt from run directories.
+
+The table is derived, never edited: one row per (recipe, run) with the spec's fields
+flattened, the run's state and its metrics (the column contract is documented in
+``scaling/table.py``). A training run belongs to every recipe whose cell and fixed
+axes it matches, so a run shared by two recipes appears once for each. Failed and
+missing runs are rows too (with empty metrics), listed, and never raise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from pretrain.rundir import atomic_write_bytes, read_json
+from pretrain.sizes import get_shape, param_counts
+from sweeps.kinds import kind_of
+from sweeps.plan import Snapshot, cell_tuned, cells, store_identity
+from sweeps.runstore import last_error
+from sweeps.stages import STAGES
+from sweeps.study import AXES, Study
+
+NAN = float("nan")
+
+
+def train_rows(spec: dict, result: dict | None) -> list[dict]:
+    result = result or {}
+    row = {
+        "kind": "train", "size": spec["size"], "budget_tokens": spec["tokens"], "epochs": spec["epochs"],
+        "lr": spec["lr"], "weight_decay": spec["weight_decay"], "seed": spec["init_seed"],
+        "data_seed": spec["data_seed"], "K": 1, "rule": "",
+        "n_params": result.get("n_params", NAN),
+        "n_params_non_embedding": result.get("n_params_non_embedding", NAN),
+        "val_loss": result.get("final_val_loss", NAN), "best_val_loss": result.get("best_val_loss", NAN),
+        "train_loss": result.get("train_loss", NAN), "tokens_seen": result.get("tokens_seen", NAN),
+        "wall_s": result.get("wall_s", NAN), "tokens_per_s": result.get("tokens_per_s", NAN),
+    }
+    return [row]
+
+
+def recipes_of(study: Study, spec: dict) -> list[str]:
+    """The recipes whose cells contain this training run (seed-0 lattice points only)."""
+    if spec.get("kind") != "train" or spec.get("init_seed") != 0 or spec.get("data_seed") != 0:
+        return []
+    names = []
+    for recipe in study.recipes.values():
+        if spec["tokens"] not in (recipe.budgets or study.budgets):
+            continue
+        if spec["size"] not in (recipe.sizes or study.sizes):
+            continue
+        on_lattice = all(spec[a] in study.lattice.axis(a) for a in AXES)
+        fixed_ok = all(spec[a] == v for a, v in recipe.fixed.items())
+        if on_lattice and fixed_ok:
+            names.append(recipe.name)
+    return names
+
+
+def _ensemble_member_label(study: Study, spec: dict) -> str:
+    return "ensemble-member" if study.ensembles and spec.get("kind") == "train" else "other"
+
+
+def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(results table, tuning table, summary) for the study's run store."""
+    snap = Snapshot.read(study.root)
+    rows: list[dict] = []
+    problems: dict[str, list[str]] = {"failed": [], "missing": [], "unreadable": []}
+    for rid, d in snap.dirs.items():
+        spec = read_json(d / "spec.json") or {}
+        state = snap.states[rid]
+        try:
+            kind = kind_of(spec)
+            made = (kind.rows(spec, snap.results.get(rid)) if state == "succeeded"
+                    else _placeholder_rows(spec))
+        except Exception as e:  # noqa: BLE001 - one bad run never stops the table
+            problems["unreadable"].append(f"{d.name}: {type(e).__name__}: {e}")
+            continue
+        if state == "failed":
+            problems["failed"].append(f"{d.name}: {last_error(d)}")
+        labels = recipes_of(study, spec) or [_label(study, spec)]
+        for label in labels:
+            for row in made:
+                rows.append({"run_id": rid, "recipe": label, "status": state, "run_dir": str(d), **row})
+    store_id, vocab = store_identity(study)
+    for stage in STAGES:
+        for spec in stage.next_specs(study, snap, store_id, 0):
+            if snap.state(spec.run_id) == "missing":
+                problems["missing"].append(spec.dirname)
+                sj = spec.to_json()
+                for label in recipes_of(study, sj) or [_label(study, sj)]:
+                    rows.append({"run_id": spec.run_id, "recipe": label, "status": "missing", "run_dir": "",
+                                 **_placeholder_rows(sj, vocab)[0]})
+    table = pd.DataFrame(rows)
+    tuning = tuning_table(study, snap, store_id)
+    summary = {"rows": len(table), "states": dict(Counter(snap.states.values())), **problems}
+    return table, tuning, summary
+
+
+def _label(study: Study, spec: dict) -> str:
+    kind = spec.get("kind")
+    if kind == "train":
+        return _ensemble_member_label(study, spec)
+    return spec.get("recipe_label") or {"ensemble": "ensemble", "eval": "downstream"}.get(kind, kind or "?")
+
+
+def _placeholder_rows(spec: dict, vocab: int | None = None) -> list[dict]:
+    """Rows for a run without results: spec fields, empty metrics."""
+    if spec.get("kind") == "train":
+        row = train_rows(spec, None)[0]
+        if vocab:
+            row["n_params"], row["n_params_non_embedding"] = param_counts(get_shape(spec["size"], vocab))
+        return [row]
+    return [{"kind": spec.get("kind", "?"), "size": spec.get("size", ""), "val_loss": NAN}]
+
+
+def tuning_table(study: Study, snap: Snapshot, store_id: str) -> pd.DataFrame:
+    rows = []
+    for recipe, budget, size in cells(study):
+        t, rid = cell_tuned(study, snap, store_id, recipe, budget, size)
+        best = dict(t.best) if t.best else {a: NAN for a in AXES}
+        rows.append({"recipe": recipe.name, "size": size, "budget_tokens": budget, **best,
+                     "val_loss": t.loss if t.loss is not None else NAN, "certified": t.certified,
+                     "at_edge": t.at_edge, "runs_used": t.runs_used, "lattice_size": t.lattice_size,
+                     "search": recipe.search, "run_id": rid or ""})
+    return pd.DataFrame(rows)
+
+
+def write_tables(study: Study, table: pd.DataFrame, tuning: pd.DataFrame) -> list[Path]:
+    """results.parquet, results.csv and tuning.csv in the study root (atomic writes)."""
+    import io
+
+    study.root.mkdir(parents=True, exist_ok=True)
+    out = []
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    for name, data in (("results.parquet", buf.getvalue()),
+                       ("results.csv", table.to_csv(index=False).encode()),
+                       ("tuning.csv", tuning.to_csv(index=False).encode())):
+        atomic_write_bytes(study.root / name, data)
+        out.append(study.root / name)
+    return out
+
+
+def status_table(study: Study) -> tuple[pd.DataFrame, list[str]]:
+    """Counts of runs per (kind, recipe, size, budget) and state, plus failure lines."""
+    table, _, summary = collect(study)
+    if table.empty:
+        return table, []
+    table = table.copy()
+    table["budget"] = table.get("budget_tokens", pd.Series(dtype=float)).map(_fmt_tokens)
+    counts = (table.groupby(["kind", "recipe", "size", "budget", "status"], dropna=False).size()
+              .unstack("status", fill_value=0))
+    for state in ("succeeded", "running", "pending", "failed", "stale", "missing"):
+        if state not in counts.columns:
+            counts[state] = 0
+    counts = counts[["succeeded", "running", "pending", "failed", "stale", "missing"]]
+    return counts.reset_index(), summary["failed"]
+
+
+def _fmt_tokens(n: object) -> str:
+    if not isinstance(n, int | float) or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    from pretrain.spec import human_tokens
+
+    return human_tokens(int(n))
+

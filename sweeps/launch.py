@@ -1,0 +1,165 @@
+"""``dcsl sweep launch``: work a study off, stage by stage, round by round.
+
+Each round re-reads the run store, asks the current stage for the specs it wants
+now, skips what already succeeded (and what failed, unless ``retry_failed``), writes
+the new run directories (spec.json, status pending), submits them, and waits with a
+progress line. Killing the launcher loses nothing: the runs are files, and running
+``launch`` again continues where it stopped (stale runs, whose job died, are relaunched).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pretrain.rundir import RunDir
+from sweeps.executors import submit, wait
+from sweeps.plan import Snapshot, store_identity
+from sweeps.runstore import runs_dir
+from sweeps.stages import STAGES
+from sweeps.study import Executor, Study
+
+
+@dataclass
+class LaunchReport:
+    launched: int = 0
+    succeeded: int = 0
+    failed: list[str] = field(default_factory=list)
+    job_problems: list[str] = field(default_factory=list)
+
+
+def ensure_store(study: Study, log: Callable[[str], None]) -> None:
+    """Prepare the study's token store if the study says how and it does not exist yet."""
+    if (study.store / "manifest.json").exists():
+        return
+    if study.prepare is None:
+        raise FileNotFoundError(f"token store {study.store} does not exist; run `dcsl data prepare` "
+                                f"or give the study a data.prepare section")
+    from pretrain.store import prepare_store
+
+    log(f"preparing the token store {study.store}")
+    prepare_store(prepare_config(study), log=log)
+
+
+def prepare_config(study: Study):  # noqa: ANN201 - pretrain.store.PrepareConfig
+    from pretrain.corpus import CorpusSource
+    from pretrain.store import PrepareConfig, parse_tokens
+
+    p = dict(study.prepare or {})
+    source_keys = {"source": "kind", "dataset": "name", "revision": "revision", "split": "split",
+                   "files": "files", "text_field": "text_field", "shuffle_seed": "shuffle_seed"}
+    source = CorpusSource(**{dst: (tuple(p.pop(src)) if src == "files" else p.pop(src))
+                             for src, dst in source_keys.items() if src in p})
+    for key in ("val_tokens", "max_train_tokens"):
+        if key in p:
+            p[key] = parse_tokens(p[key])
+    return PrepareConfig(source=source, out=str(study.store), **p)
+
+
+def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
+           log: Callable[[str], None] = print, progress_every_s: float = 10.0) -> LaunchReport:
+    executor = executor or study.executor
+    ensure_store(study, log)
+    store_id, _ = store_identity(study)
+    report = LaunchReport()
+    attempted: set[str] = set()
+    if retry_failed:
+        _reset_failed(study.root, log)
+    t_start = time.time()
+    for stage in STAGES:
+        for round_no in range(1000):
+            snap = Snapshot.read(study.root)
+            specs = stage.next_specs(study, snap, store_id, round_no)
+            todo = _todo(specs, snap, attempted)
+            if not todo:
+                break
+            dirs = [_materialise(study.root, s) for s in todo]
+            attempted.update(s.run_id for s in todo)
+            log(f"[{stage.name} round {round_no + 1}] launching {len(dirs)} runs on {executor.kind} "
+                f"(elapsed {time.time() - t_start:,.0f}s)")
+            ticker = _Progress(stage.name, round_no, dirs, executor.parallelism, log, progress_every_s)
+            sub = submit(executor, dirs, study.root / "jobs")
+            report.job_problems += wait(sub, on_tick=ticker.tick)
+            ticker.tick(final=True)
+            report.launched += len(dirs)
+            final = Snapshot.read(study.root)
+            for s, d in zip(todo, dirs, strict=True):
+                state = final.state(s.run_id)
+                report.succeeded += state == "succeeded"
+                if state != "succeeded":
+                    report.failed.append(f"{d.name}: {state}")
+    return report
+
+
+def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
+    """Specs that need a worker now: new ones, and pending or stale ones (a dead job's)."""
+    out, seen = [], set()
+    for spec in specs:
+        rid = spec.run_id
+        if rid in seen or rid in attempted:
+            continue
+        seen.add(rid)
+        if snap.state(rid) in ("missing", "pending", "stale"):
+            out.append(spec)
+    return out
+
+
+def _materialise(root: Path, spec) -> Path:  # noqa: ANN001
+    d = runs_dir(root) / spec.dirname
+    run = RunDir(d)
+    d.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec.to_json())
+    if run.status().get("state") != "pending" or not (d / "status.json").exists():
+        run.update_status(state="pending")
+    return d
+
+
+def _reset_failed(root: Path, log: Callable[[str], None]) -> None:
+    snap = Snapshot.read(root)
+    failed = [rid for rid, st in snap.states.items() if st == "failed"]
+    for rid in failed:
+        RunDir(snap.dirs[rid]).update_status(state="pending")
+    if failed:
+        log(f"--retry-failed: {len(failed)} failed runs set back to pending")
+
+
+class _Progress:
+    """A status line while a batch runs: done/left, failures, and an ETA."""
+
+    def __init__(self, stage: str, round_no: int, dirs: list[Path], parallelism: int,
+                 log: Callable[[str], None], every_s: float) -> None:
+        self.label, self.dirs, self.parallelism = f"{stage} round {round_no + 1}", dirs, parallelism
+        self.log, self.every_s, self.t0, self.last, self.last_line = log, every_s, time.time(), 0.0, ""
+
+    def tick(self, final: bool = False) -> None:
+        now = time.time()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        from sweeps.runstore import run_state
+
+        states = [run_state(d) for d in self.dirs]
+        done = sum(s in ("succeeded", "failed") for s in states)
+        failed = sum(s == "failed" for s in states)
+        running = sum(s == "running" for s in states)
+        elapsed = now - self.t0
+        eta = elapsed / done * (len(states) - done) if done else float("nan")
+        eta_text = f"eta {eta:,.0f}s" if done and done < len(states) else ("done" if done == len(states) else "eta ?")
+        line = (f"[{self.label}] {done}/{len(states)} runs finished ({failed} failed), {running} running, "
+                f"{elapsed:,.0f}s elapsed, {eta_text}")
+        if line != self.last_line:
+            self.log(line)
+            self.last_line = line
+
+
+def with_executor(study: Study, kind: str | None, parallelism: int | None, profile: str | None) -> Executor:
+    ex = study.executor
+    if kind:
+        ex = replace(ex, kind=kind)
+    if parallelism:
+        ex = replace(ex, parallelism=parallelism)
+    if profile:
+        ex = replace(ex, profile=profile)
+    return ex

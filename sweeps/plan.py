@@ -1,0 +1,142 @@
+"""From a study and the runs that exist to the specs that should run next.
+
+The study's stages run in order, each from what the previous ones produced:
+
+1. ``tune``: every (recipe, budget, size) cell, a grid or an adaptive certificate search;
+2. ``members``: ensemble members at each cell's tuned point under the member rule;
+3. later stages (ensemble evals, teachers, students, downstream evals) are added by
+   ``sweeps.stages`` from the kinds that their packages define.
+
+Everything here is a pure function of the study and a ``Snapshot`` of the run store,
+so planning is cheap, never imports torch, and a re-plan after a crash is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pretrain.rundir import read_json
+from pretrain.spec import TrainSpec
+from sweeps.runstore import run_state, runs_dir
+from sweeps.study import AXES, Recipe, Study
+from sweeps.tune import Point, Tuned, point, tuned
+
+UNPREPARED = "unprepared"
+
+
+@dataclass
+class Snapshot:
+    """The run store as read once: run id -> (state, result)."""
+
+    root: Path
+    states: dict[str, str] = field(default_factory=dict)
+    results: dict[str, dict] = field(default_factory=dict)
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, root: Path) -> Snapshot:
+        snap = cls(root)
+        base = runs_dir(root)
+        if not base.exists():
+            return snap
+        for d in sorted(base.iterdir()):
+            spec = read_json(d / "spec.json")
+            if not spec or "id" not in spec:
+                continue
+            state = run_state(d)
+            snap.states[spec["id"]], snap.dirs[spec["id"]] = state, d
+            if state == "succeeded":
+                snap.results[spec["id"]] = read_json(d / "result.json") or {}
+        return snap
+
+    def state(self, run_id: str) -> str:
+        return self.states.get(run_id, "missing")
+
+    def loss(self, run_id: str) -> float | None:
+        r = self.results.get(run_id)
+        return None if r is None else r.get("final_val_loss", r.get("val_loss"))
+
+
+def store_identity(study: Study) -> tuple[str, int | None]:
+    """(store id, vocab size) of the study's store, or ('unprepared', vocab) before it exists."""
+    from pretrain.store import TokenStore
+
+    if (study.store / "manifest.json").exists():
+        store = TokenStore(study.store)
+        return store.store_id, store.vocab_size
+    vocab = (study.prepare or {}).get("vocab_size")
+    return UNPREPARED, vocab
+
+
+def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, seed: int = 0) -> TrainSpec:
+    values = dict(p)
+    return TrainSpec(size=size, store=str(study.store), store_id=store_id, tokens=budget,
+                     epochs=int(values["epochs"]), lr=float(values["lr"]),
+                     weight_decay=float(values["weight_decay"]), init_seed=seed, data_seed=seed,
+                     **study.training)
+
+
+def cells(study: Study) -> list[tuple[Recipe, int, str]]:
+    """Every (recipe, budget, size) the study tunes, in a stable order."""
+    return [(r, b, s) for r in study.recipes.values()
+            for b in (r.budgets or study.budgets) for s in (r.sizes or study.sizes)]
+
+
+def lattice_points(study: Study, recipe: Recipe) -> list[Point]:
+    """All lattice points that satisfy the recipe's fixed axes (candidates for its best)."""
+    out: list[Point] = [()]
+    for axis in AXES:
+        values = (recipe.fixed[axis],) if axis in recipe.fixed else study.lattice.axis(axis)
+        out = [p + ((axis, v),) for p in out for v in values]
+    return out
+
+
+def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
+                ) -> tuple[dict[Point, float], set[Point], dict[Point, str]]:
+    """(finished losses, running points, run ids) of one cell; a failed run counts as inf."""
+    losses, running, ids = {}, set(), {}
+    for p in lattice_points(study, recipe):
+        rid = train_spec(study, store_id, budget, size, p).run_id
+        state = snap.state(rid)
+        ids[p] = rid
+        if state == "succeeded":
+            losses[p] = snap.loss(rid)
+        elif state == "failed":
+            losses[p] = float("inf")
+        elif state in ("running", "pending"):
+            running.add(p)
+    return losses, running, ids
+
+
+def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
+               ) -> tuple[Tuned, str | None]:
+    """The cell's tuning outcome and the run id of its best point."""
+    losses, _, ids = cell_points(study, snap, store_id, recipe, budget, size)
+    finite = {p: v for p, v in losses.items() if v != float("inf")}
+    result = tuned(recipe, study.lattice, finite)
+    if result.best is not None:
+        # Failed neighbours were trained and are not better: they count toward the certificate.
+        failed = {p: v for p, v in losses.items() if v == float("inf")}
+        result = tuned(recipe, study.lattice, {**failed, **finite})
+    return result, (ids[result.best] if result.best is not None else None)
+
+
+def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list[TrainSpec]]:
+    """Ensemble members per (budget, size), from the tuned point of the source recipe."""
+    ens = study.ensembles
+    if ens is None:
+        return {}
+    recipe = study.recipes[ens.from_recipe]
+    out = {}
+    for budget in ens.budgets or recipe.budgets or study.budgets:
+        for size in ens.sizes or recipe.sizes or study.sizes:
+            t, _ = cell_tuned(study, snap, store_id, recipe, budget, size)
+            if t.best is None:
+                continue
+            best = dict(t.best)
+            shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
+                             "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
+            out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=k)
+                                   for k in range(ens.members)]
+    return out

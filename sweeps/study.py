@@ -1,0 +1,374 @@
+"""Study files: one YAML file declares a whole data-constrained scaling study.
+
+A study names its data (an existing token store, or how to prepare one), the budgets
+and model sizes, the hyperparameter lattice, the recipes tuned on it, the ensembles
+built from tuned points, distillation students, downstream evals, and the executor.
+Loading validates everything before anything runs: unknown keys, unknown sizes,
+values off the lattice and non-positive numbers are one-line errors that name the key
+and its ``file:line:column``. ``sweeps/studies/*.yaml`` are worked examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pretrain.sizes import SIZES
+from pretrain.store import parse_tokens
+from sweeps.yamlpos import Positions, StudyError, load_yaml
+
+AXES = ("epochs", "lr", "weight_decay")
+SEARCHES = ("grid", "adaptive")
+TRAINING_KEYS = {
+    "batch_size": int, "seq_len": int, "warmup_frac": float, "micro_batch_size": int,
+    "val_every": int, "ckpt_every": int, "threads": int, "precision": str,
+}
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """The hyperparameter grid every recipe lives on (the paper's lattices by default)."""
+
+    epochs: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    lr: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    weight_decay: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+
+    def axis(self, name: str) -> tuple:
+        return getattr(self, name)
+
+    def size(self, fixed: dict[str, Any]) -> int:
+        n = 1
+        for a in AXES:
+            n *= 1 if a in fixed else len(self.axis(a))
+        return n
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A way of choosing hyperparameters per (budget, size): a grid or a certificate search."""
+
+    name: str
+    search: str = "grid"
+    fixed: dict[str, Any] = field(default_factory=dict)
+    """Axes held constant (the standard recipe fixes weight_decay at 0.1)."""
+    start: dict[str, Any] = field(default_factory=dict)
+    """Adaptive search: the first lattice point (the free axes)."""
+    grid: dict[str, tuple] = field(default_factory=dict)
+    """Grid search: subsets of the lattice per axis (default: the whole axis)."""
+    max_rounds: int = 10
+    budgets: tuple[int, ...] = ()
+    sizes: tuple[str, ...] = ()
+
+    def free_axes(self) -> tuple[str, ...]:
+        return tuple(a for a in AXES if a not in self.fixed)
+
+
+@dataclass(frozen=True)
+class Ensembles:
+    """K seeds at a tuned point shifted by the member rule (double epochs, halve decay)."""
+
+    from_recipe: str
+    members: int
+    epochs_factor: float = 2.0
+    weight_decay_factor: float = 0.5
+    rules: tuple[str, ...] = ("logit-mean", "prob-mean")
+    budgets: tuple[int, ...] = ()
+    sizes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Distill:
+    """A student trained on real data mixed with a teacher's samples (or token-level KD)."""
+
+    name: str
+    teacher: str
+    """'ensemble' (the K-member ensemble of teacher_size) or 'single' (self-distillation)."""
+    teacher_size: str
+    student_size: str
+    budget: int
+    members: int = 1
+    method: str = "sequence"
+    synthetic_weight: float = 0.75
+    synthetic_tokens: int = 0
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Evals:
+    tasks: tuple[str, ...] = ("arc_easy", "piqa", "sciq")
+    limit: int | None = None
+    models: tuple[str, ...] = ("standard", "regularized", "ensemble")
+
+
+@dataclass(frozen=True)
+class Executor:
+    kind: str = "local"
+    """local (this machine, worker processes), slurm (job arrays via submitit) or debug (in-process)."""
+    profile: str = "local"
+    parallelism: int = 2
+    runs_per_task: int = 1
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    path: Path
+    root: Path
+    store: Path
+    prepare: dict[str, Any] | None
+    budgets: tuple[int, ...]
+    sizes: tuple[str, ...]
+    training: dict[str, Any]
+    lattice: Lattice
+    recipes: dict[str, Recipe]
+    ensembles: Ensembles | None
+    distill: tuple[Distill, ...]
+    evals: Evals | None
+    executor: Executor
+
+
+class _Section:
+    """Reads one mapping of the study, checking types and refusing unknown keys."""
+
+    def __init__(self, data: Any, path: tuple, pos: Positions) -> None:
+        if not isinstance(data, dict):
+            raise pos.error(path, f"expected a mapping, got {type(data).__name__}")
+        self.data, self.path, self.pos, self.seen = data, path, pos, set()
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def number(self, key: str, kind: type = float, default: Any = None, allow_zero: bool = False,
+               value: Any = None, path: tuple | None = None) -> Any:
+        path = path or self.path + (key,)
+        v = self.raw(key, default) if value is None else value
+        if v is None:
+            if default is None and value is None:
+                raise self.pos.error(path, "is required")
+            return v
+        try:
+            num = kind(float(v)) if kind is int else kind(v)
+            if kind is int and float(v) != num:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise self.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
+        if num < 0 or (num == 0 and not allow_zero):
+            raise self.pos.error(path, f"must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
+        return num
+
+    def tokens(self, key: str, value: Any, path: tuple) -> int:
+        try:
+            return parse_tokens(value)
+        except ValueError as e:
+            raise self.pos.error(path, str(e)) from None
+
+    def size(self, value: Any, path: tuple) -> str:
+        if value not in SIZES:
+            raise self.pos.error(path, f"unknown model size {value!r}; known: {', '.join(SIZES)}")
+        return value
+
+    def choice(self, key: str, options: tuple, default: Any) -> Any:
+        v = self.raw(key, default)
+        if v not in options:
+            raise self.pos.error(self.path + (key,), f"{v!r} is not one of {', '.join(map(str, options))}")
+        return v
+
+    def sub(self, key: str) -> _Section:
+        return _Section(self.raw(key, {}), self.path + (key,), self.pos)
+
+    def items(self, key: str) -> list[tuple[Any, tuple]]:
+        v = self.raw(key, [])
+        if not isinstance(v, list):
+            raise self.pos.error(self.path + (key,), "expected a list")
+        return [(item, self.path + (key, i)) for i, item in enumerate(v)]
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self.seen]
+        if unknown:
+            raise self.pos.error(self.path + (unknown[0],), "unknown key")
+
+
+def load_study(path: str | Path, root: str | Path | None = None) -> Study:
+    """Read and validate a study file; ``root`` overrides its output folder."""
+    data, pos = load_yaml(path)
+    top = _Section(data, (), pos)
+    name = str(top.raw("name") or Path(path).stem)
+    study_root = Path(root or top.raw("root") or f"runs/{name}")
+    store, prepare = _data_section(top.sub("data"), study_root)
+    budgets = tuple(top.tokens("budgets", v, p) for v, p in top.items("budgets"))
+    sizes = tuple(top.size(v, p) for v, p in top.items("sizes"))
+    if not budgets:
+        raise pos.error(("budgets",), "at least one budget is required")
+    if not sizes:
+        raise pos.error(("sizes",), "at least one model size is required")
+    training = _training_section(top.sub("training"))
+    lattice = _lattice_section(top.sub("lattice"))
+    recipes_sec = top.sub("recipes")
+    recipes = {n: _recipe(n, recipes_sec.sub(n), lattice, budgets, sizes) for n in list(recipes_sec.data)}
+    recipes_sec.done()
+    if not recipes:
+        raise pos.error(("recipes",), "at least one recipe is required")
+    ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
+    distill = tuple(_distill(_Section(v, p, pos), budgets) for v, p in top.items("distill"))
+    evals = _evals(top.sub("eval")) if top.has("eval") else None
+    executor = _executor(top.sub("executor"))
+    top.done()
+    return Study(name=name, path=Path(path), root=study_root, store=store, prepare=prepare,
+                 budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
+                 ensembles=ensembles, distill=distill, evals=evals, executor=executor)
+
+
+def _data_section(sec: _Section, root: Path) -> tuple[Path, dict | None]:
+    store, prepare = sec.raw("store"), sec.raw("prepare")
+    sec.done()
+    if (store is None) == (prepare is None):
+        raise sec.pos.error(sec.path, "give exactly one of 'store' (an existing token store) or 'prepare'")
+    if prepare is not None:
+        if not isinstance(prepare, dict):
+            raise sec.pos.error(sec.path + ("prepare",), "expected a mapping of `dcsl data prepare` options")
+        return root / "store", prepare
+    return Path(store), None
+
+
+def _training_section(sec: _Section) -> dict[str, Any]:
+    out = {}
+    for key, kind in TRAINING_KEYS.items():
+        if sec.has(key):
+            out[key] = sec.raw(key) if kind is str else sec.number(key, kind, allow_zero=key in (
+                "warmup_frac", "val_every", "ckpt_every", "threads"))
+    sec.done()
+    return out
+
+
+def _lattice_section(sec: _Section) -> Lattice:
+    axes = {}
+    for axis in AXES:
+        if sec.has(axis):
+            kind = int if axis == "epochs" else float
+            values = [sec.number(axis, kind, value=v, path=p, allow_zero=axis == "weight_decay")
+                      for v, p in sec.items(axis)]
+            if len(set(values)) != len(values) or values != sorted(values):
+                raise sec.pos.error(sec.path + (axis,), "lattice values must be increasing and distinct")
+            axes[axis] = tuple(values)
+    sec.done()
+    return Lattice(**axes)
+
+
+def _on_lattice(sec: _Section, axis: str, value: Any, path: tuple, lattice: Lattice) -> Any:
+    kind = int if axis == "epochs" else float
+    v = sec.number(axis, kind, value=value, path=path, allow_zero=axis == "weight_decay")
+    if v not in lattice.axis(axis):
+        raise sec.pos.error(path, f"{value!r} is not on the {axis} lattice {list(lattice.axis(axis))}")
+    return v
+
+
+def _subset(sec: _Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
+    values = tuple(parse(v, p) for v, p in sec.items(key))
+    for v, (_, p) in zip(values, sec.items(key), strict=True):
+        if v not in universe:
+            raise sec.pos.error(p, f"{v!r} is not among the study's {key} {list(universe)}")
+    return values
+
+
+def _recipe(name: str, sec: _Section, lattice: Lattice, budgets: tuple, sizes: tuple) -> Recipe:
+    search = sec.choice("search", SEARCHES, "grid")
+    fixed = {a: _on_lattice(sec, a, sec.raw(a), sec.path + (a,), lattice) for a in AXES if sec.has(a)}
+    start_sec, grid_sec = sec.sub("start"), sec.sub("grid")
+    start = {a: _on_lattice(start_sec, a, start_sec.raw(a), start_sec.path + (a,), lattice)
+             for a in AXES if start_sec.has(a)}
+    grid = {a: tuple(_on_lattice(grid_sec, a, v, p, lattice) for v, p in grid_sec.items(a))
+            for a in AXES if grid_sec.has(a)}
+    start_sec.done()
+    grid_sec.done()
+    free = [a for a in AXES if a not in fixed]
+    if search == "adaptive":
+        missing = [a for a in free if a not in start]
+        if missing:
+            raise sec.pos.error(sec.path + ("start",), f"adaptive search needs a start value for {missing}")
+    recipe = Recipe(
+        name=name, search=search, fixed=fixed, start=start, grid=grid,
+        max_rounds=sec.number("max_rounds", int, default=10),
+        budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
+        sizes=_subset(sec, "sizes", sec.size, sizes),
+    )
+    sec.done()
+    return recipe
+
+
+def _ensembles(sec: _Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ensembles:
+    source = sec.raw("from")
+    if source not in recipes:
+        raise sec.pos.error(sec.path + ("from",), f"{source!r} is not a recipe of this study ({', '.join(recipes)})")
+    rule = sec.sub("member_rule")
+    ens = Ensembles(
+        from_recipe=source,
+        members=sec.number("members", int),
+        epochs_factor=rule.number("epochs", float, default=2.0),
+        weight_decay_factor=rule.number("weight_decay", float, default=0.5, allow_zero=True),
+        rules=tuple(_rule(sec, v, p) for v, p in sec.items("rules")) or ("logit-mean", "prob-mean"),
+        budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
+        sizes=_subset(sec, "sizes", sec.size, sizes),
+    )
+    rule.done()
+    sec.done()
+    return ens
+
+
+def _rule(sec: _Section, value: Any, path: tuple) -> str:
+    if value not in ("logit-mean", "prob-mean"):
+        raise sec.pos.error(path, f"unknown ensemble rule {value!r}; use logit-mean or prob-mean")
+    return value
+
+
+def _distill(sec: _Section, budgets: tuple) -> Distill:
+    budget = sec.tokens("budget", sec.raw("budget", budgets[0]), sec.path + ("budget",))
+    if budget not in budgets:
+        raise sec.pos.error(sec.path + ("budget",), f"{budget} is not among the study's budgets {list(budgets)}")
+    teacher = sec.choice("teacher", ("ensemble", "single"), "ensemble")
+    d = Distill(
+        name=str(sec.raw("name") or f"distill-{teacher}"),
+        teacher=teacher,
+        teacher_size=sec.size(sec.raw("teacher_size"), sec.path + ("teacher_size",)),
+        student_size=sec.size(sec.raw("student_size"), sec.path + ("student_size",)),
+        budget=budget,
+        members=sec.number("members", int, default=1),
+        method=sec.choice("method", ("sequence", "token"), "sequence"),
+        synthetic_weight=sec.number("synthetic_weight", float, default=0.75),
+        synthetic_tokens=sec.tokens("synthetic_tokens", sec.raw("synthetic_tokens", 0) or 1,
+                                    sec.path + ("synthetic_tokens",)) if sec.has("synthetic_tokens") else 0,
+        temperature=sec.number("temperature", float, default=1.0),
+    )
+    if not d.synthetic_weight < 1:
+        raise sec.pos.error(sec.path + ("synthetic_weight",), "must be below 1")
+    sec.done()
+    return d
+
+
+def _evals(sec: _Section) -> Evals:
+    e = Evals(
+        tasks=tuple(str(v) for v, _ in sec.items("tasks")) or Evals.tasks,
+        limit=sec.number("limit", int, default=None) if sec.has("limit") else None,
+        models=tuple(str(v) for v, _ in sec.items("models")) or Evals.models,
+    )
+    sec.done()
+    return e
+
+
+def _executor(sec: _Section) -> Executor:
+    e = Executor(
+        kind=sec.choice("kind", ("local", "slurm", "debug"), "local"),
+        profile=str(sec.raw("profile", "local")),
+        parallelism=sec.number("parallelism", int, default=2),
+        runs_per_task=sec.number("runs_per_task", int, default=1),
+    )
+    sec.done()
+    return e
+
+
+__all__ = ["Study", "StudyError", "load_study", "Lattice", "Recipe", "Ensembles", "Distill", "Evals",
+           "Executor", "AXES"]

@@ -1,0 +1,79 @@
+"""The job that executors submit: a worker that runs several run directories in turn.
+
+One worker process per job amortises start-up (importing Lightning costs seconds)
+over many small runs. Each run is claimed with a lock before it starts, so two
+workers never train the same run, and a worker may pull from a shared queue (the
+local executor's work stealing) or take a fixed chunk (a Slurm array task).
+
+The worker is ``submitit.helpers.Checkpointable``: on preemption or timeout, submitit
+calls ``checkpoint`` and requeues the same worker; each run then resumes from its
+own last checkpoint. The worker never raises for a failed run (the run's status.json
+holds the error and traceback); it returns what happened to each run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import submitit
+
+from pretrain.rundir import RunDir
+from sweeps.kinds import kind_of
+from sweeps.runstore import claim
+
+
+class RunWorker(submitit.helpers.Checkpointable):
+    def __init__(self, run_dirs: list[str], threads: int = 0) -> None:
+        self.run_dirs = [str(d) for d in run_dirs]
+        self.threads = threads
+
+    def __call__(self) -> dict[str, str]:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        outcome: dict[str, str] = {}
+        for d in self.run_dirs:
+            outcome[Path(d).name] = run_one(Path(d))
+        return outcome
+
+
+def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
+    """Claim and run one run directory; returns its final state (or 'skipped')."""
+    with claim(run_dir) as mine:
+        if not mine:
+            return "skipped"  # another worker holds it
+        run = RunDir(run_dir)
+        if run.status().get("state") == "succeeded" and run.result() is not None:
+            return "succeeded"
+        spec_json = run.spec()
+        if spec_json is None:
+            return "missing"
+
+        def log(line: str) -> None:
+            run.log_line(f"{time.strftime('%H:%M:%S')} {line}")
+            if log_to_stdout:
+                print(f"[{run_dir.name}] {line}", flush=True)
+
+        try:
+            kind = kind_of(spec_json)
+            kind.run(kind.spec_from_json(spec_json), run_dir, log=log)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - recorded, never swallowed silently
+            # Run functions record their own failures; this covers errors before they could.
+            if run.status().get("state") != "failed":
+                run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+            print(f"[{run_dir.name}] failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            if isinstance(e, SystemExit):
+                raise
+        return run.status().get("state", "pending")
+
+
+def worker_threads(parallelism: int) -> int:
+    """Threads per worker when ``parallelism`` workers share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, parallelism))
