@@ -75,6 +75,7 @@ class PretrainModule(L.LightningModule):
         self.history: dict = {"val": [], "epoch_loss_sum": 0.0, "epoch_steps": 0,
                               "last_epoch_train_loss": None, "elapsed_s": 0.0,
                               "train_step_s": 0.0, "train_tokens": 0}
+        self._attempt_start, self._earlier_s = time.perf_counter(), 0.0
 
     def setup(self, stage: str) -> None:
         if self.spec.compile:
@@ -97,7 +98,7 @@ class PretrainModule(L.LightningModule):
         n_tokens = batch.shape[0] * (batch.shape[1] - 1)
         total = torch.zeros((), device=batch.device)
         for rows in batch.split(self.micro):
-            loss_sum, _ = sequence_loss(self._forward, rows)
+            loss_sum, _ = self.step_loss(rows)
             # Scale by the global token count so accumulated gradients equal one big batch.
             self.manual_backward(loss_sum / n_tokens)
             total += loss_sum.detach()
@@ -113,6 +114,13 @@ class PretrainModule(L.LightningModule):
         self.history["train_step_s"] += time.perf_counter() - started
         self.history["train_tokens"] += n_tokens
         return loss
+
+    def step_loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Summed training loss of a micro-batch and its token count.
+
+        A hook: token-level distillation (distill/student.py) overrides it with a KL term.
+        """
+        return sequence_loss(self._forward, rows)
 
     def _track_epoch_loss(self, loss: float) -> None:
         h = self.history
@@ -132,7 +140,7 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def on_train_start(self) -> None:
-        self._attempt_start, self._earlier_s = time.perf_counter(), self.history["elapsed_s"]
+        self._attempt_start = time.perf_counter()
 
     def elapsed_s(self) -> float:
         """Training wall time over all attempts so far (a killed attempt counts to its last save)."""
@@ -144,4 +152,7 @@ class PretrainModule(L.LightningModule):
         checkpoint["dcsl_spec"] = self.spec.to_json()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint taken after the last step resumes straight to the end, without
+        # on_train_start: the earlier attempts' time must already be known here.
         self.history = checkpoint["dcsl_history"]
+        self._earlier_s = self.history["elapsed_s"]

@@ -104,8 +104,8 @@ def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, bud
             losses[p] = snap.loss(rid)
         elif state == "failed":
             losses[p] = float("inf")
-        elif state in ("running", "pending"):
-            running.add(p)
+        elif state == "running":
+            running.add(p)  # pending and stale points are proposed again
     return losses, running, ids
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pretrain.rundir import read_json
+from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_points, cells, member_specs, train_spec
 from sweeps.study import Study
 from sweeps.tune import next_points
@@ -14,6 +16,18 @@ from sweeps.tune import next_points
 class Stage:
     name: str
     next_specs: Callable[[Study, Snapshot, str, int], list]
+
+
+def unfinished_specs(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
+    """Runs an earlier launch planned but that never finished (pending, or stale: job died)."""
+    if round_no > 0:
+        return []
+    out = []
+    for rid, state in snap.states.items():
+        if state in ("pending", "stale"):
+            spec_json = read_json(snap.dirs[rid] / "spec.json")
+            out.append(kind_of(spec_json).spec_from_json(spec_json))
+    return out
 
 
 def tune_specs(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
@@ -31,6 +45,7 @@ def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
 
 
 STAGES: list[Stage] = [
+    Stage("resume", unfinished_specs),
     Stage("tune", tune_specs),
     Stage("members", members),
 ]

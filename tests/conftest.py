@@ -27,3 +27,7 @@ def bible_store(tmp_path_factory: pytest.TempPathFactory) -> TokenStore:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# The real single-node Slurm cluster (installed and started by the tests themselves).
+from slurm_cluster import slurm_cluster  # noqa: E402, F401

@@ -1,0 +1,313 @@
+"""Cluster profiles: where and how sweep runs are submitted with submitit.
+
+A profile is a small YAML file (``slurm/profiles/<name>.yaml`` ships ``local`` and
+``example-gpu``) describing the Slurm resources of *one run*. The same study file
+drives a laptop, the single-node test cluster and a GPU cluster; only the profile
+changes.
+
+    profile = load_profile("local")            # or load_profile("site/my-cluster.yaml")
+    executor = make_executor(profile, "runs/_submitit")
+    jobs = executor.map_array(train_one, specs)
+
+Preemption and time limits: every job is submitted with ``--requeue`` and
+``--signal=USR2@<signal_delay_s>``. Slurm sends USR2 that many seconds before the
+time limit (and on preemption where the site sets
+``PreemptParameters=send_user_signal``; ``job._interrupt()`` or
+``scancel --signal=USR2 <jobid>`` do the same by hand). submitit's handler in the job
+calls the callable's ``checkpoint()``, pickles what it returns and runs
+``scontrol requeue <jobid>``; the requeued job resumes from that pickle.
+
+This module imports no torch/lightning: it is imported by CLIs and tests that must
+start fast. submitit is imported lazily, in :func:`make_executor` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import re
+import subprocess
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import yaml
+
+if TYPE_CHECKING:
+    import submitit
+
+__all__ = [
+    "ClusterProfile",
+    "available_profiles",
+    "chunk_for_array",
+    "load_profile",
+    "make_executor",
+    "max_array_size",
+]
+
+T = TypeVar("T")
+
+# Values an sbatch option may take in ``additional_parameters`` (True: a bare flag).
+SbatchValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """Slurm resources for one run, and how many runs of a sweep go at once."""
+
+    name: str
+    """Profile name: the YAML file's stem unless the file sets ``name``."""
+
+    partition: str | None = None
+    """Slurm partition (``--partition``); None uses the cluster's default partition."""
+
+    account: str | None = None
+    """Account to charge (``--account``); None when the site needs none."""
+
+    qos: str | None = None
+    """Quality of service (``--qos``); None for the site default."""
+
+    gpus_per_run: int = 0
+    """GPUs per run (``--gpus-per-node``); 0 for CPU-only runs."""
+
+    cpus_per_run: int = 1
+    """CPU cores per run (``--cpus-per-task``)."""
+
+    mem_gb: float = 4.0
+    """Host memory per run in GB (``--mem``)."""
+
+    time_min: int = 60
+    """Wall-clock limit per job in minutes (``--time``); longer runs checkpoint and requeue."""
+
+    array_parallelism: int = 16
+    """Most array tasks of one submission running at once (the ``%N`` of ``--array``)."""
+
+    setup: tuple[str, ...] = ()
+    """Shell lines run in the batch script before the run (``module load``, venv activation)."""
+
+    signal_delay_s: int = 120
+    """Seconds before the time limit at which Slurm sends USR2 so the run can checkpoint."""
+
+    additional_parameters: Mapping[str, SbatchValue] = field(
+        default_factory=lambda: types.MappingProxyType({}), hash=False
+    )
+    """Further sbatch options as ``{"constraint": "a100"}``; True stands for a bare flag."""
+
+    source: str = field(default="", compare=False)
+    """File the profile was read from (for error messages); empty when built in code."""
+
+    def submitit_parameters(self) -> dict[str, Any]:
+        """Keyword arguments for ``submitit.AutoExecutor.update_parameters``.
+
+        ``--requeue`` is always set: submitit requeues a signalled job with
+        ``scontrol requeue``, which Slurm refuses ("presently disabled") for a job
+        submitted with requeue off, the default where ``JobRequeue=0``.
+        """
+        params: dict[str, Any] = {
+            "cpus_per_task": self.cpus_per_run,
+            "mem_gb": self.mem_gb,
+            "timeout_min": self.time_min,
+            "slurm_array_parallelism": self.array_parallelism,
+            "slurm_setup": list(self.setup),
+            "slurm_signal_delay_s": self.signal_delay_s,
+            "slurm_additional_parameters": {"requeue": True, **self.additional_parameters},
+        }
+        # Omitted when 0, so a CPU run's batch script carries no GPU option at all.
+        if self.gpus_per_run > 0:
+            params["gpus_per_node"] = self.gpus_per_run
+        for key, value in (
+            ("slurm_partition", self.partition),
+            ("slurm_account", self.account),
+            ("slurm_qos", self.qos),
+        ):
+            if value is not None:
+                params[key] = value
+        return params
+
+
+# Validation groups; every ClusterProfile field except `source` may appear in a file.
+_REQUIRED = ("gpus_per_run", "cpus_per_run", "mem_gb", "time_min")
+_OPTIONAL_STR = ("name", "partition", "account", "qos")
+_POSITIVE_INT = ("cpus_per_run", "time_min", "array_parallelism", "signal_delay_s")
+_KNOWN = frozenset(f.name for f in dataclasses.fields(ClusterProfile) if f.name != "source")
+
+
+def _profiles_dir() -> Path:
+    # The YAML files are package data of the installed `slurm` package.
+    return Path(str(importlib.resources.files("slurm") / "profiles"))
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped in ``slurm/profiles/``."""
+    return sorted(p.stem for p in _profiles_dir().glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    looks_like_path = (
+        isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
+    )
+    if looks_like_path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError(f"cluster profile file not found: {path}")
+        return path
+    path = _profiles_dir() / f"{text}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown cluster profile {text!r}; shipped profiles: "
+            f"{', '.join(available_profiles())} (or give a path to a .yaml file)"
+        )
+    return path
+
+
+def load_profile(name_or_path: str | Path) -> ClusterProfile:
+    """Load and validate a cluster profile.
+
+    A bare name (``"local"``) resolves to ``slurm/profiles/<name>.yaml`` in the installed
+    package; anything with a ``/`` or a ``.yaml``/``.yml`` suffix is a file path.
+    Raises a one-line ``ValueError`` naming the file and key for unknown keys, missing
+    required keys, wrong types and non-positive numbers.
+    """
+    path = _resolve(name_or_path)
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{where}: not valid YAML: {detail}") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{where}: a profile must be a mapping of keys to values, got {type(data).__name__}"
+        )
+
+    def fail(key: str, message: str) -> ValueError:
+        return ValueError(f"{where}: key {key!r} {message}")
+
+    for key in data:
+        if key not in _KNOWN:
+            raise fail(str(key), f"is not a profile key (known: {', '.join(sorted(_KNOWN))})")
+    for key in _REQUIRED:
+        if key not in data:
+            raise fail(key, "is required")
+
+    values: dict[str, Any] = {"name": path.stem, "source": where}
+    for key in _OPTIONAL_STR:
+        if key in data and data[key] is not None:
+            if not isinstance(data[key], str) or not data[key].strip():
+                raise fail(key, f"must be a non-empty string or null, got {data[key]!r}")
+            values[key] = data[key]
+    # bool is an int subclass in Python; `cpus_per_run: yes` is a mistake, not 1.
+    for key in _POSITIVE_INT:
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise fail(key, f"must be an integer, got {value!r}")
+            if value <= 0:
+                raise fail(key, f"must be positive, got {value}")
+            values[key] = value
+    gpus = data["gpus_per_run"]
+    if isinstance(gpus, bool) or not isinstance(gpus, int):
+        raise fail("gpus_per_run", f"must be an integer, got {gpus!r}")
+    if gpus < 0:
+        raise fail("gpus_per_run", f"must be 0 or more, got {gpus}")
+    values["gpus_per_run"] = gpus
+    mem = data["mem_gb"]
+    if isinstance(mem, bool) or not isinstance(mem, int | float):
+        raise fail("mem_gb", f"must be a number, got {mem!r}")
+    if not mem > 0:
+        raise fail("mem_gb", f"must be positive, got {mem}")
+    values["mem_gb"] = float(mem)
+
+    setup = data.get("setup")
+    if setup is None:
+        setup = []
+    if not isinstance(setup, list) or not all(isinstance(line, str) for line in setup):
+        raise fail("setup", f"must be a list of shell lines (strings), got {setup!r}")
+    values["setup"] = tuple(setup)
+
+    extra = data.get("additional_parameters")
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict) or not all(
+        isinstance(k, str) and isinstance(v, SbatchValue) for k, v in extra.items()
+    ):
+        raise fail(
+            "additional_parameters",
+            f"must map sbatch option names to strings/numbers/true, got {extra!r}",
+        )
+    values["additional_parameters"] = types.MappingProxyType(dict(extra))
+
+    if values.get("signal_delay_s", ClusterProfile.signal_delay_s) >= values["time_min"] * 60:
+        raise fail(
+            "signal_delay_s",
+            f"must be shorter than time_min ({values['time_min']} min), "
+            f"got {values.get('signal_delay_s', ClusterProfile.signal_delay_s)} s",
+        )
+    return ClusterProfile(**values)
+
+
+def make_executor(
+    profile: ClusterProfile | str | Path, folder: str | Path
+) -> submitit.AutoExecutor:
+    """A ``submitit.AutoExecutor`` for Slurm, configured from ``profile``.
+
+    ``folder`` receives submitit's pickles and logs (``%j`` is allowed). Use a fresh
+    folder per cluster lifetime: a wiped cluster restarts job ids at 1, and submitit
+    would read an old job's result file.
+    """
+    import submitit  # lazy: keeps `import sweeps.profiles` cheap
+
+    if not isinstance(profile, ClusterProfile):
+        profile = load_profile(profile)
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    executor.update_parameters(**profile.submitit_parameters())
+    return executor
+
+
+_MAX_ARRAY_RE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def max_array_size(env: Mapping[str, str] | None = None) -> int:
+    """The cluster's ``MaxArraySize`` from ``scontrol show config``.
+
+    An array may hold at most this many tasks (indices ``0..MaxArraySize-1``).
+    ``env`` replaces the environment of the ``scontrol`` call (e.g. to set
+    ``SLURM_CONF``); by default the current one is used.
+    """
+    try:
+        proc = subprocess.run(
+            ["scontrol", "show", "config"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(env) if env is not None else None,
+        )
+    except FileNotFoundError:
+        raise RuntimeError(
+            "scontrol not found on PATH: reading MaxArraySize needs the Slurm client tools"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("scontrol show config timed out after 30 s: is slurmctld up?") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"scontrol show config failed (exit {proc.returncode}): {last}")
+    match = _MAX_ARRAY_RE.search(proc.stdout)
+    if match is None:
+        raise RuntimeError("scontrol show config printed no MaxArraySize line")
+    return int(match.group(1))
+
+
+def chunk_for_array(items: Sequence[T], max_array_size: int) -> list[list[T]]:
+    """Split ``items`` into consecutive chunks of at most ``max_array_size`` each.
+
+    Each chunk can be one job array. Order is kept; an empty input gives no chunks.
+    """
+    if isinstance(max_array_size, bool) or not isinstance(max_array_size, int):
+        raise TypeError(f"max_array_size must be an int, got {max_array_size!r}")
+    if max_array_size < 1:
+        raise ValueError(f"max_array_size must be at least 1, got {max_array_size}")
+    items = list(items)
+    return [items[i : i + max_array_size] for i in range(0, len(items), max_array_size)]

@@ -1,0 +1,63 @@
+import textwrap
+
+import pytest
+
+from sweeps.study import StudyError, load_study
+
+GOOD = """\
+name: t
+data: {store: /nonexistent/store}
+budgets: [8k]
+sizes: [tiny-50k]
+lattice: {epochs: [1, 2], lr: [1.0e-3, 3.0e-3], weight_decay: [0.0, 0.1]}
+recipes:
+  standard: {weight_decay: 0.1, search: grid}
+  regularized:
+    search: adaptive
+    start: {epochs: 1, lr: 3.0e-3, weight_decay: 0.1}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_study_loads(tmp_path):
+    study = load_study(write(tmp_path, GOOD))
+    assert study.budgets == (8000,) and study.sizes == ("tiny-50k",)
+    assert study.recipes["standard"].fixed == {"weight_decay": 0.1}
+    assert study.recipes["regularized"].start == {"epochs": 1, "lr": 3e-3, "weight_decay": 0.1}
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k, huge]", r"study.yaml:4:\d+: sizes.1: unknown model size 'huge'"),
+    ("name: t", "name: t\nbudgest: [1k]", r"study.yaml:2:1: budgest: unknown key"),
+    ("{weight_decay: 0.1, search: grid}", "{weight_decay: 0.3, search: grid}",
+     r"study.yaml:7:\d+: recipes.standard.weight_decay: 0.3 is not on the weight_decay lattice"),
+    ("budgets: [8k]", "budgets: [-8k]", r"study.yaml:3:\d+: budgets.0: cannot read token count"),
+    ("epochs: [1, 2]", "epochs: [0, 2]", r"study.yaml:5:\d+: lattice.epochs.0: must be positive"),
+    ("start: {epochs: 1,", "start: {epochs: 3,", r"recipes.regularized.start.epochs: 3 is not on the epochs lattice"),
+    ("search: adaptive", "search: bayesian", r"recipes.regularized.search: 'bayesian' is not one of grid, adaptive"),
+    ("data: {store: /nonexistent/store}", "data: {}", r"study.yaml:2:\d+: data: give exactly one of"),
+    ("search: grid}", "search: grid, speed: 3}", r"recipes.standard.speed: unknown key"),
+])
+def test_bad_study_files_fail_with_positions(tmp_path, old, new, expected):
+    assert old in GOOD
+    with pytest.raises(StudyError, match=expected) as err:
+        load_study(write(tmp_path, GOOD.replace(old, new)))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_and_invalid_yaml(tmp_path):
+    with pytest.raises(StudyError, match="study file not found"):
+        load_study(tmp_path / "nope.yaml")
+    with pytest.raises(StudyError, match=r"study.yaml:\d+:\d+: not valid YAML"):
+        load_study(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_shipped_studies_load(repo_root):
+    for path in sorted((repo_root / "sweeps" / "studies").glob("*.yaml")):
+        study = load_study(path)
+        assert study.recipes, path

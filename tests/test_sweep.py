@@ -1,0 +1,102 @@
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from pretrain.rundir import RunDir
+from sweeps.collect import collect, status_table
+from sweeps.launch import launch
+from sweeps.plan import Snapshot
+from sweeps.runstore import run_state
+from sweeps.study import load_study
+
+QUIET = {"log": lambda _: None}
+
+
+def tiny_study(tmp_path, store, lrs="[3.0e-3, 1.0e-2]", extra=""):
+    text = f"""\
+    name: t
+    data: {{store: {store.path}}}
+    budgets: [4k]
+    sizes: [tiny-50k]
+    training: {{batch_size: 8, seq_len: 32, threads: 1}}
+    lattice: {{epochs: [1, 2], lr: {lrs}, weight_decay: [0.0, 0.1, 0.8]}}
+    recipes:
+      standard: {{weight_decay: 0.1, search: grid}}
+      regularized:
+        search: adaptive
+        start: {{epochs: 1, lr: 3.0e-3, weight_decay: 0.1}}
+    executor: {{kind: debug}}
+    """ + extra
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_study(path, root=tmp_path / "root")
+
+
+def test_launch_collect_and_relaunch_is_a_no_op(tmp_path, bible_store):
+    study = tiny_study(tmp_path, bible_store)
+    report = launch(study, **QUIET)
+    assert report.launched >= 4 and not report.failed
+    table, tuning, summary = collect(study)
+    train = table[table.status == "succeeded"]
+    assert set(train.recipe) == {"standard", "regularized"}
+    std = train[train.recipe == "standard"]
+    assert set(zip(std.epochs, std.lr, strict=True)) >= {(1, 3e-3), (1, 1e-2), (2, 3e-3), (2, 1e-2)}
+    assert (std.weight_decay == 0.1).all() and std.val_loss.notna().all()
+    assert {"n_params", "budget_tokens", "val_loss", "K", "rule"} <= set(table.columns)
+    reg = tuning.set_index("recipe").loc["regularized"]
+    assert reg.val_loss == train[train.recipe == "regularized"].val_loss.min()
+    assert reg.runs_used < reg.lattice_size
+    assert launch(study, **QUIET).launched == 0  # everything finished: nothing to do
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, bible_store):
+    study = tiny_study(tmp_path, bible_store, lrs="[3.0e-3, 1.0e+30]",
+                       extra="    # a diverging learning rate\n")
+    study = study.__class__(**{**study.__dict__, "recipes": {"standard": study.recipes["standard"]}})
+    report = launch(study, **QUIET)
+    assert len(report.failed) == 2 and report.succeeded == 2  # lr 1e30 at 1 and 2 epochs
+    counts, failures = status_table(study)
+    assert counts.failed.sum() == 2 and counts.succeeded.sum() == 2
+    assert all("non-finite training loss" in line for line in failures)
+    table, _, summary = collect(study)
+    assert len(summary["failed"]) == 2 and table[table.status == "failed"].val_loss.isna().all()
+    assert launch(study, **QUIET).launched == 0  # failed runs stay failed ...
+    assert launch(study, retry_failed=True, **QUIET).launched == 2  # ... unless asked
+
+
+def test_a_stale_run_is_detected_and_relaunched(tmp_path, bible_store):
+    study = tiny_study(tmp_path, bible_store)
+    launch(study, **QUIET)
+    snap = Snapshot.read(study.root)
+    victim = next(iter(snap.dirs.values()))
+    # What a SIGKILLed job leaves: status "running", no result, nobody holding the lock.
+    run = RunDir(victim)
+    (victim / "result.json").unlink()
+    run.update_status(state="running")
+    assert run_state(victim) == "stale"
+    report = launch(study, **QUIET)
+    assert report.launched == 1 and run_state(victim) == "succeeded"
+
+
+@pytest.mark.slow
+def test_cli_local_executor_and_tables(tmp_path, bible_store):
+    study = tiny_study(tmp_path, bible_store)
+    root = tmp_path / "cli-root"
+    cmd = [sys.executable, "-m", "dcsl_cli", "sweep"]
+    out = subprocess.run(cmd + ["launch", str(study.path), "--root", str(root), "--executor", "local",
+                                "--parallelism", "2"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "[tune round 1] launching" in out.stdout
+    table = pd.read_parquet(root / "results.parquet")
+    assert (table[table.status == "succeeded"].val_loss > 0).all()
+    status = subprocess.run(cmd + ["status", str(study.path), "--root", str(root)],
+                            capture_output=True, text=True, check=True)
+    assert "succeeded" in status.stdout and "standard" in status.stdout
+    # Runs share worker processes (start-up amortised): at most two workers per round.
+    rounds = out.stdout.count("] launching ")
+    runs = list((root / "runs").iterdir())
+    pids = {RunDir(d).status()["pid"] for d in runs}
+    assert len(pids) <= 2 * rounds < len(runs)
