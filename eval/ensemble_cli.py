@@ -1,0 +1,53 @@
+"""``dcsl ensemble eval``: the validation loss of nested ensembles of trained members."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("ensemble", help="ensembles of trained runs").add_subparsers(
+        dest="ensemble_command", metavar="ACTION")
+    e = group.add_parser(
+        "eval", help="validation loss of the ensembles of members 0..K-1 for every K, in one pass",
+        description="Members are training run directories, in order; member k joins at K = k + 1.")
+    e.add_argument("--members", nargs="+", required=True, metavar="RUN_DIR", help="member run directories")
+    e.add_argument("--rules", nargs="+", default=["logit-mean", "prob-mean"],
+                   choices=["logit-mean", "prob-mean"],
+                   help="logit-mean: average logits, then softmax (the paper's); prob-mean: average "
+                        "probabilities")
+    e.add_argument("--store", default=None, help="store with the validation set (default: member 0's)")
+    e.add_argument("--seq-len", type=int, default=None, help="evaluation length (default: member 0's)")
+    e.add_argument("--run-dir", default=None, help="run directory (default: <--root>/<name>-<id>)")
+    e.add_argument("--root", default="runs", help="where run directories are created")
+    e.add_argument("--batch-size", type=int, default=16, help="sequences per member forward pass")
+    e.add_argument("--buffer-mb", type=int, default=512, help="memory for one chunk's combined predictions")
+    e.add_argument("--keep-members", action="store_true", help="keep all members loaded (no reloads)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--threads", type=int, default=0)
+    e.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from eval.ensemble import EnsembleEvalSpec, run_ensemble
+    from pretrain.load import open_run
+    from pretrain.store import TokenStore
+
+    first = open_run(args.members[0])
+    members = [first] + [open_run(d) for d in args.members[1:]]
+    store = TokenStore(args.store or first.spec.store)
+    spec = EnsembleEvalSpec(
+        size=first.spec.size, member_ids=tuple(m.run_id for m in members),
+        member_dirs=tuple(str(m.path) for m in members), store=str(store.path), store_id=store.store_id,
+        seq_len=args.seq_len or first.spec.seq_len, rules=tuple(args.rules), batch_size=args.batch_size,
+        buffer_mb=args.buffer_mb, keep_members=args.keep_members, device=args.device, threads=args.threads,
+    )
+    run_dir = Path(args.run_dir) if args.run_dir else Path(args.root) / spec.dirname
+    result = run_ensemble(spec, run_dir, log=lambda _: None)
+    print(f"{run_dir}: {result['val_tokens']:,} validation tokens, mean member loss "
+          f"{result['mean_member_loss']:.4f}")
+    print("K  " + "  ".join(f"{rule:>10}" for rule in result["rules"]))
+    for k in range(result["K"]):
+        print(f"{k + 1:<2} " + "  ".join(f"{result['losses'][r][k]:>10.4f}" for r in result["rules"]))
+    return 0

