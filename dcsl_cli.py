@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help()
         raise SystemExit(2)
     try:
+        _study_to_table(args)
         code = args.func(args)
     except USER_ERRORS as e:
         if os.environ.get("DCSL_DEBUG"):
@@ -61,6 +62,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"dcsl {args.command}: error: {message}", file=sys.stderr)
         code = 2
     raise SystemExit(code)
+
+
+def _study_to_table(args: argparse.Namespace) -> None:
+    """``dcsl fit|report STUDY.yaml`` reads the study's collected tables from its root.
+
+    ``scaling`` works on tables and never imports the sweep code; this glue does.
+    """
+    attr = {"fit": "table", "report": "table_or_dir"}.get(args.command)
+    value = getattr(args, attr, None) if attr else None
+    if value and str(value).endswith((".yaml", ".yml")):
+        from sweeps.study import load_study
+
+        setattr(args, attr, str(load_study(value).root))
 
 
 if __name__ == "__main__":

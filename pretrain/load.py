@@ -15,6 +15,10 @@ from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
 
+# Run kinds that end in a model: pretraining runs and distillation students (whose
+# spec extends TrainSpec with teacher fields; the TrainSpec part says how to build it).
+MODEL_KINDS = ("train", "distill")
+
 
 class RunNotReadyError(ValueError):
     """The run directory has no finished model (not trained, failed, or not a run)."""
@@ -28,10 +32,8 @@ class TrainedRun:
     spec: TrainSpec
     store: TokenStore
     weights: Path
-
-    @property
-    def run_id(self) -> str:
-        return self.spec.run_id
+    run_id: str
+    """The run's own id (a student's differs from that of its training fields alone)."""
 
     @property
     def weights_sha256(self) -> str:
@@ -51,11 +53,12 @@ def open_run(path: str | Path) -> TrainedRun:
     spec_json = run.spec()
     if spec_json is None:
         raise RunNotReadyError(f"{run.path} is not a run directory (no spec.json)")
-    if spec_json.get("kind") != "train":
-        raise RunNotReadyError(f"{run.path} is a {spec_json.get('kind')!r} run, not a training run")
+    if spec_json.get("kind") not in MODEL_KINDS:
+        raise RunNotReadyError(f"{run.path} is a {spec_json.get('kind')!r} run, not a trained model")
     state = run.status().get("state")
     weights = run.path / "model.safetensors"
     if state != "succeeded" or not weights.is_file():
         raise RunNotReadyError(f"{run.path} has not finished training (state: {state})")
     spec = TrainSpec.from_json(spec_json)
-    return TrainedRun(path=run.path, spec=spec, store=TokenStore(spec.store), weights=weights)
+    return TrainedRun(path=run.path, spec=spec, store=TokenStore(spec.store), weights=weights,
+                      run_id=spec_json["id"])

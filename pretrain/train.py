@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -78,6 +80,23 @@ class AtomicCheckpoint(L.Callback):
         due_time = time.monotonic() - self._last_save >= self.every_seconds
         if due_steps or due_time:
             self.save(trainer)
+
+
+class KeepOuterSigtermHandler(L.Callback):
+    """Leave SIGTERM to the job system that started us, when it installed a handler.
+
+    Under submitit, SIGTERM only announces a preemption: submitit ignores it and
+    checkpoints and requeues on USR2. Lightning's own SIGTERM handler would instead end
+    the run with SIGTERMException at the next step, losing the requeue. Runs started
+    without such a handler (a terminal) keep Lightning's behaviour.
+    """
+
+    def __init__(self) -> None:
+        self.outer = signal.getsignal(signal.SIGTERM)
+
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        if callable(self.outer) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.outer)
 
 
 def _fsync_rename(tmp: Path, final: Path) -> None:
@@ -203,7 +222,8 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     checkpoint = AtomicCheckpoint(run.ckpt_dir, spec.ckpt_every or DEFAULT_CKPT_STEPS,
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
-        PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds)])
+        PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
+        KeepOuterSigtermHandler()])
     loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step), batch_size=None, num_workers=0)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None)
     if trainer.global_step != schedule.total_steps:

@@ -56,13 +56,20 @@ Block = Heading | Paragraph | Bullets | Table | Figure
 
 def write_report(
     analysis: StudyAnalysis, out_dir: str | Path, *, source: str | None = None,
-    figures: bool = True,
+    figures: bool = True, findings: list[str] | None = None,
 ) -> Path:
-    """Write figures/, report.md and report.html into out_dir; returns the report.md path."""
+    """Write figures/, report.md and report.html into out_dir; returns the report.md path.
+
+    ``findings`` are sentences shown right after the headline numbers (e.g. which of the
+    paper's phenomena the study shows, from ``scaling.phenomena``).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = make_figures(analysis, out / "figures") if figures else []
     blocks = build_blocks(analysis, files, source)
+    if findings:
+        at = next(i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.text == "Headline numbers")
+        blocks[at + 2:at + 2] = [Heading("What this study shows"), Bullets(findings)]
     (out / "report.md").write_text(render_markdown(blocks, out), encoding="utf-8")
     (out / "report.html").write_text(render_html(blocks, out), encoding="utf-8")
     return out / "report.md"

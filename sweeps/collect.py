@@ -20,7 +20,7 @@ from pretrain.sizes import get_shape, param_counts
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity
 from sweeps.runstore import last_error
-from sweeps.stages import STAGES
+from sweeps.stages import STAGES, labels
 from sweeps.study import AXES, Study
 
 NAN = float("nan")
@@ -58,13 +58,11 @@ def recipes_of(study: Study, spec: dict) -> list[str]:
     return names
 
 
-def _ensemble_member_label(study: Study, spec: dict) -> str:
-    return "ensemble-member" if study.ensembles and spec.get("kind") == "train" else "other"
-
-
 def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(results table, tuning table, summary) for the study's run store."""
     snap = Snapshot.read(study.root)
+    store_id, vocab = store_identity(study)
+    planned_labels = labels(study, snap, store_id)
     rows: list[dict] = []
     problems: dict[str, list[str]] = {"failed": [], "missing": [], "unreadable": []}
     for rid, d in snap.dirs.items():
@@ -79,17 +77,15 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             continue
         if state == "failed":
             problems["failed"].append(f"{d.name}: {last_error(d)}")
-        labels = recipes_of(study, spec) or [_label(study, spec)]
-        for label in labels:
+        for label in recipes_of(study, spec) or [_label(spec, planned_labels.get(rid))]:
             for row in made:
                 rows.append({"run_id": rid, "recipe": label, "status": state, "run_dir": str(d), **row})
-    store_id, vocab = store_identity(study)
     for stage in STAGES:
         for spec in stage.next_specs(study, snap, store_id, 0):
             if snap.state(spec.run_id) == "missing":
                 problems["missing"].append(spec.dirname)
                 sj = spec.to_json()
-                for label in recipes_of(study, sj) or [_label(study, sj)]:
+                for label in recipes_of(study, sj) or [_label(sj, planned_labels.get(spec.run_id))]:
                     rows.append({"run_id": spec.run_id, "recipe": label, "status": "missing", "run_dir": "",
                                  **_placeholder_rows(sj, vocab)[0]})
     table = pd.DataFrame(rows)
@@ -98,11 +94,10 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return table, tuning, summary
 
 
-def _label(study: Study, spec: dict) -> str:
-    kind = spec.get("kind")
-    if kind == "train":
-        return _ensemble_member_label(study, spec)
-    return spec.get("recipe_label") or {"ensemble": "ensemble", "eval": "downstream"}.get(kind, kind or "?")
+def _label(spec: dict, planned: str | None) -> str:
+    """The recipe column of a run no recipe cell contains: what the study planned it as."""
+    return planned or {"train": "other", "ensemble": "ensemble", "eval": "downstream"}.get(
+        spec.get("kind"), spec.get("kind") or "?")
 
 
 def _placeholder_rows(spec: dict, vocab: int | None = None) -> list[dict]:

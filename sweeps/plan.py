@@ -65,7 +65,7 @@ def store_identity(study: Study) -> tuple[str, int | None]:
     if (study.store / "manifest.json").exists():
         store = TokenStore(study.store)
         return store.store_id, store.vocab_size
-    vocab = (study.prepare or {}).get("vocab_size")
+    vocab = study.vocab_size or (study.prepare or {}).get("vocab_size")
     return UNPREPARED, vocab
 
 

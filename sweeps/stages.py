@@ -1,4 +1,17 @@
-"""The stages of a study, in order; each asks for the specs it wants given the run store."""
+"""The stages of a study, in order; each asks for the specs it wants given the run store.
+
+    resume     runs an earlier launch planned but that never finished
+    tune       every (recipe, budget, size) cell: the grid, or the adaptive frontier
+    members    ensemble members at each tuned point, under the member rule
+    ensembles  the nested-K ensemble losses of each finished member set
+    teachers   synthetic data sampled from each distillation teacher
+    students   distillation students (sequence-level on the mixture, or token-level)
+    evals      downstream benchmarks of the best models
+
+A stage returns (label, spec) pairs; the label ("ensemble", a distillation's name,
+the evaluated model's recipe) becomes the ``recipe`` column of the results table.
+Each stage sees only finished work of earlier stages, so re-running is exact.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +19,191 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pretrain.rundir import read_json
+from pretrain.sizes import SIZES
 from sweeps.kinds import kind_of
-from sweeps.plan import Snapshot, cell_points, cells, member_specs, train_spec
-from sweeps.study import Study
+from sweeps.plan import Snapshot, cell_points, cell_tuned, cells, member_specs, train_spec
+from sweeps.study import Distill, Study
 from sweeps.tune import next_points
+
+Labelled = list[tuple[str, object]]
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    next_specs: Callable[[Study, Snapshot, str, int], list]
+    labelled_specs: Callable[[Study, Snapshot, str, int], Labelled]
+
+    def next_specs(self, study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
+        return [spec for _, spec in self.labelled_specs(study, snap, store_id, round_no)]
 
 
-def unfinished_specs(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
-    """Runs an earlier launch planned but that never finished (pending, or stale: job died)."""
+def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
     if round_no > 0:
         return []
     out = []
     for rid, state in snap.states.items():
         if state in ("pending", "stale"):
             spec_json = read_json(snap.dirs[rid] / "spec.json")
-            out.append(kind_of(spec_json).spec_from_json(spec_json))
+            out.append(("resume", kind_of(spec_json).spec_from_json(spec_json)))
     return out
 
 
-def tune_specs(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
-    """Next points of every tuning cell (the whole grid, or the adaptive frontier)."""
+def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
     out = []
     for recipe, budget, size in cells(study):
         losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
         for p in next_points(recipe, study.lattice, losses, running, round_no):
-            out.append(train_spec(study, store_id, budget, size, p))
+            out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
     return out
 
 
-def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
-    return [s for specs in member_specs(study, snap, store_id).values() for s in specs]
+def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    return [("ensemble-member", s) for specs in member_specs(study, snap, store_id).values() for s in specs]
+
+
+def _finished_members(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list]:
+    """Member sets whose every run succeeded, with their run directories."""
+    out = {}
+    for key, specs in member_specs(study, snap, store_id).items():
+        if specs and all(snap.state(s.run_id) == "succeeded" for s in specs):
+            out[key] = [snap.dirs[s.run_id] for s in specs]
+    return out
+
+
+def ensembles(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    from eval.ensemble import EnsembleEvalSpec
+
+    out = []
+    for (_, size), dirs in _finished_members(study, snap, store_id).items():
+        ids = tuple(read_json(d / "spec.json")["id"] for d in dirs)
+        out.append(("ensemble", EnsembleEvalSpec(
+            size=size, member_ids=ids, member_dirs=tuple(map(str, dirs)), store=str(study.store),
+            store_id=store_id, seq_len=int(study.training.get("seq_len", 128)),
+            rules=study.ensembles.rules, threads=int(study.training.get("threads", 0)))))
+    return out
+
+
+def _teacher_dirs(study: Study, snap: Snapshot, store_id: str, d: Distill) -> list | None:
+    """Run directories of a distillation's teacher, or None while they are unfinished."""
+    if d.teacher == "ensemble":
+        dirs = _finished_members(study, snap, store_id).get((d.budget, d.teacher_size))
+        return dirs[: d.members] if dirs and len(dirs) >= d.members else None
+    source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
+    _, rid = cell_tuned(study, snap, store_id, source, d.budget, d.teacher_size)
+    return [snap.dirs[rid]] if rid and snap.state(rid) == "succeeded" else None
+
+
+def _student_point(study: Study, snap: Snapshot, store_id: str, d: Distill) -> dict | None:
+    source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
+    t, _ = cell_tuned(study, snap, store_id, source, d.budget, d.student_size)
+    return dict(t.best) if t.best else None
+
+
+def _generate_spec(study: Study, store_id: str, d: Distill, dirs: list, point: dict):  # noqa: ANN202
+    from distill.spec import GenerateSpec
+
+    # Enough synthetic tokens that the student sees each once: real x epochs x w / (1 - w).
+    tokens = d.synthetic_tokens or int(d.budget * point["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight))
+    return GenerateSpec(
+        teacher_ids=tuple(read_json(x / "spec.json")["id"] for x in dirs), teacher_dirs=tuple(map(str, dirs)),
+        store=str(study.store), store_id=store_id, tokens=tokens,
+        seq_len=int(study.training.get("seq_len", 128)), temperature=d.temperature,
+        threads=int(study.training.get("threads", 0)))
+
+
+def teachers(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    out = []
+    for d in study.distill:
+        dirs, point = _teacher_dirs(study, snap, store_id, d), _student_point(study, snap, store_id, d)
+        if d.method == "sequence" and dirs and point:
+            out.append((f"{d.name}-teacher", _generate_spec(study, store_id, d, dirs, point)))
+    return out
+
+
+def students(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    from distill.spec import DistillSpec
+
+    out = []
+    for d in study.distill:
+        dirs, point = _teacher_dirs(study, snap, store_id, d), _student_point(study, snap, store_id, d)
+        if not (dirs and point):
+            continue
+        base = train_spec(study, store_id, d.budget, d.student_size, tuple(point.items())).to_json()
+        base = {k: v for k, v in base.items() if k not in ("kind", "id")}
+        teacher = {"teacher_ids": tuple(read_json(x / "spec.json")["id"] for x in dirs),
+                   "teacher_dirs": tuple(map(str, dirs))}
+        if d.method == "token":
+            out.append((d.name, DistillSpec(**base, **teacher, mode="token", kd_temperature=d.temperature)))
+            continue
+        gen = _generate_spec(study, store_id, d, dirs, point)
+        if snap.state(gen.run_id) != "succeeded":
+            continue
+        synthetic = snap.dirs[gen.run_id] / "store"
+        from pretrain.store import TokenStore
+
+        out.append((d.name, DistillSpec(**base, **teacher, mode="sequence", synthetic_store=str(synthetic),
+                                        synthetic_store_id=TokenStore(synthetic).store_id,
+                                        synthetic_weight=d.synthetic_weight)))
+    return out
+
+
+def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    """Downstream evals of the best finished model of each requested kind."""
+    if study.evals is None:
+        return []
+    from eval.downstream import make_spec
+
+    e = study.evals
+    out = []
+    for label, dirs in _models_to_evaluate(study, snap, store_id).items():
+        if label in e.models or (label.startswith("distill") and "students" in e.models):
+            threads = int(study.training.get("threads", 0))
+            out.append((label, make_spec([str(x) for x in dirs], tasks=e.tasks, limit=e.limit, threads=threads)))
+    return out
+
+
+def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list]:
+    """label -> run directories: each recipe's best single model at the smallest budget,
+    the largest finished ensemble, and every finished student."""
+    budget = min(study.budgets)
+    out: dict[str, list] = {}
+    for recipe in study.recipes.values():
+        best = None
+        for r, b, size in cells(study):
+            if r is recipe and b == budget:
+                t, rid = cell_tuned(study, snap, store_id, recipe, budget, size)
+                if rid and snap.state(rid) == "succeeded" and (best is None or t.loss < best[0]):
+                    best = (t.loss, rid)
+        if best:
+            out[recipe.name] = [snap.dirs[best[1]]]
+    finished = _finished_members(study, snap, store_id)
+    if finished:
+        key = max(finished, key=lambda k: (k[0] == budget, len(finished[k]), SIZES[k[1]].d_model * SIZES[k[1]].n_layers))
+        out["ensemble"] = finished[key]
+    for label, spec in students(study, snap, store_id, 0):
+        if snap.state(spec.run_id) == "succeeded":
+            out[label] = [snap.dirs[spec.run_id]]
+    return out
 
 
 STAGES: list[Stage] = [
-    Stage("resume", unfinished_specs),
-    Stage("tune", tune_specs),
+    Stage("resume", unfinished),
+    Stage("tune", tune),
     Stage("members", members),
+    Stage("ensembles", ensembles),
+    Stage("teachers", teachers),
+    Stage("students", students),
+    Stage("evals", evals),
 ]
+
+
+def labels(study: Study, snap: Snapshot, store_id: str) -> dict[str, str]:
+    """run id -> study label for the runs that later stages plan (not tuning runs)."""
+    out = {}
+    for stage in STAGES[2:]:
+        try:
+            for label, spec in stage.labelled_specs(study, snap, store_id, 0):
+                out[spec.run_id] = label
+        except (ValueError, FileNotFoundError):
+            continue  # a stage whose inputs are not ready labels nothing yet
+    return out

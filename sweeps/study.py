@@ -117,6 +117,8 @@ class Study:
     root: Path
     store: Path
     prepare: dict[str, Any] | None
+    vocab_size: int | None
+    """Vocabulary for planning estimates before the store exists (else read from it)."""
     budgets: tuple[int, ...]
     sizes: tuple[str, ...]
     training: dict[str, Any]
@@ -199,7 +201,9 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     top = _Section(data, (), pos)
     name = str(top.raw("name") or Path(path).stem)
     study_root = Path(root or top.raw("root") or f"runs/{name}")
-    store, prepare = _data_section(top.sub("data"), study_root)
+    data_sec = top.sub("data")
+    vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
+    store, prepare = _data_section(data_sec, study_root)
     budgets = tuple(top.tokens("budgets", v, p) for v, p in top.items("budgets"))
     sizes = tuple(top.size(v, p) for v, p in top.items("sizes"))
     if not budgets:
@@ -219,6 +223,7 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     executor = _executor(top.sub("executor"))
     top.done()
     return Study(name=name, path=Path(path), root=study_root, store=store, prepare=prepare,
+                 vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor)
 

@@ -65,6 +65,14 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
         except KeyboardInterrupt:
             raise
         except BaseException as e:  # noqa: BLE001 - recorded, never swallowed silently
+            if _raised_by_requeue(e):
+                # Preemption, not failure: submitit's signal handler checkpointed and asked
+                # Slurm to requeue; whatever it raised (its exit, or the `scontrol requeue`
+                # child killed by the requeue itself) must leave the run resumable, and the
+                # job must end without reporting completion so the requeued job runs it.
+                run.update_status(state="pending", error=f"preempted: {type(e).__name__}")
+                print(f"[{run_dir.name}] preempted; the requeued job resumes it", flush=True)
+                raise SystemExit(-1) from None
             # Run functions record their own failures; this covers errors before they could.
             if run.status().get("state") != "failed":
                 run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
@@ -72,6 +80,17 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
             if isinstance(e, SystemExit):
                 raise
         return run.status().get("state", "pending")
+
+
+def _raised_by_requeue(error: BaseException) -> bool:
+    """Whether ``error`` came out of submitit's preemption handler (it runs inside whatever
+    frame the signal interrupted, so its exceptions surface in the training code)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "checkpoint_and_try_requeue":
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def worker_threads(parallelism: int) -> int:

@@ -74,9 +74,15 @@ def test_preempted_run_is_requeued_and_resumes_to_the_same_result(tmp_path, bibl
     assert run_dir is not None, "the run never checkpointed"
     status = RunDir(run_dir).status()
     job_id = status["job_id"] if status["array_task"] is None else f"{status['job_id']}_{status['array_task']}"
-    # What Slurm preemption does to a submitit job: TERM (ignored), then USR2 -> checkpoint + requeue.
-    for sig in ("SIGTERM", "USR2"):
-        subprocess.run(["scancel", job_id, "--signal", sig], check=True)
+    # What Slurm preemption does to a submitit job: TERM (ignored), then USR2 -> checkpoint +
+    # requeue. scancel delivers asynchronously, so wait until the job has seen the TERM: a
+    # late TERM would kill the `scontrol requeue` that the USR2 handler starts.
+    subprocess.run(["scancel", job_id, "--signal", "SIGTERM"], check=True)
+    err_log = next((study.root / "jobs").glob(f"{status['job_id']}*/*_log.err"))
+    deadline = time.time() + 30
+    while "Bypassing signal SIGTERM" not in err_log.read_text() and time.time() < deadline:
+        time.sleep(0.1)
+    subprocess.run(["scancel", job_id, "--signal", "USR2"], check=True)
     thread.join(timeout=300)
     assert not thread.is_alive()
     final = RunDir(run_dir).status()

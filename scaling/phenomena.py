@@ -1,0 +1,113 @@
+"""Does a study show the paper's phenomena? Plain sentences, each 'shown' or 'not shown'.
+
+The checks read the fitted analysis and never adjust a number; a phenomenon that a
+study does not show is reported as not shown, with the numbers that decided it.
+Differences smaller than ``noise`` (nats, about the seed-to-seed spread of a tiny
+model's loss) are treated as no difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.analysis import StudyAnalysis
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    shown: bool | None
+    """None when the study has too little to decide."""
+    detail: str
+
+    def sentence(self) -> str:
+        verdict = {True: "shown", False: "NOT shown", None: "undecided"}[self.shown]
+        return f"{self.name}: {verdict} ({self.detail})"
+
+
+def check_phenomena(analysis: StudyAnalysis, noise: float = 0.02) -> list[Check]:
+    """The paper's five claims, checked at the smallest budget that has the data."""
+    budget = min(analysis.budgets) if analysis.budgets else None
+    checks = [
+        _standard_saturates(analysis, budget, noise),
+        _regularized_improves(analysis, budget, noise),
+        _ensembles_beat_singles(analysis, budget, noise),
+        _joint_lowest(analysis, budget),
+        _multiplier_above_one(analysis),
+    ]
+    return checks
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _standard_saturates(a: StudyAnalysis, budget: int | None, noise: float) -> Check:
+    name = "standard recipe stops improving or overfits as size grows"
+    curve = a.standard_curves.get(budget)
+    if curve is None or len(curve.y) < 3:
+        return Check(name, None, "fewer than 3 sizes")
+    y = np.asarray(curve.y)
+    gain_last = y[-2] - y[-1]
+    shown = bool(np.argmin(y) < len(y) - 1 or gain_last < noise)
+    return Check(name, shown, "best per size " + ", ".join(
+        f"{label} {_fmt(v)}" for label, v in zip(curve.point_labels, y, strict=False)))
+
+
+def _regularized_improves(a: StudyAnalysis, budget: int | None, noise: float) -> Check:
+    name = "regularized recipe keeps improving with size, with a finite asymptote"
+    curve = a.regularized.get(budget)
+    if curve is None or len(curve.y) < 3:
+        return Check(name, None, "fewer than 3 sizes")
+    y = np.asarray(curve.y)
+    monotone = bool(np.all(np.diff(y) < noise))
+    improves = bool(y[-1] < y[0] - noise)
+    fitted = curve.fit is not None and curve.fit.converged and np.isfinite(curve.fit.E)
+    detail = "tuned per size " + ", ".join(f"{v:.3f}" for v in y)
+    if fitted:
+        detail += f"; E = {curve.asymptote.format(3)}"
+    return Check(name, monotone and improves and fitted, detail)
+
+
+def _ensembles_beat_singles(a: StudyAnalysis, budget: int | None, noise: float) -> Check:
+    name = "ensembles beat single models and have a lower asymptote"
+    curves = [c for (b, _), c in a.ensembles.items() if b == budget]
+    if not curves:
+        return Check(name, None, "no ensembles")
+    beats = [bool(c.y[-1] < c.y[0] - noise / 2) for c in curves]
+    reg = a.regularized.get(budget)
+    joint = a.joint.get(budget)
+    lower = None
+    if reg is not None and reg.fit is not None and joint is not None and joint.fit is not None:
+        lower = joint.fit.E < reg.fit.E
+    elif curves and reg is not None:
+        lower = min(c.fit.E for c in curves if c.fit is not None) < min(reg.y) if any(
+            c.fit is not None for c in curves) else None
+    detail = "; ".join(f"{c.size}: K=1 {_fmt(c.y[0])} -> K={len(c.y)} {_fmt(c.y[-1])}" for c in curves)
+    return Check(name, all(beats) and lower is not False, detail)
+
+
+def _joint_lowest(a: StudyAnalysis, budget: int | None) -> Check:
+    name = "the joint (ensemble x size) asymptote is the lowest"
+    joint, reg, std = a.joint.get(budget), a.regularized.get(budget), a.best_standard.get(budget)
+    if joint is None or joint.fit is None or std is None:
+        return Check(name, None, "no double limit could be fitted")
+    others = {"standard best": std.loss}
+    if reg is not None and reg.fit is not None:
+        others["regularized E"] = reg.fit.E
+    detail = f"joint E {_fmt(joint.fit.E)} vs " + ", ".join(f"{k} {_fmt(v)}" for k, v in others.items())
+    return Check(name, all(joint.fit.E < v for v in others.values()), detail)
+
+
+def _multiplier_above_one(a: StudyAnalysis) -> Check:
+    name = "effective-data multiplier above 1"
+    if not a.multipliers:
+        return Check(name, None, "no data law for the standard recipe (needs >= 3 budgets)")
+    values = [(m.recipe, m.budget, m.value) for m in a.multipliers]
+    shown = all(v.value > 1 or m_unb for (_, _, v), m_unb in
+                zip(values, [m.unbounded for m in a.multipliers], strict=True))
+    detail = ", ".join(f"{r}@{b:,}: {'unbounded' if np.isinf(v.value) else f'{v.value:.2f}'}"
+                       for r, b, v in values)
+    return Check(name, shown, detail)
