@@ -76,6 +76,7 @@ class RunDir:
 
     def write_spec(self, spec: dict) -> None:
         existing = self.spec()
+        spec = json.loads(json.dumps(spec))  # compare as stored: tuples read back as lists
         if existing is not None and existing != spec:
             raise ValueError(f"{self.path}/spec.json holds a different spec; refusing to overwrite it")
         if existing is None:

@@ -40,6 +40,11 @@ def check_phenomena(analysis: StudyAnalysis, noise: float = 0.02) -> list[Check]
     return checks
 
 
+def _identified(fit) -> bool:  # noqa: ANN001 - a PowerLawFit or None
+    """A fit whose asymptote means something: converged, identifiable, finite."""
+    return fit is not None and fit.converged and fit.identifiable and bool(np.isfinite(fit.E))
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
@@ -64,7 +69,7 @@ def _regularized_improves(a: StudyAnalysis, budget: int | None, noise: float) ->
     y = np.asarray(curve.y)
     monotone = bool(np.all(np.diff(y) < noise))
     improves = bool(y[-1] < y[0] - noise)
-    fitted = curve.fit is not None and curve.fit.converged and np.isfinite(curve.fit.E)
+    fitted = _identified(curve.fit)
     detail = "tuned per size " + ", ".join(f"{v:.3f}" for v in y)
     if fitted:
         detail += f"; E = {curve.asymptote.format(3)}"
@@ -80,11 +85,11 @@ def _ensembles_beat_singles(a: StudyAnalysis, budget: int | None, noise: float) 
     reg = a.regularized.get(budget)
     joint = a.joint.get(budget)
     lower = None
-    if reg is not None and reg.fit is not None and joint is not None and joint.fit is not None:
+    if reg is not None and _identified(reg.fit) and joint is not None and _identified(joint.fit):
         lower = joint.fit.E < reg.fit.E
-    elif curves and reg is not None:
-        lower = min(c.fit.E for c in curves if c.fit is not None) < min(reg.y) if any(
-            c.fit is not None for c in curves) else None
+    elif reg is not None and any(_identified(c.fit) for c in curves):
+        # Without both limits, compare the best infinite-ensemble loss to the best tuned model.
+        lower = min(c.fit.E for c in curves if _identified(c.fit)) < min(reg.y)
     detail = "; ".join(f"{c.size}: K=1 {_fmt(c.y[0])} -> K={len(c.y)} {_fmt(c.y[-1])}" for c in curves)
     return Check(name, all(beats) and lower is not False, detail)
 
@@ -92,10 +97,10 @@ def _ensembles_beat_singles(a: StudyAnalysis, budget: int | None, noise: float) 
 def _joint_lowest(a: StudyAnalysis, budget: int | None) -> Check:
     name = "the joint (ensemble x size) asymptote is the lowest"
     joint, reg, std = a.joint.get(budget), a.regularized.get(budget), a.best_standard.get(budget)
-    if joint is None or joint.fit is None or std is None:
-        return Check(name, None, "no double limit could be fitted")
+    if joint is None or not _identified(joint.fit) or std is None:
+        return Check(name, None, "no identifiable double limit (fit over too few sizes)")
     others = {"standard best": std.loss}
-    if reg is not None and reg.fit is not None:
+    if reg is not None and _identified(reg.fit):
         others["regularized E"] = reg.fit.E
     detail = f"joint E {_fmt(joint.fit.E)} vs " + ", ".join(f"{k} {_fmt(v)}" for k, v in others.items())
     return Check(name, all(joint.fit.E < v for v in others.values()), detail)

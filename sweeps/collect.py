@@ -46,10 +46,9 @@ def recipes_of(study: Study, spec: dict) -> list[str]:
     if spec.get("kind") != "train" or spec.get("init_seed") != 0 or spec.get("data_seed") != 0:
         return []
     names = []
+    cell_keys = {(r.name, b, s) for r, b, s in cells(study)}
     for recipe in study.recipes.values():
-        if spec["tokens"] not in (recipe.budgets or study.budgets):
-            continue
-        if spec["size"] not in (recipe.sizes or study.sizes):
+        if (recipe.name, spec["tokens"], spec["size"]) not in cell_keys:
             continue
         on_lattice = all(spec[a] in study.lattice.axis(a) for a in AXES)
         fixed_ok = all(spec[a] == v for a, v in recipe.fixed.items())

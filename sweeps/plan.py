@@ -13,7 +13,7 @@ so planning is cheap, never imports torch, and a re-plan after a crash is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pretrain.rundir import read_json
@@ -78,9 +78,18 @@ def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, se
 
 
 def cells(study: Study) -> list[tuple[Recipe, int, str]]:
-    """Every (recipe, budget, size) the study tunes, in a stable order."""
-    return [(r, b, s) for r in study.recipes.values()
-            for b in (r.budgets or study.budgets) for s in (r.sizes or study.sizes)]
+    """Every (recipe, budget, size) the study tunes, in a stable order.
+
+    A recipe's data-scaling repeats are cells too, searched for ``repeat_rounds`` rounds
+    (the recipe they yield carries that round limit).
+    """
+    out = []
+    for r in study.recipes.values():
+        main_budgets = r.budgets or study.budgets
+        out += [(r, b, s) for b in main_budgets for s in (r.sizes or study.sizes)]
+        repeat = replace(r, max_rounds=r.repeat_rounds)
+        out += [(repeat, b, s) for b in r.repeat_budgets if b not in main_budgets for s in r.repeat_sizes]
+    return out
 
 
 def lattice_points(study: Study, recipe: Recipe) -> list[Point]:

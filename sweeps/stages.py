@@ -22,7 +22,7 @@ from pretrain.rundir import read_json
 from pretrain.sizes import SIZES
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_points, cell_tuned, cells, member_specs, train_spec
-from sweeps.study import Distill, Study
+from sweeps.study import Distill, Recipe, Study
 from sweeps.tune import next_points
 
 Labelled = list[tuple[str, object]]
@@ -51,10 +51,25 @@ def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> La
 def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
     out = []
     for recipe, budget, size in cells(study):
+        if recipe.max_rounds == 0:  # a data-scaling repeat at the main budget's tuned point
+            p = _repeat_point(study, snap, store_id, recipe, size)
+            if p is not None:
+                out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
+            continue
         losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
         for p in next_points(recipe, study.lattice, losses, running, round_no):
             out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
     return out
+
+
+def _repeat_point(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, size: str):  # noqa: ANN202
+    """The tuned point of ``size`` at the recipe's smallest main budget (None until tuned)."""
+    main = [r for r, b, s in cells(study) if r.name == recipe.name and s == size and r.max_rounds > 0]
+    budget = min(recipe.budgets or study.budgets)
+    if not main:
+        return None
+    t, _ = cell_tuned(study, snap, store_id, main[0], budget, size)
+    return t.best
 
 
 def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
@@ -170,7 +185,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
     for recipe in study.recipes.values():
         best = None
         for r, b, size in cells(study):
-            if r is recipe and b == budget:
+            if r.name == recipe.name and b == budget:
                 t, rid = cell_tuned(study, snap, store_id, recipe, budget, size)
                 if rid and snap.state(rid) == "succeeded" and (best is None or t.loss < best[0]):
                     best = (t.loss, rid)

@@ -59,6 +59,11 @@ class Recipe:
     max_rounds: int = 10
     budgets: tuple[int, ...] = ()
     sizes: tuple[str, ...] = ()
+    repeat_budgets: tuple[int, ...] = ()
+    """Data-scaling repeats: further budgets searched with fewer sizes and rounds."""
+    repeat_sizes: tuple[str, ...] = ()
+    repeat_rounds: int = 0
+    """Adaptive rounds at each repeat budget; 0 trains only the tuned point of the main budget."""
 
     def free_axes(self) -> tuple[str, ...]:
         return tuple(a for a in AXES if a not in self.fixed)
@@ -295,13 +300,20 @@ def _recipe(name: str, sec: _Section, lattice: Lattice, budgets: tuple, sizes: t
         missing = [a for a in free if a not in start]
         if missing:
             raise sec.pos.error(sec.path + ("start",), f"adaptive search needs a start value for {missing}")
+    rep = sec.sub("repeat")
     recipe = Recipe(
         name=name, search=search, fixed=fixed, start=start, grid=grid,
         max_rounds=sec.number("max_rounds", int, default=10),
         budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
         sizes=_subset(sec, "sizes", sec.size, sizes),
+        repeat_budgets=_subset(rep, "budgets", lambda v, p: rep.tokens("budgets", v, p), budgets),
+        repeat_sizes=_subset(rep, "sizes", rep.size, sizes),
+        repeat_rounds=rep.number("max_rounds", int, default=0, allow_zero=True),
     )
+    rep.done()
     sec.done()
+    if recipe.repeat_budgets and not recipe.repeat_sizes:
+        raise sec.pos.error(sec.path + ("repeat", "sizes"), "a repeat needs the sizes to run at")
     return recipe
 
 
