@@ -41,8 +41,10 @@ class Curve:
 
     @property
     def asymptote(self) -> Estimate | None:
-        """E with its (propagated) bootstrap interval; None when the curve was not fitted."""
-        if self.fit is None:
+        """E with its (propagated) bootstrap interval; None when the curve was not fitted or
+        its asymptote is not identifiable (too few points: the fit's warnings say why), so
+        no derived number (a double limit, a multiplier) is built on it."""
+        if self.fit is None or not self.fit.identifiable:
             return None
         samples = None if self.fit.samples is None else self.fit.samples[:, 2]
         return Estimate.from_samples(self.fit.E, samples, self.fit.level)

@@ -49,15 +49,20 @@ def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> La
 
 
 def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    out = []
+    out, searching = [], set()
+    repeats = []
     for recipe, budget, size in cells(study):
-        if recipe.max_rounds == 0:  # a data-scaling repeat at the main budget's tuned point
-            p = _repeat_point(study, snap, store_id, recipe, size)
-            if p is not None:
-                out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
+        if recipe.max_rounds == 0:
+            repeats.append((recipe, budget, size))
             continue
         losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
         for p in next_points(recipe, study.lattice, losses, running, round_no):
+            out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
+            searching.add((recipe.name, size))
+    # Data-scaling repeats train at the main budget's tuned point, once that search ended.
+    for recipe, budget, size in repeats:
+        p = _repeat_point(study, snap, store_id, recipe, size)
+        if p is not None and (recipe.name, size) not in searching:
             out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
     return out
 

@@ -1,0 +1,69 @@
+"""The shipped studies: the paper's plans as expected; the quick demo runs end to end."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from sweeps.estimate import gpu_hours, summarize
+from sweeps.profiles import load_profile, make_executor
+from sweeps.study import load_study
+
+
+def test_paper_study_plans_the_papers_runs(repo_root):
+    study = load_study(repo_root / "sweeps" / "studies" / "paper.yaml")
+    s = summarize(study)
+    # 16 cells per recipe. First round: the start point and its lattice neighbours
+    # (4 for the standard recipe's two free axes, 6 for the regularized recipe's three).
+    assert len(s.table) == 32
+    assert s.total_runs_now == 16 * 5 + 16 * 7
+    assert s.full_lattice_runs == 16 * 7 * 6 + 16 * 7 * 6 * 8
+    assert s.member_runs == 16 * 5
+    assert study.training["seq_len"] == 4096 and study.training["batch_size"] == 64
+    assert study.budgets == (209_715_200, 419_430_400, 838_860_800, 1_677_721_600)
+    assert 1e21 < s.total_flops_now < 1e22 and gpu_hours(s.total_flops_now, 0.4) > 1000
+
+
+@pytest.mark.slurm
+def test_paper_study_sbatch_parameters(repo_root, tmp_path, slurm_cluster):
+    """What submitit would submit for the paper study's profile (nothing is submitted)."""
+    study = load_study(repo_root / "sweeps" / "studies" / "paper.yaml")
+    assert study.executor.kind == "slurm"
+    executor = make_executor(load_profile(study.executor.profile), tmp_path)
+    text = executor._executor._make_submission_file_text(command="echo run", uid="paper")
+    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu", "#SBATCH --requeue",
+                 "#SBATCH --signal=USR2@180", "#SBATCH --time=720"):
+        assert line in text
+
+
+def test_demo_studies_plan(repo_root):
+    for name in ("demo.yaml", "demo-quick.yaml"):
+        study = load_study(repo_root / "sweeps" / "studies" / name)
+        s = summarize(study)
+        assert s.total_runs_now > 0 and study.executor.kind == "local"
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    from sweeps.demo import run_demo
+
+    lines: list[str] = []
+    result = run_demo(quick=True, out=tmp_path / "demo", n_boot=50, log=lines.append)
+    assert not result["failed"], result["failed"]
+    root = tmp_path / "demo"
+    table = pd.read_parquet(root / "results.parquet")
+    done = table[table.status == "succeeded"]
+    assert {"train", "ensemble", "distill", "eval"} <= set(done.kind)
+    assert {"standard", "regularized"} <= set(done[done.kind == "train"].recipe)
+    assert set(done[done.kind == "ensemble"].K) == {1, 2, 3}
+    assert {"arc_easy", "piqa", "sciq"} <= set(done[done.kind == "eval"].task)
+    report = (root / "report" / "report.md").read_text()
+    assert "What this study shows" in report and "Data scaling laws" in report
+    assert (root / "report" / "report.html").is_file()
+    assert list((root / "report" / "figures").glob("*.png"))
+    assert any(line.startswith("what the demo shows") for line in lines)
+    # Running it again does nothing new: every run is already finished.
+    again = run_demo(quick=True, out=root, n_boot=0, log=lambda _: None)
+    assert again["launched"] == 0
+    assert json.loads((root / "runs" / done.run_dir.iloc[0].split("/")[-1] / "status.json").read_text())[
+        "attempts"] == 1
