@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pretrain.rundir import RunDir
+from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.executors import submit, wait
-from sweeps.plan import Snapshot, store_identity
+from sweeps.plan import SEARCH_FILE, Snapshot, search_key, store_identity
 from sweeps.runstore import runs_dir
 from sweeps.stages import STAGES
 from sweeps.study import Executor, Study
@@ -71,10 +71,12 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
     for stage in STAGES:
         for round_no in range(1000):
             snap = Snapshot.read(study.root)
-            specs = stage.next_specs(study, snap, store_id, round_no)
-            todo = _todo(specs, snap, attempted)
+            labelled = stage.labelled_specs(study, snap, store_id, round_no)
+            todo = _todo([spec for _, spec in labelled], snap, attempted)
             if not todo:
                 break
+            if stage.name == "tune":
+                _count_rounds(study.root, snap, labelled, {s.run_id for s in todo})
             dirs = [_materialise(study.root, s) for s in todo]
             attempted.update(s.run_id for s in todo)
             log(f"[{stage.name} round {round_no + 1}] launching {len(dirs)} runs on {executor.kind} "
@@ -91,6 +93,15 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
                 if state != "succeeded":
                     report.failed.append(f"{d.name}: {state}")
     return report
+
+
+def _count_rounds(root: Path, snap: Snapshot, labelled: list, launched: set[str]) -> None:
+    """One more adaptive round for every cell that gets new points now (search.json)."""
+    keys = {search_key(label, spec.tokens, spec.size) for label, spec in labelled if spec.run_id in launched}
+    rounds = dict(snap.rounds)
+    for key in keys:
+        rounds[key] = rounds.get(key, 0) + 1
+    atomic_write_json(Path(root) / SEARCH_FILE, rounds)
 
 
 def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:

@@ -23,6 +23,12 @@ from sweeps.study import AXES, Recipe, Study
 from sweeps.tune import Point, Tuned, point, tuned
 
 UNPREPARED = "unprepared"
+SEARCH_FILE = "search.json"
+
+
+def search_key(recipe: str, budget: int, size: str) -> str:
+    """The name of a tuning cell in search.json."""
+    return f"{recipe}|{budget}|{size}"
 
 
 @dataclass
@@ -33,10 +39,12 @@ class Snapshot:
     states: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
     dirs: dict[str, Path] = field(default_factory=dict)
+    rounds: dict[str, int] = field(default_factory=dict)
+    """Adaptive-search rounds launched per cell (``search_key``), kept in search.json."""
 
     @classmethod
     def read(cls, root: Path) -> Snapshot:
-        snap = cls(root)
+        snap = cls(root, rounds=read_json(Path(root) / SEARCH_FILE) or {})
         base = runs_dir(root)
         if not base.exists():
             return snap

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pretrain.rundir import read_json
 from pretrain.sizes import SIZES
 from sweeps.kinds import kind_of
-from sweeps.plan import Snapshot, cell_points, cell_tuned, cells, member_specs, train_spec
+from sweeps.plan import (
+    Snapshot,
+    cell_points,
+    cell_tuned,
+    cells,
+    member_specs,
+    search_key,
+    train_spec,
+)
 from sweeps.study import Distill, Recipe, Study
 from sweeps.tune import next_points
 
@@ -56,7 +64,9 @@ def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled
             repeats.append((recipe, budget, size))
             continue
         losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
-        for p in next_points(recipe, study.lattice, losses, running, round_no):
+        # Rounds count across launches (search.json), so a rerun continues, never restarts.
+        rounds_done = snap.rounds.get(search_key(recipe.name, budget, size), 0)
+        for p in next_points(recipe, study.lattice, losses, running, rounds_done):
             out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
             searching.add((recipe.name, size))
     # Data-scaling repeats train at the main budget's tuned point, once that search ended.
