@@ -30,13 +30,12 @@ from eval.ensemble import (
     check_members,
     chunk_sequences_for,
     ensemble_losses,
-    execute_run,
     open_members,
     resolve_device,
 )
 from pretrain.data import EpochSchedule
 from pretrain.load import TrainedRun
-from pretrain.rundir import RunDir
+from pretrain.rundir import RunDir, execute_run
 from pretrain.store import TokenStore
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from eval.tasks import (
     load_tasks,
 )
 from pretrain.load import TrainedRun, open_run
-from pretrain.rundir import RunDir, atomic_write_bytes
+from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
 from pretrain.sizes import get_shape, param_counts
 from pretrain.spec import SpecBase
 from pretrain.tokenizer import eos_id, load_tokenizer
@@ -325,30 +324,18 @@ def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print
     Members, tokenizer and data are checked before the directory is created. A failure
     is recorded in status.json and re-raised.
     """
-    run = RunDir(run_dir)
-    if run.status().get("state") == "succeeded" and run.result() is not None:
-        return run.result()
-    members = open_members(spec.members)
-    if (ids := tuple(m.run_id for m in members)) != spec.runs:
-        raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
-    tokenizer = load_tokenizer(members[0].store.tokenizer_path)
-    tasks = load_tasks(spec.tasks, spec.source, spec.limit)
-    if identity_of(tasks) != spec.data:
-        raise ValueError(f"the data at {spec.source} ({identity_of(tasks)[:23]}) is not the data "
-                         f"the spec asks for ({spec.data[:23]})")
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_spec(spec.to_json())
-    run.mark_running()
-    try:
-        result = _evaluate(spec, run, members, tokenizer, tasks, log)
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt | SystemExit):
-            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
-        else:
-            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
-        raise
-    run.mark_succeeded(result)
-    return result
+    def prepare() -> tuple:
+        members = open_members(spec.members)
+        if (ids := tuple(m.run_id for m in members)) != spec.runs:
+            raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
+        tokenizer = load_tokenizer(members[0].store.tokenizer_path)
+        tasks = load_tasks(spec.tasks, spec.source, spec.limit)
+        if identity_of(tasks) != spec.data:
+            raise ValueError(f"the data at {spec.source} ({identity_of(tasks)[:23]}) is not the data "
+                             f"the spec asks for ({spec.data[:23]})")
+        return members, tokenizer, tasks
+
+    return execute_run(spec, run_dir, prepare, lambda run, inputs: _evaluate(spec, run, *inputs, log))
 
 
 def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], tokenizer: Tokenizer,

@@ -12,12 +12,10 @@ safetensors); ``keep_members`` trades K models of memory for no reloads.
 from __future__ import annotations
 
 import ctypes
-import json
 import math
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,41 +28,12 @@ import torch.nn.functional as F
 from eval.combine import RULES, MemberAccumulator, check_rules
 from pretrain.data import validation_batches
 from pretrain.load import TrainedRun, open_run
-from pretrain.rundir import RunDir
+from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import get_shape, param_counts
 from pretrain.spec import SpecBase
 from pretrain.store import TokenStore
 
 T = TypeVar("T")
-
-
-def execute_run(spec: SpecBase, run_dir: str | Path, prepare: Callable[[], T],
-                work: Callable[[RunDir, T], dict]) -> dict:
-    """The run-kind contract shared by ensemble, generate and distill runs.
-
-    A succeeded run returns its result untouched; ``prepare`` validates every input
-    before the directory exists; failures are recorded in status.json and re-raised;
-    interrupts leave the run pending (resumable), as ``train_run`` does.
-    """
-    run = RunDir(run_dir)
-    if run.status().get("state") == "succeeded" and (done := run.result()) is not None:
-        return done
-    inputs = prepare()
-    run.path.mkdir(parents=True, exist_ok=True)
-    # Through JSON first: tuple fields come back from spec.json as lists, and a resumed
-    # run must compare equal to the spec it wrote.
-    run.write_spec(json.loads(json.dumps(spec.to_json())))
-    run.mark_running()
-    try:
-        result = work(run, inputs)
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt | SystemExit):
-            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
-        else:
-            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
-        raise
-    run.mark_succeeded(result)
-    return result
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,12 @@ import os
 import socket
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STATES = ("pending", "running", "succeeded", "failed")
 
@@ -77,9 +81,11 @@ class RunDir:
     def write_spec(self, spec: dict) -> None:
         existing = self.spec()
         spec = json.loads(json.dumps(spec))  # compare as stored: tuples read back as lists
-        if existing is not None and existing != spec:
-            raise ValueError(f"{self.path}/spec.json holds a different spec; refusing to overwrite it")
-        if existing is None:
+        if existing is not None and existing.get("id") != spec.get("id"):
+            raise ValueError(f"{self.path}/spec.json holds run {existing.get('id')}, not {spec.get('id')}")
+        if existing != spec:
+            # Same run (same semantic fields); operational ones (paths, micro-batch,
+            # threads) may change between attempts, e.g. a smaller micro-batch after OOM.
             atomic_write_json(self.path / "spec.json", spec)
 
     def update_status(self, **fields: Any) -> dict:
@@ -112,3 +118,30 @@ class RunDir:
     def log_line(self, line: str) -> None:
         with open(self.path / "log.txt", "a") as f:
             f.write(line.rstrip("\n") + "\n")
+
+
+def execute_run(spec: Any, run_dir: str | Path, prepare: Callable[[], T],
+                work: Callable[[RunDir, T], dict]) -> dict:
+    """The contract every run kind keeps (training, ensembles, teachers, students, evals).
+
+    A succeeded run returns its result untouched; ``prepare`` validates every input
+    before the directory exists; failures are recorded in status.json and re-raised;
+    interrupts leave the run pending (resumable), as ``train_run`` does.
+    """
+    run = RunDir(run_dir)
+    if run.status().get("state") == "succeeded" and (done := run.result()) is not None:
+        return done
+    inputs = prepare()
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec.to_json())
+    run.mark_running()
+    try:
+        result = work(run, inputs)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
+        else:
+            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+        raise
+    run.mark_succeeded(result)
+    return result

@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import warnings
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.lit import PretrainModule
-from pretrain.rundir import RunDir
+from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
@@ -159,24 +158,11 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
     A run that already succeeded returns its result without training. A failure is
     recorded in status.json (error line and traceback) and re-raised.
     """
-    run = RunDir(run_dir)
-    if run.status().get("state") == "succeeded" and run.result() is not None:
-        return run.result()
-    store, schedule = check_spec(spec)  # bad input fails here, before a directory exists
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_spec(spec.to_json())
-    run.mark_running()
-    try:
-        result = fit_run(spec, run, store, schedule, log, progress_seconds)
-    except BaseException as e:
-        # KeyboardInterrupt / SIGTERM-driven exits leave the run resumable, not failed.
-        if isinstance(e, KeyboardInterrupt | SystemExit):
-            run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
-        else:
-            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
-        raise
-    run.mark_succeeded(result)
-    return result
+    def work(run: RunDir, inputs: tuple[TokenStore, EpochSchedule]) -> dict:
+        return fit_run(spec, run, *inputs, log, progress_seconds)
+
+    # check_spec opens the store and schedule: bad input fails before a directory exists.
+    return execute_run(spec, run_dir, lambda: check_spec(spec), work)
 
 
 def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:

@@ -106,7 +106,7 @@ def _joint_lowest(a: StudyAnalysis, budget: int | None) -> Check:
     name = "the joint (ensemble x size) asymptote is the lowest"
     joint, reg, std = a.joint.get(budget), a.regularized.get(budget), a.best_standard.get(budget)
     if joint is None or not _identified(joint.fit) or std is None:
-        return Check(name, None, "no identifiable double limit (fit over too few sizes)")
+        return Check(name, None, "no identifiable double limit (see the fit warnings)")
     others = {"standard best": std.loss}
     if reg is not None and _identified(reg.fit):
         others["regularized E"] = reg.fit.E

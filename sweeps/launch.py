@@ -75,9 +75,9 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             todo = _todo([spec for _, spec in labelled], snap, attempted)
             if not todo:
                 break
-            if stage.name == "tune":
-                _count_rounds(study.root, snap, labelled, {s.run_id for s in todo})
             dirs = [_materialise(study.root, s) for s in todo]
+            if stage.name == "tune":  # after the directories exist: a kill in between loses no round
+                _count_rounds(study.root, snap, labelled, {s.run_id for s in todo})
             attempted.update(s.run_id for s in todo)
             log(f"[{stage.name} round {round_no + 1}] launching {len(dirs)} runs on {executor.kind} "
                 f"(elapsed {time.time() - t_start:,.0f}s)")

@@ -139,8 +139,26 @@ def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budg
     return result, (ids[result.best] if result.best is not None else None)
 
 
+def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
+            ) -> tuple[Tuned, str | None]:
+    """``cell_tuned`` once the cell's search has ended (nothing to propose, nothing running);
+    (empty, None) before, so later stages never build on a best point that may still move."""
+    from sweeps.tune import next_points
+
+    losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
+    rounds = snap.rounds.get(search_key(recipe.name, budget, size), 0)
+    if running or next_points(recipe, study.lattice, losses, set(), rounds):
+        return tuned(recipe, study.lattice, {}), None
+    return cell_tuned(study, snap, store_id, recipe, budget, size)
+
+
 def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list[TrainSpec]]:
-    """Ensemble members per (budget, size), from the tuned point of the source recipe."""
+    """Ensemble members per (budget, size), from the settled tuned point of the source recipe.
+
+    Member k has init and data seed k, starting at 0 only when the member rule keeps the
+    tuned point (member 0 is then the tuned run itself); a shifted member set starts at
+    seed 1, so no member ever lands on a lattice point that tuning would count as its own.
+    """
     ens = study.ensembles
     if ens is None:
         return {}
@@ -148,12 +166,13 @@ def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int,
     out = {}
     for budget in ens.budgets or recipe.budgets or study.budgets:
         for size in ens.sizes or recipe.sizes or study.sizes:
-            t, _ = cell_tuned(study, snap, store_id, recipe, budget, size)
+            t, _ = settled(study, snap, store_id, recipe, budget, size)
             if t.best is None:
                 continue
             best = dict(t.best)
             shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
                              "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
-            out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=k)
+            first = 0 if shifted == t.best else 1
+            out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=first + k)
                                    for k in range(ens.members)]
     return out

@@ -24,10 +24,10 @@ from sweeps.kinds import kind_of
 from sweeps.plan import (
     Snapshot,
     cell_points,
-    cell_tuned,
     cells,
     member_specs,
     search_key,
+    settled,
     train_spec,
 )
 from sweeps.study import Distill, Recipe, Study
@@ -83,7 +83,7 @@ def _repeat_point(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, s
     budget = min(recipe.budgets or study.budgets)
     if not main:
         return None
-    t, _ = cell_tuned(study, snap, store_id, main[0], budget, size)
+    t, _ = settled(study, snap, store_id, main[0], budget, size)
     return t.best
 
 
@@ -119,13 +119,13 @@ def _teacher_dirs(study: Study, snap: Snapshot, store_id: str, d: Distill) -> li
         dirs = _finished_members(study, snap, store_id).get((d.budget, d.teacher_size))
         return dirs[: d.members] if dirs and len(dirs) >= d.members else None
     source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
-    _, rid = cell_tuned(study, snap, store_id, source, d.budget, d.teacher_size)
+    _, rid = settled(study, snap, store_id, source, d.budget, d.teacher_size)
     return [snap.dirs[rid]] if rid and snap.state(rid) == "succeeded" else None
 
 
 def _student_point(study: Study, snap: Snapshot, store_id: str, d: Distill) -> dict | None:
     source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
-    t, _ = cell_tuned(study, snap, store_id, source, d.budget, d.student_size)
+    t, _ = settled(study, snap, store_id, source, d.budget, d.student_size)
     return dict(t.best) if t.best else None
 
 
@@ -186,7 +186,8 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
     e = study.evals
     out = []
     for label, dirs in _models_to_evaluate(study, snap, store_id).items():
-        if label in e.models or (label.startswith("distill") and "students" in e.models):
+        student = label in {d.name for d in study.distill}
+        if label in e.models or (student and "students" in e.models):
             threads = int(study.training.get("threads", 0))
             out.append((label, make_spec([str(x) for x in dirs], tasks=e.tasks, limit=e.limit, threads=threads)))
     return out
@@ -201,7 +202,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
         best = None
         for r, b, size in cells(study):
             if r.name == recipe.name and b == budget:
-                t, rid = cell_tuned(study, snap, store_id, recipe, budget, size)
+                t, rid = settled(study, snap, store_id, recipe, budget, size)
                 if rid and snap.state(rid) == "succeeded" and (best is None or t.loss < best[0]):
                     best = (t.loss, rid)
         if best:

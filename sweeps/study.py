@@ -19,6 +19,10 @@ from pretrain.store import parse_tokens
 from sweeps.yamlpos import Positions, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
+# data.prepare: the corpus source's fields, then PrepareConfig's.
+PREPARE_KEYS = {"source", "dataset", "revision", "split", "files", "text_field", "shuffle_seed",
+                "tokenizer", "vocab_size", "eos_token", "val_tokens", "val_every", "max_train_tokens",
+                "tokenizer_docs", "dtype", "batch_docs"}
 SEARCHES = ("grid", "adaptive")
 TRAINING_KEYS = {
     "batch_size": int, "seq_len": int, "warmup_frac": float, "micro_batch_size": int,
@@ -224,7 +228,16 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
         raise pos.error(("recipes",), "at least one recipe is required")
     ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
     distill = tuple(_distill(_Section(v, p, pos), budgets) for v, p in top.items("distill"))
+    for i, d in enumerate(distill):
+        if d.teacher == "ensemble" and (ensembles is None or d.members > ensembles.members):
+            raise pos.error(("distill", i, "members"), "an ensemble teacher needs an ensembles section "
+                            "with at least this many members")
     evals = _evals(top.sub("eval")) if top.has("eval") else None
+    if evals is not None:
+        known = {*recipes, "ensemble", "students"}
+        for j, m in enumerate(evals.models):
+            if m not in known:
+                raise pos.error(("eval", "models", j), f"unknown model {m!r}; use {', '.join(sorted(known))}")
     executor = _executor(top.sub("executor"))
     top.done()
     return Study(name=name, path=Path(path), root=study_root, store=store, prepare=prepare,
@@ -241,6 +254,9 @@ def _data_section(sec: _Section, root: Path) -> tuple[Path, dict | None]:
     if prepare is not None:
         if not isinstance(prepare, dict):
             raise sec.pos.error(sec.path + ("prepare",), "expected a mapping of `dcsl data prepare` options")
+        unknown = sorted(set(prepare) - PREPARE_KEYS)
+        if unknown:
+            raise sec.pos.error(sec.path + ("prepare", unknown[0]), f"unknown key; known: {', '.join(sorted(PREPARE_KEYS))}")
         return root / "store", prepare
     return Path(store), None
 
@@ -314,6 +330,14 @@ def _recipe(name: str, sec: _Section, lattice: Lattice, budgets: tuple, sizes: t
     sec.done()
     if recipe.repeat_budgets and not recipe.repeat_sizes:
         raise sec.pos.error(sec.path + ("repeat", "sizes"), "a repeat needs the sizes to run at")
+    overlap = set(recipe.repeat_budgets) & set(recipe.budgets or budgets)
+    if overlap:
+        raise sec.pos.error(sec.path + ("repeat", "budgets"),
+                            f"{sorted(overlap)} are already main budgets of this recipe (set its 'budgets')")
+    missing = set(recipe.repeat_sizes) - set(recipe.sizes or sizes)
+    if recipe.repeat_rounds == 0 and missing:
+        raise sec.pos.error(sec.path + ("repeat", "sizes"),
+                            f"{sorted(missing)} are not tuned at the main budget, so have no point to repeat")
     return recipe
 
 
@@ -356,8 +380,9 @@ def _distill(sec: _Section, budgets: tuple) -> Distill:
         members=sec.number("members", int, default=1),
         method=sec.choice("method", ("sequence", "token"), "sequence"),
         synthetic_weight=sec.number("synthetic_weight", float, default=0.75),
-        synthetic_tokens=sec.tokens("synthetic_tokens", sec.raw("synthetic_tokens", 0) or 1,
-                                    sec.path + ("synthetic_tokens",)) if sec.has("synthetic_tokens") else 0,
+        # 0 or absent: enough synthetic tokens that the student sees each once.
+        synthetic_tokens=(sec.tokens("synthetic_tokens", sec.raw("synthetic_tokens"), sec.path + ("synthetic_tokens",))
+                          if sec.raw("synthetic_tokens", 0) else 0),
         temperature=sec.number("temperature", float, default=1.0),
     )
     if not d.synthetic_weight < 1:

@@ -88,6 +88,8 @@ def next_points(recipe: Recipe, lattice: Lattice, losses: dict[Point, float],
         return [p for p in grid_points(recipe, lattice) if p not in losses and p not in pending]
     if rounds_done >= recipe.max_rounds:
         return []
+    if losses and all(v == float("inf") for v in losses.values()):
+        return []  # every point failed: walking around failures would only spend compute
     if not losses:
         start = point({**recipe.start, **recipe.fixed})
         candidates = [start, *neighbours(start, lattice, recipe.free_axes())]

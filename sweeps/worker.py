@@ -48,8 +48,11 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
         if not mine:
             return "skipped"  # another worker holds it
         run = RunDir(run_dir)
-        if run.status().get("state") == "succeeded" and run.result() is not None:
+        state = run.status().get("state")
+        if state == "succeeded" and run.result() is not None:
             return "succeeded"
+        if state == "failed":
+            return "failed"  # another worker ran it already; --retry-failed resets it to pending
         spec_json = run.spec()
         if spec_json is None:
             return "missing"
@@ -74,7 +77,8 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
                 print(f"[{run_dir.name}] preempted; the requeued job resumes it", flush=True)
                 raise SystemExit(-1) from None
             # Run functions record their own failures; this covers errors before they could.
-            if run.status().get("state") != "failed":
+            # An interrupt (SystemExit) leaves the run pending, as the run function set it.
+            if run.status().get("state") != "failed" and not isinstance(e, SystemExit):
                 run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
             print(f"[{run_dir.name}] failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             if isinstance(e, SystemExit):

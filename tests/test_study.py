@@ -42,6 +42,10 @@ def test_good_study_loads(tmp_path):
     ("search: adaptive", "search: bayesian", r"recipes.regularized.search: 'bayesian' is not one of grid, adaptive"),
     ("data: {store: /nonexistent/store}", "data: {}", r"study.yaml:2:\d+: data: give exactly one of"),
     ("search: grid}", "search: grid, speed: 3}", r"recipes.standard.speed: unknown key"),
+    ("search: grid}", "search: grid, repeat: {budgets: [8k], sizes: [tiny-50k]}}",
+     r"recipes.standard.repeat.budgets: \[8000\] are already main budgets"),
+    ("data: {store: /nonexistent/store}", "data: {prepare: {source: bible, vocab: 512}}",
+     r"study.yaml:2:\d+: data.prepare.vocab: unknown key"),
 ])
 def test_bad_study_files_fail_with_positions(tmp_path, old, new, expected):
     assert old in GOOD

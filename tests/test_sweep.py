@@ -100,3 +100,39 @@ def test_cli_local_executor_and_tables(tmp_path, bible_store):
     runs = list((root / "runs").iterdir())
     pids = {RunDir(d).status()["pid"] for d in runs}
     assert len(pids) <= 2 * rounds < len(runs)
+
+
+def test_workers_skip_failed_runs_and_operational_changes_are_accepted(tmp_path, bible_store):
+    from dataclasses import replace
+
+    from sweeps.worker import run_one
+
+    study = tiny_study(tmp_path, bible_store)
+    launch(study, **QUIET)
+    run_dir = next(iter(Snapshot.read(study.root).dirs.values()))
+    run = RunDir(run_dir)
+    run.update_status(state="failed", error="boom")
+    assert run_one(run_dir, log_to_stdout=False) == "failed"  # another worker already ran it
+    assert run.status()["attempts"] == 1
+    # Same run, new operational settings (a smaller micro-batch after running out of memory).
+    spec_json = run.spec()
+    from pretrain.spec import TrainSpec
+
+    spec = replace(TrainSpec.from_json(spec_json), micro_batch_size=4)
+    run.write_spec(spec.to_json())
+    assert run.spec()["micro_batch_size"] == 4 and run.spec()["id"] == spec_json["id"]
+
+
+def test_shifted_members_never_land_on_tuning_points(tmp_path, bible_store):
+    from sweeps.plan import member_specs, store_identity
+
+    extra = "ensembles: {from: regularized, members: 2, member_rule: {epochs: 2, weight_decay: 0.5}}\n"
+    study = tiny_study(tmp_path, bible_store, extra=extra)
+    launch(study, **QUIET)
+    snap = Snapshot.read(study.root)
+    store_id, _ = store_identity(study)
+    (members,) = member_specs(study, snap, store_id).values()
+    assert [m.init_seed for m in members] == [1, 2]  # shifted point: seeds start at 1
+    table, _, _ = collect(study)
+    member_rows = table[table.run_id.isin([m.run_id for m in members])]
+    assert set(member_rows.recipe) == {"ensemble-member"}
