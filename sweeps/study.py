@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pretrain.sizes import SIZES
-from pretrain.store import parse_tokens
-from sweeps.yamlpos import Positions, StudyError, load_yaml
+from sweeps.yamlpos import Section, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
 # data.prepare: the corpus source's fields, then PrepareConfig's.
@@ -139,75 +137,10 @@ class Study:
     executor: Executor
 
 
-class _Section:
-    """Reads one mapping of the study, checking types and refusing unknown keys."""
-
-    def __init__(self, data: Any, path: tuple, pos: Positions) -> None:
-        if not isinstance(data, dict):
-            raise pos.error(path, f"expected a mapping, got {type(data).__name__}")
-        self.data, self.path, self.pos, self.seen = data, path, pos, set()
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        self.seen.add(key)
-        return self.data.get(key, default)
-
-    def number(self, key: str, kind: type = float, default: Any = None, allow_zero: bool = False,
-               value: Any = None, path: tuple | None = None) -> Any:
-        path = path or self.path + (key,)
-        v = self.raw(key, default) if value is None else value
-        if v is None:
-            if default is None and value is None:
-                raise self.pos.error(path, "is required")
-            return v
-        try:
-            num = kind(float(v)) if kind is int else kind(v)
-            if kind is int and float(v) != num:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise self.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
-        if num < 0 or (num == 0 and not allow_zero):
-            raise self.pos.error(path, f"must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
-        return num
-
-    def tokens(self, key: str, value: Any, path: tuple) -> int:
-        try:
-            return parse_tokens(value)
-        except ValueError as e:
-            raise self.pos.error(path, str(e)) from None
-
-    def size(self, value: Any, path: tuple) -> str:
-        if value not in SIZES:
-            raise self.pos.error(path, f"unknown model size {value!r}; known: {', '.join(SIZES)}")
-        return value
-
-    def choice(self, key: str, options: tuple, default: Any) -> Any:
-        v = self.raw(key, default)
-        if v not in options:
-            raise self.pos.error(self.path + (key,), f"{v!r} is not one of {', '.join(map(str, options))}")
-        return v
-
-    def sub(self, key: str) -> _Section:
-        return _Section(self.raw(key, {}), self.path + (key,), self.pos)
-
-    def items(self, key: str) -> list[tuple[Any, tuple]]:
-        v = self.raw(key, [])
-        if not isinstance(v, list):
-            raise self.pos.error(self.path + (key,), "expected a list")
-        return [(item, self.path + (key, i)) for i, item in enumerate(v)]
-
-    def done(self) -> None:
-        unknown = [k for k in self.data if k not in self.seen]
-        if unknown:
-            raise self.pos.error(self.path + (unknown[0],), "unknown key")
-
-
 def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     """Read and validate a study file; ``root`` overrides its output folder."""
     data, pos = load_yaml(path)
-    top = _Section(data, (), pos)
+    top = Section(data, (), pos)
     name = str(top.raw("name") or Path(path).stem)
     study_root = Path(root or top.raw("root") or f"runs/{name}")
     data_sec = top.sub("data")
@@ -227,7 +160,7 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     if not recipes:
         raise pos.error(("recipes",), "at least one recipe is required")
     ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
-    distill = tuple(_distill(_Section(v, p, pos), budgets) for v, p in top.items("distill"))
+    distill = tuple(_distill(Section(v, p, pos), budgets) for v, p in top.items("distill"))
     for i, d in enumerate(distill):
         if d.teacher == "ensemble" and (ensembles is None or d.members > ensembles.members):
             raise pos.error(("distill", i, "members"), "an ensemble teacher needs an ensembles section "
@@ -246,7 +179,7 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor)
 
 
-def _data_section(sec: _Section, root: Path) -> tuple[Path, dict | None]:
+def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
     store, prepare = sec.raw("store"), sec.raw("prepare")
     sec.done()
     if (store is None) == (prepare is None):
@@ -261,7 +194,7 @@ def _data_section(sec: _Section, root: Path) -> tuple[Path, dict | None]:
     return Path(store), None
 
 
-def _training_section(sec: _Section) -> dict[str, Any]:
+def _training_section(sec: Section) -> dict[str, Any]:
     out = {}
     for key, kind in TRAINING_KEYS.items():
         if sec.has(key):
@@ -271,7 +204,7 @@ def _training_section(sec: _Section) -> dict[str, Any]:
     return out
 
 
-def _lattice_section(sec: _Section) -> Lattice:
+def _lattice_section(sec: Section) -> Lattice:
     axes = {}
     for axis in AXES:
         if sec.has(axis):
@@ -285,7 +218,7 @@ def _lattice_section(sec: _Section) -> Lattice:
     return Lattice(**axes)
 
 
-def _on_lattice(sec: _Section, axis: str, value: Any, path: tuple, lattice: Lattice) -> Any:
+def _on_lattice(sec: Section, axis: str, value: Any, path: tuple, lattice: Lattice) -> Any:
     kind = int if axis == "epochs" else float
     v = sec.number(axis, kind, value=value, path=path, allow_zero=axis == "weight_decay")
     if v not in lattice.axis(axis):
@@ -293,7 +226,7 @@ def _on_lattice(sec: _Section, axis: str, value: Any, path: tuple, lattice: Latt
     return v
 
 
-def _subset(sec: _Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
+def _subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
     values = tuple(parse(v, p) for v, p in sec.items(key))
     for v, (_, p) in zip(values, sec.items(key), strict=True):
         if v not in universe:
@@ -301,7 +234,7 @@ def _subset(sec: _Section, key: str, parse, universe: tuple) -> tuple:  # noqa: 
     return values
 
 
-def _recipe(name: str, sec: _Section, lattice: Lattice, budgets: tuple, sizes: tuple) -> Recipe:
+def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tuple) -> Recipe:
     search = sec.choice("search", SEARCHES, "grid")
     fixed = {a: _on_lattice(sec, a, sec.raw(a), sec.path + (a,), lattice) for a in AXES if sec.has(a)}
     start_sec, grid_sec = sec.sub("start"), sec.sub("grid")
@@ -341,7 +274,7 @@ def _recipe(name: str, sec: _Section, lattice: Lattice, budgets: tuple, sizes: t
     return recipe
 
 
-def _ensembles(sec: _Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ensembles:
+def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ensembles:
     source = sec.raw("from")
     if source not in recipes:
         raise sec.pos.error(sec.path + ("from",), f"{source!r} is not a recipe of this study ({', '.join(recipes)})")
@@ -360,13 +293,13 @@ def _ensembles(sec: _Section, recipes: dict, budgets: tuple, sizes: tuple) -> En
     return ens
 
 
-def _rule(sec: _Section, value: Any, path: tuple) -> str:
+def _rule(sec: Section, value: Any, path: tuple) -> str:
     if value not in ("logit-mean", "prob-mean"):
         raise sec.pos.error(path, f"unknown ensemble rule {value!r}; use logit-mean or prob-mean")
     return value
 
 
-def _distill(sec: _Section, budgets: tuple) -> Distill:
+def _distill(sec: Section, budgets: tuple) -> Distill:
     budget = sec.tokens("budget", sec.raw("budget", budgets[0]), sec.path + ("budget",))
     if budget not in budgets:
         raise sec.pos.error(sec.path + ("budget",), f"{budget} is not among the study's budgets {list(budgets)}")
@@ -391,7 +324,7 @@ def _distill(sec: _Section, budgets: tuple) -> Distill:
     return d
 
 
-def _evals(sec: _Section) -> Evals:
+def _evals(sec: Section) -> Evals:
     e = Evals(
         tasks=tuple(str(v) for v, _ in sec.items("tasks")) or Evals.tasks,
         limit=sec.number("limit", int, default=None) if sec.has("limit") else None,
@@ -401,7 +334,7 @@ def _evals(sec: _Section) -> Evals:
     return e
 
 
-def _executor(sec: _Section) -> Executor:
+def _executor(sec: Section) -> Executor:
     e = Executor(
         kind=sec.choice("kind", ("local", "slurm", "debug"), "local"),
         profile=str(sec.raw("profile", "local")),

@@ -1,4 +1,5 @@
-"""YAML with positions: every key and item remembers ``file:line:column`` for errors."""
+"""YAML with positions: every key and item remembers ``file:line:column`` for errors,
+and ``Section`` reads one mapping of it with typed, positioned checks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pretrain.sizes import SIZES
+from pretrain.store import parse_tokens
 
 Path_ = tuple[Any, ...]
 
@@ -66,3 +70,68 @@ def _to_python(node: yaml.Node, path: Path_, pos: Positions, loader: yaml.SafeLo
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, path + (i,), pos, loader) for i, item in enumerate(node.value)]
     return loader.construct_object(node)
+
+
+class Section:
+    """Reads one mapping of a study file, checking types and refusing unknown keys."""
+
+    def __init__(self, data: Any, path: tuple, pos: Positions) -> None:
+        if not isinstance(data, dict):
+            raise pos.error(path, f"expected a mapping, got {type(data).__name__}")
+        self.data, self.path, self.pos, self.seen = data, path, pos, set()
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def number(self, key: str, kind: type = float, default: Any = None, allow_zero: bool = False,
+               value: Any = None, path: tuple | None = None) -> Any:
+        path = path or self.path + (key,)
+        v = self.raw(key, default) if value is None else value
+        if v is None:
+            if default is None and value is None:
+                raise self.pos.error(path, "is required")
+            return v
+        try:
+            num = kind(float(v)) if kind is int else kind(v)
+            if kind is int and float(v) != num:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise self.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
+        if num < 0 or (num == 0 and not allow_zero):
+            raise self.pos.error(path, f"must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
+        return num
+
+    def tokens(self, key: str, value: Any, path: tuple) -> int:
+        try:
+            return parse_tokens(value)
+        except ValueError as e:
+            raise self.pos.error(path, str(e)) from None
+
+    def size(self, value: Any, path: tuple) -> str:
+        if value not in SIZES:
+            raise self.pos.error(path, f"unknown model size {value!r}; known: {', '.join(SIZES)}")
+        return value
+
+    def choice(self, key: str, options: tuple, default: Any) -> Any:
+        v = self.raw(key, default)
+        if v not in options:
+            raise self.pos.error(self.path + (key,), f"{v!r} is not one of {', '.join(map(str, options))}")
+        return v
+
+    def sub(self, key: str) -> Section:
+        return Section(self.raw(key, {}), self.path + (key,), self.pos)
+
+    def items(self, key: str) -> list[tuple[Any, tuple]]:
+        v = self.raw(key, [])
+        if not isinstance(v, list):
+            raise self.pos.error(self.path + (key,), "expected a list")
+        return [(item, self.path + (key, i)) for i, item in enumerate(v)]
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self.seen]
+        if unknown:
+            raise self.pos.error(self.path + (unknown[0],), "unknown key")
