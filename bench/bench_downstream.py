@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peak import matmul_peak  # bench/ is on sys.path when run as a script
 
 from eval.downstream import encode_pairs, score_pairs
 from eval.tasks import load_task, offline_root
@@ -29,17 +30,6 @@ from pretrain.corpus import CorpusSource, iter_documents
 from pretrain.model import build_model
 from pretrain.sizes import param_counts
 from pretrain.tokenizer import eos_id, train_bpe
-
-
-def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
 
 
 def forward_flops(model: torch.nn.Module, pairs: list, max_len: int) -> float:

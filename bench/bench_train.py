@@ -18,6 +18,7 @@ import time
 import lightning as L
 import numpy as np
 import torch
+from peak import matmul_peak  # bench/ is on sys.path when run as a script
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.lit import PretrainModule, sequence_loss, warmup_cosine
@@ -25,18 +26,6 @@ from pretrain.model import build_model
 from pretrain.sizes import flops_per_token, get_shape
 from pretrain.spec import TrainSpec
 from pretrain.train import build_trainer
-
-
-def matmul_peak(n: int = 1536, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
 
 
 class LoopTimer(L.Callback):

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from pretrain.cli import parse_bool
+
 # Student flags handled here rather than generated from the spec's fields.
 _STUDENT_OWN = {"store_id", "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id"}
 
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if f.name in _STUDENT_OWN or f.name == "mode":
             continue
         required = f.default is dataclasses.MISSING
-        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" |")[0], str)
+        kind = {"int": int, "float": float, "bool": parse_bool}.get(str(f.type).split(" |")[0], str)
         s.add_argument("--" + f.name.replace("_", "-"), type=kind, required=required,
                        default=None if required else f.default, help=docs.get(f.name, ""))
     s.set_defaults(func=_student)
@@ -53,14 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="run directory (default: <--root>/<name>-<id>)")
     p.add_argument("--root", default="runs", help="where run directories are created")
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
 
 
 def _run_dir(args: argparse.Namespace, dirname: str) -> Path:

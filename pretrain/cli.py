@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING
-        kind = {"int": int, "float": float, "bool": _bool, "str": str}.get(
+        kind = {"int": int, "float": float, "bool": parse_bool, "str": str}.get(
             str(f.type).split(" |")[0], str)
         if f.name == "tokens":
             kind = str
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
     if value.lower() in ("1", "true", "yes"):
         return True
     if value.lower() in ("0", "false", "no"):

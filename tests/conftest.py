@@ -24,6 +24,18 @@ def bible_store(tmp_path_factory: pytest.TempPathFactory) -> TokenStore:
     return TokenStore(out)
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Torch on one thread for a module: tiny models run fastest so, and two OpenMP
+    threads on a shared, busy CPU were seen to run 10-100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

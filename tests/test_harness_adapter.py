@@ -24,14 +24,7 @@ HARNESS_FILES = {"arc_easy": "arc/arc_easy.yaml", "piqa": "piqa/piqa.yaml", "sci
 N = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread; two OpenMP threads on a shared, busy CPU
-    # were seen to run 10-100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
