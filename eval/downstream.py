@@ -6,8 +6,10 @@ split at the context's token length, an empty context becomes the end-of-text to
 too long a sequence is truncated from the left. ``acc`` takes the largest summed
 log-probability, ``acc_norm`` the largest per character of the choice. K members combine
 through ``eval.combine.MemberAccumulator`` (logit-mean, or prob-mean on request).
-Requests are sorted by length and right-padded; under a causal mask padding never reaches
-a real position, so scores do not depend on the batch size.
+Requests that share a context are packed into one row (``PackedRow``): the context is
+computed once and each choice sees only it and its own tokens. Rows are sorted by length
+and right-padded; padding never reaches a real position, so scores do not depend on the
+batch size.
 
 The eval run kind (``DownstreamEvalSpec``, ``run_downstream_eval``, ``table_rows``) ends
 the module: like training, a downstream eval is a spec, a run directory and table rows.
@@ -19,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -77,73 +79,145 @@ def _take(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return x.gather(1, pos.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
-def continuation_logits(model: torch.nn.Module, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def continuation_logits(model: torch.nn.Module, idx: torch.Tensor, pos: torch.Tensor,
+                        positions: torch.Tensor | None = None,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
     """The model's logits at positions ``pos`` only: (B, C, V) instead of (B, T, V).
 
     The output projection is the largest matmul of a small model and most positions are
     context, so the hidden states are narrowed to ``pos`` on their way into ``model.head``
     (a pre-hook: ``forward`` itself stays the one contract). A model without a linear
-    ``head`` gets its full logits gathered instead.
+    ``head`` gets its full logits gathered instead. ``positions`` and ``mask`` describe
+    packed rows (``PackedRow``); without them each row is one causal sequence.
     """
+    packed = {} if positions is None else {"positions": positions, "mask": mask}
     head = getattr(model, "head", None)
     if not isinstance(head, torch.nn.Linear):
-        return _take(model(idx), pos)
+        return _take(model(idx, **packed), pos)
     handle = head.register_forward_pre_hook(lambda _module, args: (_take(args[0], pos),))
     try:
-        return model(idx)
+        return model(idx, **packed)
     finally:
         handle.remove()
+
+
+@dataclass
+class PackedRow:
+    """One context followed by the continuations of the requests that share it.
+
+    Every continuation sits at the positions it would have right after the context and
+    sees only the context and its own earlier tokens (``segments``: 0 for the context, k
+    for the k-th continuation), so its logits are those of scoring it alone while the
+    context is computed once instead of once per choice. A continuation's last token is
+    only a target, never an input; its first target is predicted by the context's last token.
+    """
+
+    context: int
+    """Number of context tokens (the start of the row)."""
+    tokens: list[int]
+    positions: list[int]
+    segments: list[int]
+    scored: list[int] = field(default_factory=list)
+    """Row indices whose logits predict a target."""
+    targets: list[int] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
+    """The request each scored index belongs to."""
+
+    @classmethod
+    def start(cls, context: list[int]) -> PackedRow:
+        return cls(len(context), list(context), list(range(len(context))), [0] * len(context))
+
+    def add(self, request: int, targets: list[int]) -> None:
+        """Append a continuation: its inputs are all of ``targets`` but the last."""
+        tail, offset = targets[:-1], len(self.tokens)
+        self.tokens += tail
+        self.positions += range(self.context, self.context + len(tail))
+        self.segments += [self.segments[-1] + 1] * len(tail)
+        self.scored += [self.context - 1, *range(offset, offset + len(tail))]
+        self.targets += targets
+        self.owners += [request] * len(targets)
+
+
+def pack_requests(pairs: Sequence[Pair], max_len: int, share_context: bool = True) -> list[PackedRow]:
+    """Rows to score ``pairs`` with: requests whose (truncated) contexts are equal share one.
+
+    A request longer than ``max_len + 1`` tokens loses tokens on the left, as in the
+    harness. A row holds at most ``2 * max_len`` tokens (one request always fits), so
+    many requests on one context (a rolling log-likelihood) do not make one huge row.
+    Requests with nothing to score get no row.
+    """
+    rows: list[PackedRow] = []
+    open_rows: dict[tuple[int, ...], PackedRow] = {}
+    for i, (ctx, cont) in enumerate(pairs):
+        whole = (ctx + cont)[-(max_len + 1):]
+        n = min(len(cont), len(whole) - 1)
+        if n <= 0:
+            continue
+        prefix = whole[:len(whole) - n]
+        row = open_rows.get(tuple(prefix)) if share_context else None
+        if row is None or len(row.tokens) + n - 1 > 2 * max_len:
+            row = PackedRow.start(prefix)
+            rows.append(row)
+            if share_context:
+                open_rows[tuple(prefix)] = row
+        row.add(i, whole[len(whole) - n:])
+    return rows
+
+
+def _batch_tensors(rows: Sequence[PackedRow], n_requests: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors of a batch of rows; padding is never seen by a real token."""
+    t_max, c_max = max(len(r.tokens) for r in rows), max(len(r.scored) for r in rows)
+    idx = torch.zeros(len(rows), t_max, dtype=torch.long)
+    positions = torch.zeros(len(rows), t_max, dtype=torch.long)
+    segments = torch.full((len(rows), t_max), -1, dtype=torch.long)
+    pos = torch.zeros(len(rows), c_max, dtype=torch.long)
+    tgt = torch.zeros(len(rows), c_max, dtype=torch.long)
+    owner = torch.full((len(rows), c_max), n_requests, dtype=torch.long)  # padding -> a spare slot
+    for r, row in enumerate(rows):
+        t, c = len(row.tokens), len(row.scored)
+        idx[r, :t], positions[r, :t], segments[r, :t] = (torch.tensor(v) for v in
+                                                         (row.tokens, row.positions, row.segments))
+        pos[r, :c], tgt[r, :c], owner[r, :c] = (torch.tensor(v) for v in (row.scored, row.targets, row.owners))
+    causal = torch.ones(t_max, t_max, dtype=torch.bool).tril()
+    keys, queries = segments.unsqueeze(1), segments.unsqueeze(2)
+    mask = (causal & ((keys == 0) | (keys == queries))).unsqueeze(1)  # (B, 1, T, T)
+    return {"idx": idx, "positions": positions, "mask": mask, "pos": pos, "tgt": tgt, "owner": owner}
 
 
 @torch.inference_mode()
 def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_len: int,
                 rule: str = "logit-mean", batch_size: int = 32,
-                device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                device: str | torch.device = "cpu", share_context: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Summed log-probability of each continuation and whether it is the greedy one.
 
     ``models`` are the ensemble members (one for a single model); their logits at the
     continuation positions are combined under ``rule`` before the log-softmax.
+    ``batch_size`` counts rows (``pack_requests``): a context and its choices. Without
+    ``share_context`` every request is its own causal row (the reference scoring).
     """
     check_rules([rule])
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    inputs, targets = [], []
-    for ctx, cont in pairs:
-        whole = (ctx + cont)[-(max_len + 1):]  # left-truncate to the model's context
-        n = min(len(cont), len(whole) - 1)
-        inputs.append(whole[:-1])
-        targets.append(whole[len(whole) - n:])
+    rows = pack_requests(pairs, max_len, share_context)
     # Longest first, as the harness does: the first batch shows the peak memory at once.
-    order = sorted(range(len(pairs)), key=lambda i: (-len(inputs[i]), i))
-    logprob = np.zeros(len(pairs), dtype=np.float64)
-    greedy = np.zeros(len(pairs), dtype=bool)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        t_max = max(max(len(inputs[i]) for i in rows), 1)
-        c_max = max(max(len(targets[i]) for i in rows), 1)
-        idx = torch.zeros(len(rows), t_max, dtype=torch.long)
-        pos = torch.zeros(len(rows), c_max, dtype=torch.long)
-        tgt = torch.zeros(len(rows), c_max, dtype=torch.long)
-        mask = torch.zeros(len(rows), c_max, dtype=torch.bool)
-        for r, i in enumerate(rows):
-            length, n = len(inputs[i]), len(targets[i])
-            idx[r, :length] = torch.tensor(inputs[i])
-            pos[r, :n] = torch.arange(length - n, length)
-            tgt[r, :n] = torch.tensor(targets[i])
-            mask[r, :n] = True
-        idx, pos, tgt, mask = (t.to(device) for t in (idx, pos, tgt, mask))
+    rows.sort(key=lambda r: -len(r.tokens))
+    logprob = torch.zeros(len(pairs) + 1, dtype=torch.float64)
+    misses = torch.zeros(len(pairs) + 1, dtype=torch.long)
+    for start in range(0, len(rows), batch_size):
+        b = {k: v.to(device) for k, v in _batch_tensors(rows[start:start + batch_size], len(pairs)).items()}
+        packed = (b["positions"], b["mask"]) if share_context else (None, None)
         if len(models) == 1:  # both rules reduce to the model's own log-softmax; skip a copy
-            logp = torch.log_softmax(continuation_logits(models[0], idx, pos).float(), dim=-1)
+            logp = torch.log_softmax(continuation_logits(models[0], b["idx"], b["pos"], *packed).float(), -1)
         else:
             acc = MemberAccumulator((rule,))
             for model in models:
-                acc.add(continuation_logits(model, idx, pos))
+                acc.add(continuation_logits(model, b["idx"], b["pos"], *packed))
             logp = acc.log_probs(rule)
-        token_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).double() * mask
-        hit = (logp.argmax(-1) == tgt) | ~mask
-        logprob[rows] = token_lp.sum(-1).cpu().numpy()
-        greedy[rows] = hit.all(-1).cpu().numpy()
-    return logprob, greedy
+        owner = b["owner"].flatten().cpu()
+        token_lp = logp.gather(-1, b["tgt"].unsqueeze(-1)).squeeze(-1).double()
+        logprob.index_add_(0, owner, token_lp.flatten().cpu())
+        misses.index_add_(0, owner, (logp.argmax(-1) != b["tgt"]).long().flatten().cpu())
+    return logprob[:-1].numpy(), (misses[:-1] == 0).numpy()
 
 
 @dataclass

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="score only the first N examples of each task")
     p.add_argument("--rule", choices=["logit-mean", "prob-mean"], default="logit-mean",
                    help="how ensemble members combine (ignored for one run)")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (memory knob only)")
+    p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass, each with its choices (memory knob only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--out", default="runs", help="where the eval run directory is created")

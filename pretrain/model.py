@@ -5,7 +5,9 @@ RMSNorm, rotary position embeddings, grouped-query attention through
 embeddings, init std 0.02. The shapes of every model dcsl trains live in ``SIZES``.
 
 ``forward`` optionally takes a ``KVCache`` so that sampling (distillation teachers)
-reuses past keys and values instead of recomputing the whole prefix every token.
+reuses past keys and values instead of recomputing the whole prefix every token, or
+explicit ``positions`` and an attention ``mask`` so that several sequences sharing a
+prefix are packed into one row (downstream scoring computes each context once).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         cache: KVCache | None = None,
         layer: int = 0,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
@@ -89,7 +92,7 @@ class Attention(nn.Module):
             if causal and start > 0:
                 raise ValueError("a multi-token forward is only supported on an empty cache")
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=causal, enable_gqa=self.n_kv != self.n_heads
+            q, k, v, attn_mask=mask, is_causal=causal and mask is None, enable_gqa=self.n_kv != self.n_heads
         )
         return self.o(y.transpose(1, 2).reshape(b, t, -1))
 
@@ -113,8 +116,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(shape.d_model, shape.norm_eps)
         self.mlp = SwiGLU(shape)
 
-    def forward(self, x, cos, sin, cache=None, layer=0):  # noqa: ANN001, ANN201
-        x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
+    def forward(self, x, cos, sin, cache=None, layer=0, mask=None):  # noqa: ANN001, ANN201
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer, mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -137,18 +140,40 @@ class Llama(nn.Module):
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Logits (B, T, V) for token ids (B, T); with ``cache``, T new tokens are appended."""
-        start = cache.length if cache is not None else 0
-        t = idx.shape[1]
-        if start + t > self.rope_cos.shape[0]:
-            raise ValueError(f"sequence of {start + t} tokens exceeds max_seq_len")
-        cos, sin = self.rope_cos[start : start + t], self.rope_sin[start : start + t]
+    def forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        *,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, T, V) for token ids (B, T); with ``cache``, T new tokens are appended.
+
+        Packed rows: ``positions`` (B, T) gives each token's position in its own sequence
+        and ``mask`` (B, 1, T, T, True where token i may see token j) which tokens belong
+        to it; together they replace the plain causal order.
+        """
+        if (positions is None) != (mask is None):
+            raise ValueError("positions and mask go together")
+        if positions is not None:
+            if cache is not None:
+                raise ValueError("packed rows (positions and mask) cannot use a KV cache")
+            if positions.numel() and int(positions.max()) >= self.rope_cos.shape[0]:
+                raise ValueError(f"position {int(positions.max())} exceeds max_seq_len")
+            # (B, 1, T, D/2): one table row per token, broadcast over the heads.
+            cos, sin = self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1)
+        else:
+            start = cache.length if cache is not None else 0
+            t = idx.shape[1]
+            if start + t > self.rope_cos.shape[0]:
+                raise ValueError(f"sequence of {start + t} tokens exceeds max_seq_len")
+            cos, sin = self.rope_cos[start : start + t], self.rope_sin[start : start + t]
         x = self.embed(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, i)
+            x = block(x, cos, sin, cache, i, mask)
         if cache is not None:
-            cache.length += t
+            cache.length += idx.shape[1]
         return self.head(self.norm(x))
 
     def decay_groups(self, weight_decay: float) -> list[dict]:

@@ -9,8 +9,10 @@ import torch
 
 from eval.downstream import (
     ExampleScores,
+    PackedRow,
     encode_pairs,
     make_spec,
+    pack_requests,
     paper_average,
     rescore,
     run_downstream_eval,
@@ -113,6 +115,33 @@ def test_scores_match_a_plain_forward_and_respect_the_context_window(model, toke
         ref = sum(logp[len(whole) - 1 - len(cont) + j, t].item() for j, t in enumerate(cont))
         assert ll == pytest.approx(ref, abs=1e-4)
     assert len(pairs[1][0]) + len(pairs[1][1]) > 65 and greedy.dtype == bool
+
+
+def test_requests_sharing_a_context_are_packed_into_one_row():
+    rows = pack_requests([([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([9], [7, 8])], max_len=8)
+    assert rows == [PackedRow(context=3, tokens=[1, 2, 3, 4], positions=[0, 1, 2, 3], segments=[0, 0, 0, 1],
+                              scored=[2, 3, 2], targets=[4, 5, 6], owners=[0, 0, 1]),
+                    PackedRow(context=1, tokens=[9, 7], positions=[0, 1], segments=[0, 1],
+                              scored=[0, 1], targets=[7, 8], owners=[2, 2])]
+    # Left truncation happens per request: different choice lengths give different contexts.
+    assert len(pack_requests([([1, 2, 3, 4], [5, 6]), ([1, 2, 3, 4], [7])], max_len=4)) == 2
+    # Many requests on one context split into rows of at most 2 * max_len tokens.
+    many = pack_requests([([1], [2, 3, 4])] * 10, max_len=4)
+    assert [len(r.tokens) for r in many] == [7, 7, 7, 3] and sum(len(r.owners) for r in many) == 30
+    assert pack_requests([([1], [])], max_len=4) == [] and pack_requests([([], [])], max_len=4) == []
+
+
+def test_sharing_contexts_changes_no_score(model, tokenizer):
+    question = "Question: What did God divide the light from?\nAnswer:"
+    texts = [(question, " the darkness"), (question, " the waters"), (question, " the firmament above"),
+             ("And the evening and the morning were", " the first day."), ("In the beginning " * 12, " God"),
+             ("In the beginning " * 12, " God created the heaven and the earth."), ("", " Amen.")]
+    pairs = encode_pairs(tokenizer, texts, eos_id(tokenizer))
+    alone, g_alone = score_pairs([model], pairs, max_len=64, batch_size=1, share_context=False)
+    for batch_size in (1, 3):
+        shared, g_shared = score_pairs([model], pairs, max_len=64, batch_size=batch_size)
+        assert shared == pytest.approx(alone, abs=1e-4) and (g_shared == g_alone).all()
+    assert len(pack_requests(pairs, 64)) < len(pairs)
 
 
 @needs_offline

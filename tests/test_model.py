@@ -68,6 +68,30 @@ def test_kv_cache_matches_full_forward(kv_heads):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
+def test_packed_row_equals_each_sequence_scored_alone():
+    """A shared prefix and two continuations in one row (positions restart after the
+    prefix, each continuation masked from the other) give each sequence's own logits."""
+    torch.manual_seed(0)
+    shape = ModelShape("gqa", d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=128, vocab_size=97)
+    model = Llama(shape, max_seq_len=32).eval()
+    prefix, a, b = torch.randint(0, 97, (5,)), torch.randint(0, 97, (4,)), torch.randint(0, 97, (6,))
+    row = torch.cat([prefix, a, b]).unsqueeze(0)
+    positions = torch.cat([torch.arange(5), torch.arange(5, 9), torch.arange(5, 11)]).unsqueeze(0)
+    segments = torch.tensor([0] * 5 + [1] * 4 + [2] * 6)
+    causal = torch.ones(15, 15, dtype=torch.bool).tril()
+    mask = (causal & ((segments == 0) | (segments[None, :] == segments[:, None])))[None, None]
+    with torch.no_grad():
+        packed = model(row, positions=positions, mask=mask)[0]
+        alone_a = model(torch.cat([prefix, a]).unsqueeze(0))[0]
+        alone_b = model(torch.cat([prefix, b]).unsqueeze(0))[0]
+    torch.testing.assert_close(packed[:9], alone_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed[9:], alone_b[5:], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="go together"):
+        model(row, positions=positions)
+    with pytest.raises(ValueError, match="exceeds max_seq_len"):
+        model(row, positions=positions + 30, mask=mask)
+
+
 def test_forward_is_causal():
     model = build_model("tiny-50k", 101, 32, 0).eval()
     idx = torch.randint(0, 101, (2, 16))
