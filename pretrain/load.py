@@ -60,5 +60,9 @@ def open_run(path: str | Path) -> TrainedRun:
     if state != "succeeded" or not weights.is_file():
         raise RunNotReadyError(f"{run.path} has not finished training (state: {state})")
     spec = TrainSpec.from_json(spec_json)
-    return TrainedRun(path=run.path, spec=spec, store=TokenStore(spec.store), weights=weights,
-                      run_id=spec_json["id"])
+    store = TokenStore(spec.store)
+    if spec.store_id and store.store_id != spec.store_id:
+        # Same path, different data or tokenizer: the model's token ids would mean other things.
+        raise ValueError(f"{run.path} was trained on store {spec.store_id}, but {spec.store} now holds "
+                         f"store {store.store_id}")
+    return TrainedRun(path=run.path, spec=spec, store=store, weights=weights, run_id=spec_json["id"])

@@ -3,7 +3,8 @@
 Compute is estimated as (training FLOPs per token, ~6N plus attention) x tokens seen,
 and turned into GPU-hours at a stated model FLOP utilisation (MFU) and peak.
 Adaptive searches cannot be counted in advance: the plan shows their first round and
-the full lattice they replace, and says which is which.
+the full lattice they replace, and says which is which. A data-scaling repeat is one run
+at a tuned point that is not known yet; it is estimated at the recipe's start point.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from pretrain.sizes import flops_per_token, get_shape
 from sweeps.plan import Snapshot, cells, lattice_points, store_identity, train_spec
 from sweeps.study import Study
-from sweeps.tune import grid_points, next_points
+from sweeps.tune import grid_points, next_points, point
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of one H100 SXM
 
@@ -47,12 +48,19 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
     snap = Snapshot.read(study.root)
     rows = []
     for recipe, budget, size in cells(study):
-        first = next_points(recipe, study.lattice, {}, set(), 0)
-        full = grid_points(recipe, study.lattice) if recipe.search == "grid" else lattice_points(study, recipe)
+        search = recipe.search
+        if search != "grid" and recipe.max_rounds == 0:
+            # A data-scaling repeat: one run at the main budget's tuned point, which is not
+            # known yet; the recipe's start point stands in for it.
+            search, first = "repeat", [point({**recipe.start, **recipe.fixed})]
+            full = first
+        else:
+            first = next_points(recipe, study.lattice, {}, set(), 0)
+            full = grid_points(recipe, study.lattice) if search == "grid" else lattice_points(study, recipe)
         specs_now = [train_spec(study, store_id, budget, size, p) for p in first]
         specs_full = [train_spec(study, store_id, budget, size, p) for p in full]
         rows.append({
-            "recipe": recipe.name, "search": recipe.search, "size": size, "budget_tokens": budget,
+            "recipe": recipe.name, "search": search, "size": size, "budget_tokens": budget,
             "runs": len(specs_now), "full_lattice": len(specs_full),
             "succeeded": sum(snap.state(s.run_id) == "succeeded" for s in specs_full),
             "flops": sum(run_flops(s, vocab) for s in specs_now),

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from pretrain.rundir import read_json
 from pretrain.spec import TrainSpec
-from sweeps.runstore import run_state, runs_dir
+from sweeps.runstore import last_error, run_state, runs_dir
 from sweeps.study import AXES, Recipe, Study
 from sweeps.tune import Point, Tuned, point, tuned
 
 UNPREPARED = "unprepared"
 SEARCH_FILE = "search.json"
+# The error a run records when its loss went NaN/inf (pretrain.lit.NonFiniteLossError;
+# named here because planning never imports torch).
+DIVERGED = "NonFiniteLossError"
 
 
 def search_key(recipe: str, budget: int, size: str) -> str:
@@ -41,6 +45,8 @@ class Snapshot:
     dirs: dict[str, Path] = field(default_factory=dict)
     rounds: dict[str, int] = field(default_factory=dict)
     """Adaptive-search rounds launched per cell (``search_key``), kept in search.json."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """First line of the error of each failed run."""
 
     @classmethod
     def read(cls, root: Path) -> Snapshot:
@@ -56,6 +62,8 @@ class Snapshot:
             snap.states[spec["id"]], snap.dirs[spec["id"]] = state, d
             if state == "succeeded":
                 snap.results[spec["id"]] = read_json(d / "result.json") or {}
+            elif state == "failed":
+                snap.errors[spec["id"]] = last_error(d)
         return snap
 
     def state(self, run_id: str) -> str:
@@ -109,34 +117,50 @@ def lattice_points(study: Study, recipe: Recipe) -> list[Point]:
     return out
 
 
+class CellPoints(NamedTuple):
+    """The lattice points of one cell as the run store has them."""
+
+    losses: dict[Point, float]
+    """Finished points: the validation loss, or inf for a run whose loss diverged."""
+    running: set[Point]
+    broken: set[Point]
+    """Points whose run failed for another reason (a crash, out of memory, a lost node):
+    not evidence about the hyperparameters, so they certify nothing, and they are not
+    proposed again unless the launch retries failed runs."""
+    ids: dict[Point, str]
+
+
 def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
-                ) -> tuple[dict[Point, float], set[Point], dict[Point, str]]:
-    """(finished losses, running points, run ids) of one cell; a failed run counts as inf."""
-    losses, running, ids = {}, set(), {}
+                ) -> CellPoints:
+    """Every lattice point of one cell with its state; pending and stale points are in
+    none of the sets (they are proposed again)."""
+    cell = CellPoints({}, set(), set(), {})
     for p in lattice_points(study, recipe):
         rid = train_spec(study, store_id, budget, size, p).run_id
         state = snap.state(rid)
-        ids[p] = rid
+        cell.ids[p] = rid
         if state == "succeeded":
-            losses[p] = snap.loss(rid)
+            cell.losses[p] = snap.loss(rid)
+        elif state == "failed" and snap.errors.get(rid, "").startswith(DIVERGED):
+            cell.losses[p] = float("inf")
         elif state == "failed":
-            losses[p] = float("inf")
+            cell.broken.add(p)
         elif state == "running":
-            running.add(p)  # pending and stale points are proposed again
-    return losses, running, ids
+            cell.running.add(p)
+    return cell
 
 
 def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
                ) -> tuple[Tuned, str | None]:
     """The cell's tuning outcome and the run id of its best point."""
-    losses, _, ids = cell_points(study, snap, store_id, recipe, budget, size)
-    finite = {p: v for p, v in losses.items() if v != float("inf")}
+    cell = cell_points(study, snap, store_id, recipe, budget, size)
+    finite = {p: v for p, v in cell.losses.items() if v != float("inf")}
     result = tuned(recipe, study.lattice, finite)
     if result.best is not None:
-        # Failed neighbours were trained and are not better: they count toward the certificate.
-        failed = {p: v for p, v in losses.items() if v == float("inf")}
-        result = tuned(recipe, study.lattice, {**failed, **finite})
-    return result, (ids[result.best] if result.best is not None else None)
+        # Diverged neighbours were trained and are not better: they count toward the certificate.
+        diverged = {p: v for p, v in cell.losses.items() if v == float("inf")}
+        result = tuned(recipe, study.lattice, {**diverged, **finite})
+    return result, (cell.ids[result.best] if result.best is not None else None)
 
 
 def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
@@ -145,9 +169,9 @@ def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget:
     (empty, None) before, so later stages never build on a best point that may still move."""
     from sweeps.tune import next_points
 
-    losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
+    cell = cell_points(study, snap, store_id, recipe, budget, size)
     rounds = snap.rounds.get(search_key(recipe.name, budget, size), 0)
-    if running or next_points(recipe, study.lattice, losses, set(), rounds):
+    if cell.running or next_points(recipe, study.lattice, cell.losses, cell.broken, rounds):
         return tuned(recipe, study.lattice, {}), None
     return cell_tuned(study, snap, store_id, recipe, budget, size)
 

@@ -63,10 +63,10 @@ def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled
         if recipe.max_rounds == 0:
             repeats.append((recipe, budget, size))
             continue
-        losses, running, _ = cell_points(study, snap, store_id, recipe, budget, size)
+        cell = cell_points(study, snap, store_id, recipe, budget, size)
         # Rounds count across launches (search.json), so a rerun continues, never restarts.
         rounds_done = snap.rounds.get(search_key(recipe.name, budget, size), 0)
-        for p in next_points(recipe, study.lattice, losses, running, rounds_done):
+        for p in next_points(recipe, study.lattice, cell.losses, cell.running | cell.broken, rounds_done):
             out.append((recipe.name, train_spec(study, store_id, budget, size, p)))
             searching.add((recipe.name, size))
     # Data-scaling repeats train at the main budget's tuned point, once that search ended.

@@ -80,16 +80,16 @@ def next_points(recipe: Recipe, lattice: Lattice, losses: dict[Point, float],
                 pending: set[Point], rounds_done: int) -> list[Point]:
     """Points to train next for one cell; empty when the cell's search is finished.
 
-    ``losses`` are the finished points, ``pending`` those launched but not finished
-    (failed points count as finished without a loss: they are in ``pending`` only while
-    running). Grid search asks for the whole grid at once.
+    ``losses`` are the finished points (a diverged run's loss is inf), ``pending`` those
+    not to propose now (running, or failed for reasons other than divergence). Grid
+    search asks for the whole grid at once.
     """
     if recipe.search == "grid":
         return [p for p in grid_points(recipe, lattice) if p not in losses and p not in pending]
     if rounds_done >= recipe.max_rounds:
         return []
     if losses and all(v == float("inf") for v in losses.values()):
-        return []  # every point failed: walking around failures would only spend compute
+        return []  # every point diverged: walking around divergence would only spend compute
     if not losses:
         start = point({**recipe.start, **recipe.fixed})
         candidates = [start, *neighbours(start, lattice, recipe.free_axes())]

@@ -146,6 +146,15 @@ def test_mismatched_members_are_refused(tmp_path, members, bible_store):
     assert not (tmp_path / "swapped").exists()  # refused before a run directory was made
 
 
+def test_a_run_whose_store_was_replaced_is_refused(tmp_path, members):
+    moved = tmp_path / "run"
+    shutil.copytree(members[0].path, moved)
+    spec = json.loads((moved / "spec.json").read_text())
+    (moved / "spec.json").write_text(json.dumps({**spec, "store_id": "0123456789ab"}))
+    with pytest.raises(ValueError, match=r"trained on store 0123456789ab, but .* now holds store"):
+        open_run(moved)
+
+
 def test_cli_prints_the_k_table(tmp_path, members):
     cmd = [sys.executable, "-m", "dcsl_cli", "ensemble", "eval", "--members", str(members[0].path),
            str(members[1].path), "--rules", "logit-mean", "--run-dir", str(tmp_path / "ens")]

@@ -41,6 +41,10 @@ def test_demo_studies_plan(repo_root):
         study = load_study(repo_root / "sweeps" / "studies" / name)
         s = summarize(study)
         assert s.total_runs_now > 0 and study.executor.kind == "local"
+        # Data-scaling repeats are one run per cell, at the (future) tuned point.
+        repeats = s.table[s.table.search == "repeat"]
+        expected = sum(len(r.repeat_budgets) * len(r.repeat_sizes) for r in study.recipes.values())
+        assert len(repeats) == expected > 0 and (repeats.runs == 1).all() and (repeats.flops > 0).all()
 
 
 @pytest.mark.slow

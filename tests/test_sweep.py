@@ -136,3 +136,32 @@ def test_shifted_members_never_land_on_tuning_points(tmp_path, bible_store):
     table, _, _ = collect(study)
     member_rows = table[table.run_id.isin([m.run_id for m in members])]
     assert set(member_rows.recipe) == {"ensemble-member"}
+
+
+def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_store):
+    from sweeps.plan import cell_points, cell_tuned, settled, store_identity
+    from sweeps.tune import neighbours
+
+    study = tiny_study(tmp_path, bible_store)
+    launch(study, **QUIET)
+    store_id, _ = store_identity(study)
+    recipe, cell = study.recipes["regularized"], (study.budgets[0], study.sizes[0])
+
+    def outcome():
+        return cell_tuned(study, Snapshot.read(study.root), store_id, recipe, *cell)[0]
+
+    before = outcome()
+    assert before.certified
+    neighbour = neighbours(before.best, study.lattice, recipe.free_axes())[0]
+    run = RunDir(Snapshot.read(study.root).dirs[cell_points(study, Snapshot.read(study.root), store_id,
+                                                            recipe, *cell).ids[neighbour]])
+    # A crash says nothing about the hyperparameters: the best point is no longer certified ...
+    run.update_status(state="failed", error="OutOfMemoryError: CPU out of memory")
+    after = outcome()
+    assert after.best == before.best and not after.certified and neighbour in after.missing_neighbours
+    # ... the search has still ended (later stages go on), and the point is not retried unasked.
+    assert settled(study, Snapshot.read(study.root), store_id, recipe, *cell)[0].best == before.best
+    assert launch(study, **QUIET).launched == 0
+    # A diverged run was trained and is not better: it certifies.
+    run.update_status(error="NonFiniteLossError: non-finite training loss nan at step 3")
+    assert outcome().certified
