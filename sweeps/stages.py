@@ -46,13 +46,21 @@ class Stage:
 
 
 def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    if round_no > 0:
+    """Tuning runs of this study that an earlier launch started but never finished.
+
+    A cell whose search used up its rounds would not propose them again, so they are
+    resumed here first. Only lattice points of the study's current cells are: a run left
+    behind by an earlier version of the study file stays as it is. Runs of later stages
+    need no resume: their stages propose them again for as long as they are unfinished.
+    """
+    waiting = {rid for rid, state in snap.states.items() if state in ("pending", "stale")}
+    if round_no > 0 or not waiting:
         return []
+    wanted = {rid for cell in cells(study) for rid in cell_points(study, snap, store_id, *cell).ids.values()}
     out = []
-    for rid, state in snap.states.items():
-        if state in ("pending", "stale"):
-            spec_json = read_json(snap.dirs[rid] / "spec.json")
-            out.append(("resume", kind_of(spec_json).spec_from_json(spec_json)))
+    for rid in sorted(waiting & wanted):
+        spec_json = read_json(snap.dirs[rid] / "spec.json")
+        out.append(("resume", kind_of(spec_json).spec_from_json(spec_json)))
     return out
 
 

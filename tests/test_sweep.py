@@ -165,3 +165,21 @@ def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_stor
     # A diverged run was trained and is not better: it certifies.
     run.update_status(error="NonFiniteLossError: non-finite training loss nan at step 3")
     assert outcome().certified
+
+
+def test_runs_left_behind_by_an_edited_study_are_not_resumed(tmp_path, bible_store):
+    from dataclasses import replace
+
+    from sweeps.launch import _materialise
+    from sweeps.plan import store_identity, train_spec
+    from sweeps.tune import point
+
+    study = tiny_study(tmp_path, bible_store)
+    study = study.__class__(**{**study.__dict__, "recipes": {"standard": study.recipes["standard"]}})
+    store_id, _ = store_identity(study)
+    # A run an earlier version of the study planned (another budget) and never finished.
+    old = train_spec(replace(study, budgets=(8_000,)), store_id, 8_000, "tiny-50k",
+                     point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1}))
+    orphan = _materialise(study.root, old)
+    report = launch(study, **QUIET)
+    assert report.launched == 4 and run_state(orphan) == "pending"
