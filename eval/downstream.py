@@ -46,6 +46,8 @@ from pretrain.spec import SpecBase
 from pretrain.tokenizer import eos_id, load_tokenizer
 
 Pair = tuple[list[int], list[int]]
+MASK_ENTRIES = 2**26
+"""Most attention-mask entries in one batch of packed rows (64 MiB as booleans)."""
 
 
 def tok_encode(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
@@ -164,7 +166,7 @@ def pack_requests(pairs: Sequence[Pair], max_len: int, share_context: bool = Tru
     return rows
 
 
-def _batch_tensors(rows: Sequence[PackedRow], n_requests: int) -> dict[str, torch.Tensor]:
+def _batch_tensors(rows: Sequence[PackedRow], n_requests: int, with_mask: bool) -> dict[str, torch.Tensor]:
     """Right-padded tensors of a batch of rows; padding is never seen by a real token."""
     t_max, c_max = max(len(r.tokens) for r in rows), max(len(r.scored) for r in rows)
     idx = torch.zeros(len(rows), t_max, dtype=torch.long)
@@ -178,10 +180,12 @@ def _batch_tensors(rows: Sequence[PackedRow], n_requests: int) -> dict[str, torc
         idx[r, :t], positions[r, :t], segments[r, :t] = (torch.tensor(v) for v in
                                                          (row.tokens, row.positions, row.segments))
         pos[r, :c], tgt[r, :c], owner[r, :c] = (torch.tensor(v) for v in (row.scored, row.targets, row.owners))
-    causal = torch.ones(t_max, t_max, dtype=torch.bool).tril()
-    keys, queries = segments.unsqueeze(1), segments.unsqueeze(2)
-    mask = (causal & ((keys == 0) | (keys == queries))).unsqueeze(1)  # (B, 1, T, T)
-    return {"idx": idx, "positions": positions, "mask": mask, "pos": pos, "tgt": tgt, "owner": owner}
+    out = {"idx": idx, "positions": positions, "pos": pos, "tgt": tgt, "owner": owner}
+    if with_mask:
+        causal = torch.ones(t_max, t_max, dtype=torch.bool).tril()
+        keys, queries = segments.unsqueeze(1), segments.unsqueeze(2)
+        out["mask"] = (causal & ((keys == 0) | (keys == queries))).unsqueeze(1)  # (B, 1, T, T)
+    return out
 
 
 @torch.inference_mode()
@@ -203,9 +207,17 @@ def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_le
     rows.sort(key=lambda r: -len(r.tokens))
     logprob = torch.zeros(len(pairs) + 1, dtype=torch.float64)
     misses = torch.zeros(len(pairs) + 1, dtype=torch.long)
-    for start in range(0, len(rows), batch_size):
-        b = {k: v.to(device) for k, v in _batch_tensors(rows[start:start + batch_size], len(pairs)).items()}
-        packed = (b["positions"], b["mask"]) if share_context else (None, None)
+    start = 0
+    while start < len(rows):
+        batch = rows[start:start + batch_size]
+        # Rows holding one request each are plain causal sequences: no mask needed. The
+        # mask holds B x T x T entries, so long shared rows come fewer per batch.
+        shared = any(r.owners[0] != r.owners[-1] for r in batch)
+        if shared:
+            batch = batch[:max(1, MASK_ENTRIES // len(batch[0].tokens) ** 2)]
+        start += len(batch)
+        b = {k: v.to(device) for k, v in _batch_tensors(batch, len(pairs), shared).items()}
+        packed = (b["positions"], b["mask"]) if shared else (None, None)
         if len(models) == 1:  # both rules reduce to the model's own log-softmax; skip a copy
             logp = torch.log_softmax(continuation_logits(models[0], b["idx"], b["pos"], *packed).float(), -1)
         else:

@@ -131,7 +131,7 @@ def test_requests_sharing_a_context_are_packed_into_one_row():
     assert pack_requests([([1], [])], max_len=4) == [] and pack_requests([([], [])], max_len=4) == []
 
 
-def test_sharing_contexts_changes_no_score(model, tokenizer):
+def test_sharing_contexts_changes_no_score(model, tokenizer, monkeypatch):
     question = "Question: What did God divide the light from?\nAnswer:"
     texts = [(question, " the darkness"), (question, " the waters"), (question, " the firmament above"),
              ("And the evening and the morning were", " the first day."), ("In the beginning " * 12, " God"),
@@ -141,6 +141,8 @@ def test_sharing_contexts_changes_no_score(model, tokenizer):
     for batch_size in (1, 3):
         shared, g_shared = score_pairs([model], pairs, max_len=64, batch_size=batch_size)
         assert shared == pytest.approx(alone, abs=1e-4) and (g_shared == g_alone).all()
+    monkeypatch.setattr("eval.downstream.MASK_ENTRIES", 1)  # long shared rows: one per batch
+    assert score_pairs([model], pairs, max_len=64, batch_size=3)[0] == pytest.approx(alone, abs=1e-4)
     assert len(pack_requests(pairs, 64)) < len(pairs)
 
 
