@@ -116,7 +116,8 @@ def tuning_table(study: Study, snap: Snapshot, store_id: str) -> pd.DataFrame:
         best = dict(t.best) if t.best else {a: NAN for a in AXES}
         rows.append({"recipe": recipe.name, "size": size, "budget_tokens": budget, **best,
                      "val_loss": t.loss if t.loss is not None else NAN, "certified": t.certified,
-                     "at_edge": t.at_edge, "runs_used": t.runs_used, "lattice_size": t.lattice_size,
+                     "at_edge": t.at_edge, "neighbours_missing": len(t.missing_neighbours),
+                     "runs_used": t.runs_used, "lattice_size": t.lattice_size,
                      "search": recipe.search, "run_id": rid or ""})
     return pd.DataFrame(rows)
 

@@ -162,6 +162,9 @@ def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_stor
     # ... the search has still ended (later stages go on), and the point is not retried unasked.
     assert settled(study, Snapshot.read(study.root), store_id, recipe, *cell)[0].best == before.best
     assert launch(study, **QUIET).launched == 0
+    _, tuning, _ = collect(study)
+    row = tuning.set_index("recipe").loc["regularized"]
+    assert not row.certified and row.neighbours_missing == 1
     # A diverged run was trained and is not better: it certifies.
     run.update_status(error="NonFiniteLossError: non-finite training loss nan at step 3")
     assert outcome().certified
