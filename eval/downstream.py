@@ -17,6 +17,7 @@ the module: like training, a downstream eval is a spec, a run directory and tabl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -46,8 +47,9 @@ from pretrain.spec import SpecBase
 from pretrain.tokenizer import eos_id, load_tokenizer
 
 Pair = tuple[list[int], list[int]]
-MASK_ENTRIES = 2**26
-"""Most attention-mask entries in one batch of packed rows (64 MiB as booleans)."""
+MASK_ENTRIES = 2**24
+"""Most attention-mask entries (B x T x T) in one batch of shared-context rows: 16 MiB as
+booleans; an attention kernel that materialises the scores holds heads x 4 bytes each."""
 
 
 def tok_encode(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
@@ -125,6 +127,11 @@ class PackedRow:
     owners: list[int] = field(default_factory=list)
     """The request each scored index belongs to."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether several requests share the row (it then needs positions and a mask)."""
+        return self.owners[0] != self.owners[-1]
+
     @classmethod
     def start(cls, context: list[int]) -> PackedRow:
         return cls(len(context), list(context), list(range(len(context))), [0] * len(context))
@@ -144,9 +151,10 @@ def pack_requests(pairs: Sequence[Pair], max_len: int, share_context: bool = Tru
     """Rows to score ``pairs`` with: requests whose (truncated) contexts are equal share one.
 
     A request longer than ``max_len + 1`` tokens loses tokens on the left, as in the
-    harness. A row holds at most ``2 * max_len`` tokens (one request always fits), so
-    many requests on one context (a rolling log-likelihood) do not make one huge row.
-    Requests with nothing to score get no row.
+    harness. A row is never longer than one request can be (``max_len`` inputs), so a
+    shared row costs no more memory than a plain one, and requests that fill the window
+    (a rolling log-likelihood's) are not packed at all. Requests with nothing to score
+    get no row.
     """
     rows: list[PackedRow] = []
     open_rows: dict[tuple[int, ...], PackedRow] = {}
@@ -157,7 +165,7 @@ def pack_requests(pairs: Sequence[Pair], max_len: int, share_context: bool = Tru
             continue
         prefix = whole[:len(whole) - n]
         row = open_rows.get(tuple(prefix)) if share_context else None
-        if row is None or len(row.tokens) + n - 1 > 2 * max_len:
+        if row is None or len(row.tokens) + n - 1 > max_len:
             row = PackedRow.start(prefix)
             rows.append(row)
             if share_context:
@@ -188,6 +196,17 @@ def _batch_tensors(rows: Sequence[PackedRow], n_requests: int, with_mask: bool) 
     return out
 
 
+def _log_probs(models: Sequence[torch.nn.Module], b: dict[str, torch.Tensor], rule: str) -> torch.Tensor:
+    """Log-probabilities (B, C, V) at the scored positions of a batch, members combined."""
+    packed = (b["positions"], b["mask"]) if "mask" in b else (None, None)
+    if len(models) == 1:  # both rules reduce to the model's own log-softmax; skip a copy
+        return torch.log_softmax(continuation_logits(models[0], b["idx"], b["pos"], *packed).float(), -1)
+    acc = MemberAccumulator((rule,))
+    for model in models:
+        acc.add(continuation_logits(model, b["idx"], b["pos"], *packed))
+    return acc.log_probs(rule)
+
+
 @torch.inference_mode()
 def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_len: int,
                 rule: str = "logit-mean", batch_size: int = 32,
@@ -202,33 +221,25 @@ def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_le
     check_rules([rule])
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    rows = pack_requests(pairs, max_len, share_context)
     # Longest first, as the harness does: the first batch shows the peak memory at once.
-    rows.sort(key=lambda r: -len(r.tokens))
+    # Rows holding one request are plain causal sequences and never share a batch with
+    # shared rows, so each row is scored the same way whatever the batch size.
+    rows = sorted(pack_requests(pairs, max_len, share_context), key=lambda r: (r.shared, -len(r.tokens)))
     logprob = torch.zeros(len(pairs) + 1, dtype=torch.float64)
     misses = torch.zeros(len(pairs) + 1, dtype=torch.long)
-    start = 0
-    while start < len(rows):
-        batch = rows[start:start + batch_size]
-        # Rows holding one request each are plain causal sequences: no mask needed. The
-        # mask holds B x T x T entries, so long shared rows come fewer per batch.
-        shared = any(r.owners[0] != r.owners[-1] for r in batch)
-        if shared:
-            batch = batch[:max(1, MASK_ENTRIES // len(batch[0].tokens) ** 2)]
-        start += len(batch)
-        b = {k: v.to(device) for k, v in _batch_tensors(batch, len(pairs), shared).items()}
-        packed = (b["positions"], b["mask"]) if shared else (None, None)
-        if len(models) == 1:  # both rules reduce to the model's own log-softmax; skip a copy
-            logp = torch.log_softmax(continuation_logits(models[0], b["idx"], b["pos"], *packed).float(), -1)
-        else:
-            acc = MemberAccumulator((rule,))
-            for model in models:
-                acc.add(continuation_logits(model, b["idx"], b["pos"], *packed))
-            logp = acc.log_probs(rule)
-        owner = b["owner"].flatten().cpu()
-        token_lp = logp.gather(-1, b["tgt"].unsqueeze(-1)).squeeze(-1).double()
-        logprob.index_add_(0, owner, token_lp.flatten().cpu())
-        misses.index_add_(0, owner, (logp.argmax(-1) != b["tgt"]).long().flatten().cpu())
+    for shared, group in itertools.groupby(rows, key=lambda r: r.shared):
+        group = list(group)
+        start = 0
+        while start < len(group):
+            n = max(1, min(batch_size, MASK_ENTRIES // len(group[start].tokens) ** 2)) if shared else batch_size
+            batch = _batch_tensors(group[start:start + n], len(pairs), with_mask=shared)
+            start += n
+            b = {k: v.to(device) for k, v in batch.items()}
+            logp = _log_probs(models, b, rule)
+            token_lp = logp.gather(-1, b["tgt"].unsqueeze(-1)).squeeze(-1).double()
+            owner = batch["owner"].flatten()
+            logprob.index_add_(0, owner, token_lp.flatten().cpu())
+            misses.index_add_(0, owner, (logp.argmax(-1) != b["tgt"]).long().flatten().cpu())
     return logprob[:-1].numpy(), (misses[:-1] == 0).numpy()
 
 

@@ -4,7 +4,7 @@ Compute is estimated as (training FLOPs per token, ~6N plus attention) x tokens 
 and turned into GPU-hours at a stated model FLOP utilisation (MFU) and peak.
 Adaptive searches cannot be counted in advance: the plan shows their first round and
 the full lattice they replace, and says which is which. A data-scaling repeat is one run
-at a tuned point that is not known yet; it is estimated at the recipe's start point.
+at a tuned point that is not known yet; it is estimated at the recipe's first point.
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
     rows = []
     for recipe, budget, size in cells(study):
         search = recipe.search
-        if search != "grid" and recipe.max_rounds == 0:
+        if recipe.at_tuned_point:
             # A data-scaling repeat: one run at the main budget's tuned point, which is not
-            # known yet; the recipe's start point stands in for it.
-            search, first = "repeat", [point({**recipe.start, **recipe.fixed})]
+            # known yet; the recipe's first point stands in for it.
+            stand_in = (grid_points(recipe, study.lattice)[0] if search == "grid"
+                        else point({**recipe.start, **recipe.fixed}))
+            search, first = "repeat", [stand_in]
             full = first
         else:
             first = next_points(recipe, study.lattice, {}, set(), 0)

@@ -5,16 +5,17 @@ a fresh shell after the launching one died, ``dcsl sweep status``) sees the trut
 
 Liveness has two signals, because shared filesystems differ in what they honour:
 
-- an advisory ``flock`` on ``<run>/.lock``, held by the working process. Where locks
-  work, a run whose status says running but whose lock is free was killed with its
-  job: it is *stale* at once.
+- an advisory ``flock`` on ``<run>/.lock``, held by the working process;
 - a heartbeat file ``<run>/.heartbeat``, created exclusively (``O_EXCL``, atomic on NFS
   too) by the working process, naming its host, touched every ``HEARTBEAT_S`` and
-  removed when it stops. Locks that are node-local (NFS mounted ``nolock``, Lustre
-  ``localflock``) are invisible from other hosts, and some mounts refuse ``flock``
-  outright; there a fresh heartbeat from another host (or any fresh heartbeat, where
-  ``flock`` fails) means the run is alive, and one older than ``STALE_AFTER_S`` that
-  its holder died.
+  removed when it stops.
+
+A held lock means alive. A free lock with no fresh heartbeat, or with one from this
+host (locks are reliable at least on their own host), means the holder died: the run
+is *stale* at once. A free lock with a fresh heartbeat from another host is not enough
+to tell: locks may be node-local (NFS mounted ``nolock``, Lustre ``localflock``), so the
+run counts as alive until that heartbeat is ``STALE_AFTER_S`` old, even on a cluster
+whose locks work. Where ``flock`` fails outright, the heartbeat alone decides.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pretrain.rundir import RunDir
@@ -53,58 +56,94 @@ def _try_flock(fd: int) -> bool | None:
         return None
 
 
-def _heartbeat(run_dir: Path) -> tuple[str, float] | None:
-    """(host, age in seconds) of the run's heartbeat, or None when there is none."""
-    path = run_dir / HEARTBEAT
+@dataclass(frozen=True)
+class _Beat:
+    """A heartbeat file as read: its text ("host pid token") and age."""
+
+    text: str
+    age_s: float
+
+    @property
+    def host(self) -> str:
+        return (self.text.split() or [""])[0]  # empty: just created, not yet written
+
+    def alive_elsewhere(self, flock_works: bool) -> bool:
+        """Fresh, and not ruled out by the lock: where ``flock`` works it is reliable on
+        its own host, so only other hosts' beats count there."""
+        return self.age_s <= STALE_AFTER_S and (not flock_works or self.host != socket.gethostname())
+
+
+def _read_beat(path: Path) -> _Beat | None:
     try:
-        age = time.time() - path.stat().st_mtime
-        host = (path.read_text().split() or [""])[0]  # empty: just created, not yet written
+        return _Beat(path.read_text(), time.time() - path.stat().st_mtime)
     except FileNotFoundError:
         return None
-    return host, age
 
 
-def _held_elsewhere(run_dir: Path, flock_works: bool) -> bool:
-    """Whether a fresh heartbeat says another live process works on the run. Where
-    ``flock`` works it is reliable on its own host, so only other hosts' beats count."""
-    beat = _heartbeat(run_dir)
-    if beat is None or beat[1] > STALE_AFTER_S:
+def _move_aside(path: Path, dead: _Beat) -> bool:
+    """Remove a dead holder's heartbeat; False if another process got there first.
+
+    A rename moves one file atomically, so of several processes taking over only one
+    moves it; the mover then checks it moved the dead beat and not a fresh one created
+    since (which it gives back).
+    """
+    aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
         return False
-    return not flock_works or beat[0] != socket.gethostname()
+    moved = aside.read_text()
+    if moved != dead.text:
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+    aside.unlink()
+    return moved == dead.text
 
 
-class _Beating:
-    """The heartbeat of a claimed run: touched from a daemon thread until ``stop``."""
+class _Heartbeat:
+    """This process's heartbeat on a claimed run, touched from a daemon thread."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path, self.done = run_dir / HEARTBEAT, threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat {run_dir.name}", daemon=True)
+    def __init__(self, path: Path) -> None:
+        self.path, self.done = path, threading.Event()
+        self.text = f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex}\n"
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat {path.parent.name}", daemon=True)
 
     @classmethod
-    def start(cls, run_dir: Path) -> _Beating | None:
-        """Create the heartbeat exclusively; None if another process created it first."""
-        with contextlib.suppress(FileNotFoundError):
-            (run_dir / HEARTBEAT).unlink()  # a dead holder's (the caller checked it is not fresh)
-        try:
-            fd = os.open(run_dir / HEARTBEAT, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        beating = cls(run_dir)
-        beating.thread.start()
-        return beating
+    def take(cls, run_dir: Path, flock_works: bool) -> _Heartbeat | None:
+        """Create the heartbeat exclusively (after moving a dead one aside); None if a
+        live process holds it or another process is taking it over."""
+        me = cls(run_dir / HEARTBEAT)
+        for _ in range(3):
+            try:
+                fd = os.open(me.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                beat = _read_beat(me.path)
+                if beat is not None and (beat.alive_elsewhere(flock_works) or not _move_aside(me.path, beat)):
+                    return None
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me.text)
+            me.thread.start()
+            return me
+        return None
+
+    def _mine(self) -> bool:
+        beat = _read_beat(self.path)
+        return beat is not None and beat.text == self.text
 
     def _beat(self) -> None:
-        while not self.done.wait(HEARTBEAT_S):
+        # Stop touching once the file is not ours (a pause so long that another process
+        # took the run over): never keep someone else's heartbeat alive.
+        while not self.done.wait(HEARTBEAT_S) and self._mine():
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.path)
 
     def stop(self) -> None:
         self.done.set()
         self.thread.join()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._mine():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
 @contextlib.contextmanager
@@ -114,14 +153,12 @@ def claim(run_dir: Path) -> Iterator[bool]:
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         locked = _try_flock(fd)
-        beating = None
-        if locked is not False and not _held_elsewhere(run_dir, locked is True):
-            beating = _Beating.start(run_dir)
+        heartbeat = None if locked is False else _Heartbeat.take(run_dir, flock_works=locked is True)
         try:
-            yield beating is not None
+            yield heartbeat is not None
         finally:
-            if beating is not None:
-                beating.stop()
+            if heartbeat is not None:
+                heartbeat.stop()
             if locked:
                 fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -131,16 +168,18 @@ def claim(run_dir: Path) -> Iterator[bool]:
 def is_alive(run_dir: Path) -> bool:
     """Whether a live process works on the run: its lock is held, or its heartbeat is
     fresh where the lock cannot tell."""
-    if not (run_dir / ".lock").exists():
+    try:
+        fd = os.open(run_dir / ".lock", os.O_RDWR)
+    except FileNotFoundError:  # never claimed, or the directory was just removed
         return False
-    fd = os.open(run_dir / ".lock", os.O_RDWR)
     try:
         locked = _try_flock(fd)
         if locked:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-    return locked is False or _held_elsewhere(run_dir, locked is True)
+    beat = _read_beat(run_dir / HEARTBEAT)
+    return locked is False or (beat is not None and beat.alive_elsewhere(flock_works=locked is True))
 
 
 def run_state(run_dir: Path) -> str:

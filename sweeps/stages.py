@@ -68,7 +68,7 @@ def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled
     out, searching = [], set()
     repeats = []
     for recipe, budget, size in cells(study):
-        if recipe.max_rounds == 0:
+        if recipe.at_tuned_point:
             repeats.append((recipe, budget, size))
             continue
         cell = cell_points(study, snap, store_id, recipe, budget, size)
@@ -87,7 +87,7 @@ def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled
 
 def _repeat_point(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, size: str):  # noqa: ANN202
     """The tuned point of ``size`` at the recipe's smallest main budget (None until tuned)."""
-    main = [r for r, b, s in cells(study) if r.name == recipe.name and s == size and r.max_rounds > 0]
+    main = [r for r, b, s in cells(study) if r.name == recipe.name and s == size and not r.at_tuned_point]
     budget = min(recipe.budgets or study.budgets)
     if not main:
         return None

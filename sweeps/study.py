@@ -70,6 +70,12 @@ class Recipe:
     def free_axes(self) -> tuple[str, ...]:
         return tuple(a for a in AXES if a not in self.fixed)
 
+    @property
+    def at_tuned_point(self) -> bool:
+        """A repeat cell with no rounds of its own (``sweeps.plan.cells`` gives it
+        ``max_rounds`` 0): one run at the main budget's tuned point, grid or adaptive."""
+        return self.max_rounds == 0
+
 
 @dataclass(frozen=True)
 class Ensembles:

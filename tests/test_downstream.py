@@ -125,9 +125,11 @@ def test_requests_sharing_a_context_are_packed_into_one_row():
                               scored=[0, 1], targets=[7, 8], owners=[2, 2])]
     # Left truncation happens per request: different choice lengths give different contexts.
     assert len(pack_requests([([1, 2, 3, 4], [5, 6]), ([1, 2, 3, 4], [7])], max_len=4)) == 2
-    # Many requests on one context split into rows of at most 2 * max_len tokens.
-    many = pack_requests([([1], [2, 3, 4])] * 10, max_len=4)
+    # Many requests on one context split into rows of at most max_len tokens: a row is
+    # never longer than one request can be, so a window-filling request shares nothing.
+    many = pack_requests([([1], [2, 3, 4])] * 10, max_len=8)
     assert [len(r.tokens) for r in many] == [7, 7, 7, 3] and sum(len(r.owners) for r in many) == 30
+    assert len(pack_requests([([1], [2, 3, 4, 5])] * 2, max_len=4)) == 2
     assert pack_requests([([1], [])], max_len=4) == [] and pack_requests([([], [])], max_len=4) == []
 
 

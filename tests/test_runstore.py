@@ -95,3 +95,37 @@ def test_run_state_reads_liveness(tmp_path, age_s, alive):
     (run.path / ".lock").touch()
     beat_from(run.path, "node-b", age_s)
     assert run_state(run.path) == ("running" if alive else "stale")
+
+
+RACER = """
+import socket, sys, time
+from pathlib import Path
+from sweeps import runstore
+host, run = sys.argv[1], Path(sys.argv[2])
+socket.gethostname = lambda: host
+runstore.fcntl.flock = lambda fd, op: None  # node-local locks: always free as seen from here
+move_aside = runstore._move_aside
+runstore._move_aside = lambda *a: (time.sleep(0.5), move_aside(*a))[1]  # widen the race window
+with runstore.claim(run) as mine:
+    time.sleep(2.5 if mine else 0.5)  # the loser looks while the winner still works
+    beat = (run / runstore.HEARTBEAT).read_text().split()[0] if (run / runstore.HEARTBEAT).exists() else "gone"
+    print(mine, beat, flush=True)
+"""
+
+
+def test_two_hosts_taking_over_a_dead_run_at_once_get_one_claim(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    run = tmp_path / "run"
+    run.mkdir()
+    beat_from(run, "node-dead", age_s=runstore.STALE_AFTER_S + 60)
+    procs = [subprocess.Popen([sys.executable, str(script), host, str(run)], cwd=repo_root,
+                              stdout=subprocess.PIPE, text=True) for host in ("node-a", "node-b")]
+    outcomes = [p.communicate(timeout=60)[0].split() for p in procs]
+    claimed = [host for host, (mine, _) in zip(("node-a", "node-b"), outcomes, strict=True) if mine == "True"]
+    assert len(claimed) == 1, outcomes
+    # The loser leaves the winner's heartbeat alone.
+    assert all(beat == claimed[0] for _, beat in outcomes), outcomes

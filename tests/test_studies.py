@@ -71,3 +71,18 @@ def test_quick_demo_end_to_end(tmp_path):
     assert again["launched"] == 0
     assert json.loads((root / "runs" / done.run_dir.iloc[0].split("/")[-1] / "status.json").read_text())[
         "attempts"] == 1
+
+
+def test_a_grid_recipes_repeats_plan_one_run_each(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("""\
+name: g
+data: {prepare: {source: bible, vocab_size: 512, val_tokens: 8k}}
+budgets: [8k, 16k]
+sizes: [tiny-50k]
+lattice: {epochs: [2, 4, 8], lr: [3.0e-3, 1.0e-2], weight_decay: [0.1, 1.6]}
+recipes:
+  standard: {weight_decay: 0.1, search: grid, budgets: [8k], repeat: {budgets: [16k], sizes: [tiny-50k]}}
+""")
+    table = summarize(load_study(path, root=tmp_path / "root")).table.set_index("search")
+    assert table.loc["grid", "runs"] == 6 and table.loc["repeat", "runs"] == 1
