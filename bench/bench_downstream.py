@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from peak import matmul_peak  # bench/ is on sys.path when run as a script
 
-from eval.downstream import encode_pairs, pack_requests, score_pairs
+from eval.likelihood import encode_pairs, pack_requests, score_pairs
 from eval.tasks import load_tasks, offline_root
 from pretrain.corpus import CorpusSource, iter_documents
 from pretrain.model import build_model

@@ -1,7 +1,7 @@
 """An lm-evaluation-harness ``LM`` for dcsl checkpoints: run any harness task on our models.
 
 Optional: needs the ``[lmeval]`` extra (``pip install 'dcsl[lmeval]'``). Scoring goes
-through ``eval.downstream`` (same tokenisation rules, batching and ensemble combination
+through ``eval.likelihood`` (same tokenisation rules, batching and ensemble combination
 as ``dcsl eval``), so the harness and our own scorer agree by construction; a test checks
 they do on real task files.
 
@@ -33,7 +33,8 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("eval.harness needs lm-evaluation-harness: pip install 'dcsl[lmeval]' "
                       f"(import failed: {e})") from None
 
-from eval.downstream import encode_pairs, open_members, resolve_device, score_pairs, tok_encode
+from eval.downstream import open_members, resolve_device
+from eval.likelihood import encode_pairs, score_pairs, tok_encode
 from pretrain.tokenizer import eos_id, load_tokenizer
 
 

@@ -9,18 +9,15 @@ import torch
 
 from eval.downstream import (
     ExampleScores,
-    PackedRow,
-    encode_pairs,
     make_spec,
-    pack_requests,
     paper_average,
     rescore,
     run_downstream_eval,
-    score_pairs,
     score_tasks,
     table_rows,
     task_metrics,
 )
+from eval.likelihood import PackedRow, encode_pairs, pack_requests, score_pairs
 from eval.tasks import TASKS, check_tasks, load_task, load_tasks, offline_root
 from pretrain.model import build_model
 from pretrain.rundir import RunDir
@@ -143,7 +140,7 @@ def test_sharing_contexts_changes_no_score(model, tokenizer, monkeypatch):
     for batch_size in (1, 3):
         shared, g_shared = score_pairs([model], pairs, max_len=64, batch_size=batch_size)
         assert shared == pytest.approx(alone, abs=1e-4) and (g_shared == g_alone).all()
-    monkeypatch.setattr("eval.downstream.MASK_ENTRIES", 1)  # long shared rows: one per batch
+    monkeypatch.setattr("eval.likelihood.MASK_ENTRIES", 1)  # long shared rows: one per batch
     assert score_pairs([model], pairs, max_len=64, batch_size=3)[0] == pytest.approx(alone, abs=1e-4)
     assert len(pack_requests(pairs, 64)) < len(pairs)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval.downstream import encode_pairs, score_pairs, score_tasks, task_metrics
+from eval.downstream import score_tasks, task_metrics
+from eval.likelihood import encode_pairs, score_pairs
 from eval.tasks import TASKS, load_tasks, offline_root
 from pretrain.model import build_model
 from pretrain.tokenizer import eos_id, load_tokenizer
