@@ -86,9 +86,7 @@ class _Inputs:
 
 
 def _prepare(spec: GenerateSpec) -> _Inputs:
-    store = TokenStore(spec.store)
-    if store.store_id != spec.store_id:
-        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    store = TokenStore.expecting(spec.store, spec.store_id)
     teachers = open_members(spec.teacher_dirs, spec.teacher_ids, what="teacher")
     check_members(teachers, store, what="teacher")
     shortest = min(t.spec.seq_len for t in teachers)

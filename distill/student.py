@@ -47,9 +47,7 @@ class _Inputs:
 
 
 def _prepare(spec: DistillSpec) -> _Inputs:
-    store = TokenStore(spec.store)
-    if store.store_id != spec.store_id:
-        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    store = TokenStore.expecting(spec.store, spec.store_id)
     teachers = open_members(spec.teacher_dirs, spec.teacher_ids, what="teacher")
     check_members(teachers, store, what="teacher")
     real = store.train_tokens(spec.tokens)
@@ -58,10 +56,7 @@ def _prepare(spec: DistillSpec) -> _Inputs:
         return _Inputs(store, teachers, schedule)
     synthetic = None
     if spec.synthetic_weight > 0:
-        syn = TokenStore(spec.synthetic_store)
-        if syn.store_id != spec.synthetic_store_id:
-            raise ValueError(f"synthetic store {spec.synthetic_store} has id {syn.store_id}, but the spec "
-                             f"asks for {spec.synthetic_store_id}")
+        syn = TokenStore.expecting(spec.synthetic_store, spec.synthetic_store_id, what="synthetic store")
         store.check_tokenizer(syn.tokenizer_sha256, f"synthetic store {syn.path}")
         recorded = syn.manifest.get("teacher", {}).get("run_ids")
         if recorded is not None and list(recorded) != list(spec.teacher_ids):

@@ -259,9 +259,7 @@ def ensemble_losses(
 
 
 def _prepare(spec: EnsembleEvalSpec) -> tuple[list[TrainedRun], TokenStore]:
-    store = TokenStore(spec.store)
-    if store.store_id != spec.store_id:
-        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    store = TokenStore.expecting(spec.store, spec.store_id)
     members = open_members(spec.member_dirs, spec.member_ids)
     check_members(members, store)
     if members[0].spec.size != spec.size:

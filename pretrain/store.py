@@ -250,6 +250,14 @@ class TokenStore:
         key = self.manifest["train"]["sha256"] + self.manifest["tokenizer"]["sha256"]
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+    @classmethod
+    def expecting(cls, path: str | Path, store_id: str, what: str = "store") -> TokenStore:
+        """The store at ``path``, refused unless it is the one a spec names by ``store_id``."""
+        store = cls(path)
+        if store.store_id != store_id:
+            raise ValueError(f"{what} {path} has id {store.store_id}, but the spec asks for {store_id}")
+        return store
+
     @property
     def tokenizer_sha256(self) -> str:
         return self.manifest["tokenizer"]["sha256"]

@@ -167,9 +167,7 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
 
 def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
     """Open the spec's store and data schedule; every input error surfaces here."""
-    store = TokenStore(spec.store)
-    if store.store_id != spec.store_id:
-        raise ValueError(f"store {spec.store} has id {store.store_id}, but the spec asks for {spec.store_id}")
+    store = TokenStore.expecting(spec.store, spec.store_id)
     schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
                              spec.epochs, spec.data_seed)
     return store, schedule

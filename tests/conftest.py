@@ -36,6 +36,21 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
+def train_seeds(root: Path, store: TokenStore, seeds: int) -> list:
+    """Tiny finished runs of one recipe, seeds 0..seeds-1 (init and data order), opened."""
+    from pretrain.load import open_run
+    from pretrain.spec import TrainSpec
+    from pretrain.train import train_run
+
+    runs = []
+    for k in range(seeds):
+        spec = TrainSpec(size="tiny-50k", store=str(store.path), store_id=store.store_id,
+                         tokens=8_192, epochs=1, lr=1e-2, batch_size=8, seq_len=64, init_seed=k, data_seed=k)
+        train_run(spec, root / spec.dirname, log=lambda _: None)
+        runs.append(open_run(root / spec.dirname))
+    return runs
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

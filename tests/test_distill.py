@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import train_seeds
 
 from distill.generate import batch_generator, run_generate, sample_sequences
 from distill.kd import KDModule
@@ -14,12 +15,9 @@ from distill.mixture import MixtureSchedule, mixture_steps
 from distill.spec import DistillSpec, GenerateSpec
 from distill.student import run_distill, table_rows
 from pretrain.data import EpochSchedule
-from pretrain.load import open_run
 from pretrain.rundir import RunDir
-from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
-from pretrain.train import train_run
 
 QUIET = {"log": lambda _: None}
 
@@ -27,14 +25,7 @@ QUIET = {"log": lambda _: None}
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory, bible_store):
     """Two tiny trained runs, seeds 0 and 1: an ensemble teacher, or one for self-distillation."""
-    root = tmp_path_factory.mktemp("teachers")
-    runs = []
-    for k in range(2):
-        spec = TrainSpec(size="tiny-50k", store=str(bible_store.path), store_id=bible_store.store_id,
-                         tokens=8_192, epochs=1, lr=1e-2, batch_size=8, seq_len=64, init_seed=k, data_seed=k)
-        train_run(spec, root / spec.dirname, **QUIET)
-        runs.append(open_run(root / spec.dirname))
-    return runs
+    return train_seeds(tmp_path_factory.mktemp("teachers"), bible_store, 2)
 
 
 def generate_spec(teachers, store, **kw) -> GenerateSpec:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import train_seeds
 
 from eval.ensemble import (
     EnsembleEvalSpec,
@@ -20,10 +21,8 @@ from eval.ensemble import (
 )
 from pretrain.load import TrainedRun, open_run
 from pretrain.rundir import RunDir
-from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
-from pretrain.train import train_run
 
 QUIET = {"log": lambda _: None}
 
@@ -31,14 +30,7 @@ QUIET = {"log": lambda _: None}
 @pytest.fixture(scope="module")
 def members(tmp_path_factory, bible_store) -> list[TrainedRun]:
     """Four tiny members: same recipe, seeds 0..3 (init and data order)."""
-    root = tmp_path_factory.mktemp("members")
-    runs = []
-    for k in range(4):
-        spec = TrainSpec(size="tiny-50k", store=str(bible_store.path), store_id=bible_store.store_id,
-                         tokens=8_192, epochs=1, lr=1e-2, batch_size=8, seq_len=64, init_seed=k, data_seed=k)
-        train_run(spec, root / spec.dirname, **QUIET)
-        runs.append(open_run(root / spec.dirname))
-    return runs
+    return train_seeds(tmp_path_factory.mktemp("members"), bible_store, 4)
 
 
 def ensemble_spec(members, store, **kw) -> EnsembleEvalSpec:
