@@ -42,6 +42,8 @@ class StudyAnalysis:
 
     settings: Settings
     budgets: tuple[int, ...]
+    main_budget: int | None
+    """The budget where the study's full search ran: the phenomena are checked there."""
     n_unit: Unit
     sizes: dict[str, float]
     standard_curves: dict[int, Curve]
@@ -86,6 +88,7 @@ def analyze_study(
     x_column: str = "n_params",
     rule: str = "logit-mean",
     bootstrap: str = "pairs",
+    main_budget: int | None = None,
 ) -> StudyAnalysis:
     """Analyse a results table (DataFrame, or path to a results file or folder).
 
@@ -93,7 +96,9 @@ def analyze_study(
     "pairs" or "residual" (see fit_power_law). `rule` selects which ensemble rows to use
     ("logit-mean", the authors' rule, or "prob-mean"). Raises ValueError for bad settings and
     scaling.table.TableError for a table that breaks the contract; everything else that
-    cannot be computed is reported in the result's warnings.
+    cannot be computed is reported in the result's warnings. `main_budget` is where the
+    study's full search ran (a study file knows it); by default the budget with the most sizes
+    tuned beyond the standard recipe (see `infer_main_budget`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -105,11 +110,26 @@ def analyze_study(
         raise ValueError(f"level must be between 0 and 1, got {level}")
     settings = Settings(method, int(n_boot), int(seed), float(level), x_column, rule, bootstrap)
     with single_threaded_blas():
-        return _analyze(table, tuning, settings)
+        return _analyze(table, tuning, settings, main_budget)
+
+
+def infer_main_budget(done: pd.DataFrame) -> int | None:
+    """The budget with the most sizes trained by non-standard recipes or ensembled (the full
+    search; data-scaling repeats cover fewer sizes), then the most such rows; ties go to the
+    smallest budget. Falls back to every train row when only the standard recipe ran."""
+    rows = done[done["kind"].isin(["train", "ensemble"])]
+    if rows.empty:
+        return None
+    tuned = rows[rows["recipe"] != "standard"]
+    rows = tuned if not tuned.empty else rows
+    stats = rows.groupby("budget_tokens").agg(sizes=("size", "nunique"), rows=("size", "size"))
+    stats = stats.reset_index().sort_values(["sizes", "rows", "budget_tokens"],
+                                            ascending=[False, False, True])
+    return int(stats.iloc[0]["budget_tokens"])
 
 
 def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
-             settings: Settings) -> StudyAnalysis:
+             settings: Settings, main_budget: int | None) -> StudyAnalysis:
     x_column = settings.x_column
     if isinstance(table, (str, Path)):
         table = load_results(table, x_column=x_column)
@@ -121,6 +141,11 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
     done, skipped = _succeeded_rows(table, warnings)
     fitted = done[done["kind"].isin(["train", "ensemble"])]
     budgets = tuple(sorted(int(b) for b in fitted["budget_tokens"].unique()))
+    if main_budget is None:
+        main_budget = infer_main_budget(done)
+    elif main_budget not in budgets:
+        warnings.append(f"main budget {main_budget:,} has no succeeded runs; "
+                        f"budgets with runs: {', '.join(f'{b:,}' for b in budgets) or 'none'}")
     n_unit = choose_unit(float(fitted[x_column].max()) if len(fitted) else 1.0)
     sizes = _size_order(done, x_column)
 
@@ -143,7 +168,7 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
             warnings.append(f"tuning: {uncertified} of {len(tuning)} tuned points are not "
                             "certified (a lattice neighbour is missing or better)")
     return StudyAnalysis(
-        settings=settings, budgets=budgets, n_unit=n_unit, sizes=sizes,
+        settings=settings, budgets=budgets, main_budget=main_budget, n_unit=n_unit, sizes=sizes,
         standard_curves=standard_curves,
         best_standard=best_standard, regularized=regularized, ensembles=ensembles, joint=joint,
         data_laws=laws, multipliers=mults, distill=distill,

@@ -51,7 +51,7 @@ def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int =
 
 
 def _print_summary(analysis, checks, log) -> None:  # noqa: ANN001
-    budget = min(analysis.budgets) if analysis.budgets else None
+    budget = analysis.main_budget
     log("")
     log(f"asymptotes at D = {budget:,} tokens (nats/token):")
     best = analysis.best_standard.get(budget)

@@ -21,6 +21,8 @@ from sweeps.runstore import runs_dir
 from sweeps.stages import STAGES
 from sweeps.study import Executor, Study
 
+MAX_ROUNDS = 1000
+
 
 @dataclass
 class LaunchReport:
@@ -62,36 +64,44 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
            log: Callable[[str], None] = print, progress_every_s: float = 10.0) -> LaunchReport:
     executor = executor or study.executor
     ensure_store(study, log)
-    store_id, _ = store_identity(study)
+    store_id, vocab = store_identity(study)
     report = LaunchReport()
     attempted: set[str] = set()
     if retry_failed:
         _reset_failed(study.root, log)
     t_start = time.time()
-    for stage in STAGES:
-        for round_no in range(1000):
-            snap = Snapshot.read(study.root)
-            labelled = stage.labelled_specs(study, snap, store_id, round_no)
-            todo = _todo([spec for _, spec in labelled], snap, attempted)
-            if not todo:
-                break
-            dirs = [_materialise(study.root, s) for s in todo]
-            if stage.name == "tune":  # after the directories exist: a kill in between loses no round
-                _count_rounds(study.root, snap, labelled, {s.run_id for s in todo})
-            attempted.update(s.run_id for s in todo)
-            log(f"[{stage.name} round {round_no + 1}] launching {len(dirs)} runs on {executor.kind} "
-                f"(elapsed {time.time() - t_start:,.0f}s)")
-            ticker = _Progress(stage.name, round_no, dirs, executor.parallelism, log, progress_every_s)
-            sub = submit(executor, dirs, study.root / "jobs")
-            report.job_problems += wait(sub, on_tick=ticker.tick)
-            ticker.tick(final=True)
-            report.launched += len(dirs)
-            final = Snapshot.read(study.root)
-            for s, d in zip(todo, dirs, strict=True):
-                state = final.state(s.run_id)
-                report.succeeded += state == "succeeded"
-                if state != "succeeded":
-                    report.failed.append(f"{d.name}: {state}")
+    for round_no in range(MAX_ROUNDS):
+        # Every stage is asked every round: a stage proposes only runs whose inputs have
+        # finished (a settled search, a finished member set), so members of a size whose
+        # search ended start beside the searches still running, and what runs never
+        # depends on timing, only on which rounds have finished.
+        snap = Snapshot.read(study.root)
+        by_stage = {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}
+        todo = _todo([spec for labelled in by_stage.values() for _, spec in labelled], snap, attempted)
+        if not todo:
+            break
+        todo = _longest_first(todo, vocab)
+        dirs = [_materialise(study.root, s) for s in todo]
+        new_ids = {s.run_id for s in todo}
+        # after the directories exist: a kill in between loses no round
+        _count_rounds(study.root, snap, by_stage["tune"], new_ids)
+        attempted.update(new_ids)
+        counts = {name: sum(spec.run_id in new_ids for _, spec in labelled)
+                  for name, labelled in by_stage.items()}
+        what = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+        log(f"[round {round_no + 1}] launching {len(dirs)} runs ({what}) on {executor.kind} "
+            f"(elapsed {time.time() - t_start:,.0f}s)")
+        ticker = _Progress(f"round {round_no + 1}", dirs, executor.parallelism, log, progress_every_s)
+        sub = submit(executor, dirs, study.root / "jobs")
+        report.job_problems += wait(sub, on_tick=ticker.tick)
+        ticker.tick(final=True)
+        report.launched += len(dirs)
+        final = Snapshot.read(study.root)
+        for s, d in zip(todo, dirs, strict=True):
+            state = final.state(s.run_id)
+            report.succeeded += state == "succeeded"
+            if state != "succeeded":
+                report.failed.append(f"{d.name}: {state}")
     return report
 
 
@@ -117,6 +127,18 @@ def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
     return out
 
 
+def _longest_first(specs: list, vocab: int | None) -> list:
+    """Training runs by estimated FLOPs, largest first (then everything else, in plan order):
+    workers take runs in list order, so a round does not end waiting on one big straggler."""
+    from pretrain.spec import TrainSpec
+    from sweeps.estimate import run_flops
+
+    def cost(spec) -> float:  # noqa: ANN001
+        return run_flops(spec, vocab) if vocab and isinstance(spec, TrainSpec) else 0.0
+
+    return sorted(specs, key=cost, reverse=True)
+
+
 def _materialise(root: Path, spec) -> Path:  # noqa: ANN001
     d = runs_dir(root) / spec.dirname
     run = RunDir(d)
@@ -139,9 +161,9 @@ def _reset_failed(root: Path, log: Callable[[str], None]) -> None:
 class _Progress:
     """A status line while a batch runs: done/left, failures, and an ETA."""
 
-    def __init__(self, stage: str, round_no: int, dirs: list[Path], parallelism: int,
+    def __init__(self, label: str, dirs: list[Path], parallelism: int,
                  log: Callable[[str], None], every_s: float) -> None:
-        self.label, self.dirs, self.parallelism = f"{stage} round {round_no + 1}", dirs, parallelism
+        self.label, self.dirs, self.parallelism = label, dirs, parallelism
         self.log, self.every_s, self.t0, self.last, self.last_line = log, every_s, time.time(), 0.0, ""
 
     def tick(self, final: bool = False) -> None:

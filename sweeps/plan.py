@@ -176,6 +176,16 @@ def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget:
     return cell_tuned(study, snap, store_id, recipe, budget, size)
 
 
+def member_cells(study: Study) -> list[tuple[int, str]]:
+    """The (budget, size) cells that get an ensemble, in a stable order."""
+    ens = study.ensembles
+    if ens is None:
+        return []
+    recipe = study.recipes[ens.from_recipe]
+    return [(b, s) for b in ens.budgets or recipe.budgets or study.budgets
+            for s in ens.sizes or recipe.sizes or study.sizes]
+
+
 def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list[TrainSpec]]:
     """Ensemble members per (budget, size), from the settled tuned point of the source recipe.
 
@@ -188,15 +198,14 @@ def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int,
         return {}
     recipe = study.recipes[ens.from_recipe]
     out = {}
-    for budget in ens.budgets or recipe.budgets or study.budgets:
-        for size in ens.sizes or recipe.sizes or study.sizes:
-            t, _ = settled(study, snap, store_id, recipe, budget, size)
-            if t.best is None:
-                continue
-            best = dict(t.best)
-            shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
-                             "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
-            first = 0 if shifted == t.best else 1
-            out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=first + k)
-                                   for k in range(ens.members)]
+    for budget, size in member_cells(study):
+        t, _ = settled(study, snap, store_id, recipe, budget, size)
+        if t.best is None:
+            continue
+        best = dict(t.best)
+        shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
+                         "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
+        first = 0 if shifted == t.best else 1
+        out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=first + k)
+                               for k in range(ens.members)]
     return out

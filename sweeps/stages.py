@@ -25,6 +25,7 @@ from sweeps.plan import (
     Snapshot,
     cell_points,
     cells,
+    member_cells,
     member_specs,
     search_key,
     settled,
@@ -72,6 +73,11 @@ def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled
             repeats.append((recipe, budget, size))
             continue
         cell = cell_points(study, snap, store_id, recipe, budget, size)
+        if cell.running:
+            # Proposals come only from finished rounds: a second launcher on the same study
+            # must not walk from a best point that may still move.
+            searching.add((recipe.name, size))
+            continue
         # Rounds count across launches (search.json), so a rerun continues, never restarts.
         rounds_done = snap.rounds.get(search_key(recipe.name, budget, size), 0)
         for p in next_points(recipe, study.lattice, cell.losses, cell.running | cell.broken, rounds_done):
@@ -202,23 +208,26 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
 
 
 def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list]:
-    """label -> run directories: each recipe's best single model at the smallest budget,
-    the largest finished ensemble, and every finished student."""
-    budget = min(study.budgets)
+    """label -> run directories: each recipe's best single model at the main budget, the
+    ensemble of the largest size, and every finished student.
+
+    A model is chosen only once every candidate has finished (all of a recipe's cells
+    settled), so which model is evaluated never depends on which run happened to end first.
+    """
+    budget = study.main_budget
     out: dict[str, list] = {}
     for recipe in study.recipes.values():
-        best = None
-        for r, b, size in cells(study):
-            if r.name == recipe.name and b == budget:
-                t, rid = settled(study, snap, store_id, recipe, budget, size)
-                if rid and snap.state(rid) == "succeeded" and (best is None or t.loss < best[0]):
-                    best = (t.loss, rid)
-        if best:
-            out[recipe.name] = [snap.dirs[best[1]]]
-    finished = _finished_members(study, snap, store_id)
-    if finished:
-        key = max(finished, key=lambda k: (k[0] == budget, len(finished[k]), SIZES[k[1]].d_model * SIZES[k[1]].n_layers))
-        out["ensemble"] = finished[key]
+        outcomes = [settled(study, snap, store_id, recipe, budget, size)
+                    for r, b, size in cells(study) if r.name == recipe.name and b == budget]
+        if not outcomes or any(rid is None or snap.state(rid) != "succeeded" for _, rid in outcomes):
+            continue
+        _, rid = min(outcomes, key=lambda o: o[0].loss)
+        out[recipe.name] = [snap.dirs[rid]]
+    if study.ensembles is not None:
+        key = max(member_cells(study), key=lambda k: (k[0] == budget, SIZES[k[1]].d_model * SIZES[k[1]].n_layers))
+        finished = _finished_members(study, snap, store_id)
+        if key in finished:
+            out["ensemble"] = finished[key]
     for label, spec in students(study, snap, store_id, 0):
         if snap.state(spec.run_id) == "succeeded":
             out[label] = [snap.dirs[spec.run_id]]

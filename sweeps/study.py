@@ -142,6 +142,12 @@ class Study:
     evals: Evals | None
     executor: Executor
 
+    @property
+    def main_budget(self) -> int:
+        """Where the full search runs: the smallest main budget of any recipe (data-scaling
+        repeats cover fewer sizes). Evals score its models; the report checks its laws."""
+        return min(min(r.budgets or self.budgets) for r in self.recipes.values())
+
 
 def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     """Read and validate a study file; ``root`` overrides its output folder."""

@@ -89,7 +89,7 @@ def test_cli_local_executor_and_tables(tmp_path, bible_store):
     out = subprocess.run(cmd + ["launch", str(study.path), "--root", str(root), "--executor", "local",
                                 "--parallelism", "2"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "[tune round 1] launching" in out.stdout
+    assert "[round 1] launching" in out.stdout and "(tune " in out.stdout
     table = pd.read_parquet(root / "results.parquet")
     assert (table[table.status == "succeeded"].val_loss > 0).all()
     status = subprocess.run(cmd + ["status", str(study.path), "--root", str(root)],
