@@ -37,8 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_collect)
 
     d = sub.add_parser("demo", help="the embedded study in miniature on this machine")
-    d.add_argument("--out", default="demo-output", help="where the store, runs and report go")
+    d.add_argument("--out", default=None,
+                   help="where the store, runs and report go (default demo-output, or "
+                        "demo-output-seedN for --seed N)")
     d.add_argument("--quick", action="store_true", help="a smaller study (about 3 minutes), used by the tests")
+    d.add_argument("--seed", type=int, default=0,
+                   help="replicate of the whole study: every run gets other seeds (default 0)")
     d.set_defaults(func=_demo)
 
 
@@ -126,5 +130,6 @@ def _collect(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sweeps.demo import run_demo
 
-    result = run_demo(quick=args.quick, out=args.out)
+    out = args.out or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")
+    result = run_demo(quick=args.quick, out=out, seed=args.seed)
     return 0 if not result["failed"] else 1

@@ -21,7 +21,7 @@ from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity
 from sweeps.runstore import last_error
 from sweeps.stages import STAGES, labels
-from sweeps.study import AXES, Study
+from sweeps.study import AXES, SEED_STRIDE, Study
 
 NAN = float("nan")
 
@@ -42,8 +42,9 @@ def train_rows(spec: dict, result: dict | None) -> list[dict]:
 
 
 def recipes_of(study: Study, spec: dict) -> list[str]:
-    """The recipes whose cells contain this training run (seed-0 lattice points only)."""
-    if spec.get("kind") != "train" or spec.get("init_seed") != 0 or spec.get("data_seed") != 0:
+    """The recipes whose cells contain this training run (the study seed's lattice points only)."""
+    seed = study.seed * SEED_STRIDE
+    if spec.get("kind") != "train" or spec.get("init_seed") != seed or spec.get("data_seed") != seed:
         return []
     names = []
     cell_keys = {(r.name, b, s) for r, b, s in cells(study)}

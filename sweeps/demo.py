@@ -18,15 +18,16 @@ from sweeps.launch import launch
 from sweeps.study import Study, load_study
 
 
-def demo_study(quick: bool, out: str | Path) -> Study:
+def demo_study(quick: bool, out: str | Path, seed: int = 0) -> Study:
     name = "demo-quick.yaml" if quick else "demo.yaml"
     path = Path(str(resources.files("sweeps") / "studies" / name))
-    return load_study(path, root=out)
+    return load_study(path, root=out, seed=seed)
 
 
 def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int = 200,
-             log=print) -> dict:  # noqa: ANN001
-    study = demo_study(quick, out)
+             log=print, seed: int = 0) -> dict:  # noqa: ANN001
+    """Run the demo study into ``out``; ``seed`` picks a replicate (every run's seeds change)."""
+    study = demo_study(quick, out, seed)
     t0 = time.time()
     log(f"dcsl demo{' --quick' if quick else ''}: study {study.path.name} into {study.root}/ "
         "(interrupt and rerun to continue)")
@@ -39,7 +40,7 @@ def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int =
     from scaling.phenomena import check_phenomena
 
     log(f"fitting laws ({n_boot} bootstrap resamples) and writing the report")
-    analysis = analyze_study(table, tuning=tuning, n_boot=n_boot)
+    analysis = analyze_study(table, tuning=tuning, n_boot=n_boot, main_budget=study.main_budget)
     checks = check_phenomena(analysis)
     report_md = write_report(analysis, study.root / "report", source=str(study.root / "results.parquet"),
                              findings=[c.sentence() for c in checks])

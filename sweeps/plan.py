@@ -20,7 +20,7 @@ from typing import NamedTuple
 from pretrain.rundir import read_json
 from pretrain.spec import TrainSpec
 from sweeps.runstore import last_error, run_state, runs_dir
-from sweeps.study import AXES, Recipe, Study
+from sweeps.study import AXES, SEED_STRIDE, Recipe, Study
 from sweeps.tune import Point, Tuned, point, tuned
 
 UNPREPARED = "unprepared"
@@ -85,8 +85,10 @@ def store_identity(study: Study) -> tuple[str, int | None]:
     return UNPREPARED, vocab
 
 
-def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, seed: int = 0) -> TrainSpec:
+def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, member: int = 0) -> TrainSpec:
+    """The training run of one lattice point; ``member`` k > 0 is the k-th extra seed."""
     values = dict(p)
+    seed = study.seed * SEED_STRIDE + member
     return TrainSpec(size=size, store=str(study.store), store_id=store_id, tokens=budget,
                      epochs=int(values["epochs"]), lr=float(values["lr"]),
                      weight_decay=float(values["weight_decay"]), init_seed=seed, data_seed=seed,
@@ -206,6 +208,6 @@ def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int,
         shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
                          "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
         first = 0 if shifted == t.best else 1
-        out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, seed=first + k)
+        out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, member=first + k)
                                for k in range(ens.members)]
     return out

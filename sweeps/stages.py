@@ -150,7 +150,7 @@ def _generate_spec(study: Study, store_id: str, d: Distill, dirs: list, point: d
     tokens = d.synthetic_tokens or int(d.budget * point["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight))
     return GenerateSpec(
         teacher_ids=tuple(read_json(x / "spec.json")["id"] for x in dirs), teacher_dirs=tuple(map(str, dirs)),
-        store=str(study.store), store_id=store_id, tokens=tokens,
+        store=str(study.store), store_id=store_id, tokens=tokens, seed=study.seed,
         seq_len=int(study.training.get("seq_len", 128)), temperature=d.temperature,
         threads=int(study.training.get("threads", 0)))
 

@@ -141,6 +141,9 @@ class Study:
     distill: tuple[Distill, ...]
     evals: Evals | None
     executor: Executor
+    seed: int = 0
+    """Replicate of the whole study: run k of a member set trains with init and data seed
+    ``seed * SEED_STRIDE + k`` (seed 0 keeps seeds 0, 1, ...), so two replicates share no run."""
 
     @property
     def main_budget(self) -> int:
@@ -149,8 +152,12 @@ class Study:
         return min(min(r.budgets or self.budgets) for r in self.recipes.values())
 
 
-def load_study(path: str | Path, root: str | Path | None = None) -> Study:
-    """Read and validate a study file; ``root`` overrides its output folder."""
+SEED_STRIDE = 1000
+
+
+def load_study(path: str | Path, root: str | Path | None = None, seed: int | None = None) -> Study:
+    """Read and validate a study file; ``root`` overrides its output folder and ``seed`` its
+    replicate."""
     data, pos = load_yaml(path)
     top = Section(data, (), pos)
     name = str(top.raw("name") or Path(path).stem)
@@ -184,11 +191,17 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
             if m not in known:
                 raise pos.error(("eval", "models", j), f"unknown model {m!r}; use {', '.join(sorted(known))}")
     executor = _executor(top.sub("executor"))
+    study_seed = top.number("seed", int, default=0, allow_zero=True)
+    if seed is not None:
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        study_seed = seed
     top.done()
     return Study(name=name, path=Path(path), root=study_root, store=store, prepare=prepare,
                  vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
-                 ensembles=ensembles, distill=distill, evals=evals, executor=executor)
+                 ensembles=ensembles, distill=distill, evals=evals, executor=executor,
+                 seed=study_seed)
 
 
 def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:

@@ -65,3 +65,18 @@ def test_shipped_studies_load(repo_root):
     for path in sorted((repo_root / "sweeps" / "studies").glob("*.yaml")):
         study = load_study(path)
         assert study.recipes, path
+
+
+def test_a_study_seed_moves_every_run_to_other_seeds(tmp_path):
+    from sweeps.plan import train_spec
+    from sweeps.tune import point
+
+    path = write(tmp_path, GOOD)
+    p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
+    first, second = load_study(path), load_study(path, seed=2)
+    assert (first.seed, second.seed) == (0, 2)
+    a, b = (train_spec(s, "id", 8000, "tiny-50k", p) for s in (first, second))
+    assert (a.init_seed, a.data_seed) == (0, 0) and (b.init_seed, b.data_seed) == (2000, 2000)
+    assert train_spec(second, "id", 8000, "tiny-50k", p, member=3).init_seed == 2003
+    assert a.run_id != b.run_id
+    assert load_study(write(tmp_path, GOOD + "seed: 5\n")).seed == 5
