@@ -12,7 +12,9 @@ import importlib
 import os
 import sys
 
-# Errors that mean "bad input": shown as one line (set DCSL_DEBUG=1 for the traceback).
+# Errors that mean "bad input" (a usage error, exit 2); anything else a command raises is a
+# runtime failure (exit 1). Either is one line; DCSL_DEBUG=1 shows the traceback, and a run's
+# own traceback is always kept in its status.json and log.txt.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
 
 # command -> package whose cli module defines it
@@ -55,13 +57,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _study_to_table(args)
         code = args.func(args)
-    except USER_ERRORS as e:
+    except KeyboardInterrupt:
+        print(f"dcsl {args.command}: interrupted; run the same command again to continue",
+              file=sys.stderr)
+        code = 130
+    except Exception as e:  # noqa: BLE001 - every failure becomes one line (see above)
         if os.environ.get("DCSL_DEBUG"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"dcsl {args.command}: error: {message}", file=sys.stderr)
-        code = 2
+        print(f"dcsl {args.command}: {one_line(e)}", file=sys.stderr)
+        code = 2 if isinstance(e, USER_ERRORS) else 1
     raise SystemExit(code)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: input errors by their message, failures with their type."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    message = " ".join(message.split()) or type(error).__name__
+    if isinstance(error, USER_ERRORS):
+        return message
+    return f"{type(error).__name__}: {message} (DCSL_DEBUG=1 shows the traceback)"
 
 
 def _study_to_table(args: argparse.Namespace) -> None:
@@ -74,7 +88,12 @@ def _study_to_table(args: argparse.Namespace) -> None:
     if value and str(value).endswith((".yaml", ".yml")):
         from sweeps.study import load_study
 
-        setattr(args, attr, str(load_study(value).root))
+        root = load_study(value).root
+        if not any((root / name).is_file() for name in ("results.parquet", "results.csv")):
+            raise FileNotFoundError(
+                f"{value} has no results in {root} yet: run `dcsl sweep launch {value}` first "
+                f"(or `dcsl sweep collect {value}` if its runs exist)")
+        setattr(args, attr, str(root))
 
 
 if __name__ == "__main__":

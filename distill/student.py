@@ -115,7 +115,12 @@ def run_distill(spec: DistillSpec, run_dir: str | Path, log: Callable[[str], Any
         })
         return result
 
-    return execute_run(spec, run_dir, lambda: _prepare(spec), work)
+    result = execute_run(spec, run_dir, lambda: _prepare(spec), work)
+    if not spec.keep_checkpoints:
+        from pretrain.train import drop_training_state
+
+        drop_training_state(Path(run_dir))
+    return result
 
 
 def table_rows(spec_json: dict, result_json: dict) -> list[dict]:

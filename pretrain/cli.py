@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["uint16", "uint32"], default=None)
     p.set_defaults(func=_prepare)
 
+    v = data.add_parser("verify", help="hash a token store's data files against its manifest")
+    v.add_argument("store", help="token store directory")
+    v.set_defaults(func=_verify)
+
     t = sub.add_parser("train", help="train one model on a token budget (resumes if interrupted)")
     from pretrain.spec import TrainSpec
 
@@ -90,6 +94,16 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from pretrain.store import TokenStore
+
+    store = TokenStore(args.store, verify_checksums=False)
+    store.verify()
+    print(f"{store.path}: train.bin ({store.train_size:,} tokens) and val.bin ({store.val_size:,} "
+          f"tokens) match the manifest; store id {store.store_id}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from pretrain.spec import TrainSpec
     from pretrain.store import TokenStore, parse_tokens
@@ -100,7 +114,12 @@ def _train(args: argparse.Namespace) -> int:
     values["tokens"] = parse_tokens(values["tokens"])
     spec = TrainSpec(store_id=store.store_id, **values)
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.root) / spec.dirname
-    result = train_run(spec, run_dir)
+    from pretrain.rundir import RunDir
+    from pretrain.train import check_spec
+
+    check_spec(spec)  # every input error before the run directory exists
+    with RunDir(run_dir).exclusive():
+        result = train_run(spec, run_dir)
     print(f"{run_dir}: final validation loss {result['final_val_loss']:.4f} nats/token "
           f"(best {result['best_val_loss']:.4f}), {result['tokens_per_s']:,.0f} tokens/s")
     return 0

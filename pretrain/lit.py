@@ -105,7 +105,8 @@ class PretrainModule(L.LightningModule):
         loss = total / n_tokens
         loss_value = loss.item()
         if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"non-finite training loss {loss_value} at step {self.global_step}")
+            raise NonFiniteLossError(f"diverged at step {self.global_step} (loss {loss_value}): "
+                                     f"lower the lr (now {self.spec.lr:g})")
         self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -12,13 +12,15 @@ so a reader never sees half a file and a kill never leaves one behind.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,6 +116,24 @@ class RunDir:
 
     def mark_failed(self, error: str, traceback: str | None = None) -> None:
         self.update_status(state="failed", error=error, traceback=traceback)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run's lock (``.lock``, the one sweep workers take) for a whole run, or fail
+        at once when another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"{self.path} is being run by another process (its lock is "
+                                   "held); wait for it, or kill it and run this again") from None
+            except OSError:
+                pass  # no locks on this filesystem: nothing to guard with
+            yield
+        finally:
+            os.close(fd)
 
     def log_line(self, line: str) -> None:
         with open(self.path / "log.txt", "a") as f:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 from pretrain.sizes import SIZES
 
 ID_LENGTH = 10
+# Lightning precision names dcsl trains with ("auto": 32-true on CPU, bf16-mixed on GPU).
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
 def spec_id(kind: str, semantic: dict[str, Any]) -> str:
@@ -70,7 +73,8 @@ class TrainSpec(SpecBase):
 
     kind: ClassVar[str] = "train"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads"}
+        {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
+         "keep_checkpoints"}
     )
 
     size: str
@@ -101,6 +105,9 @@ class TrainSpec(SpecBase):
     compile: bool = False
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
+    keep_checkpoints: bool = False
+    """Keep the optimizer checkpoints after the run succeeds (default: drop them; the weights
+    and result stay)."""
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -108,10 +115,12 @@ class TrainSpec(SpecBase):
         for name in ("tokens", "epochs", "batch_size", "seq_len"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 <= self.warmup_frac < 1:
             raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.micro_batch_size is not None and (

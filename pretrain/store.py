@@ -124,6 +124,8 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
     out = Path(cfg.out)
     if (out / "manifest.json").exists():
         raise StoreError(f"{out} already holds a token store; remove it or choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError(f"{out} exists and is not an empty folder; choose another --out")
     if cfg.val_every < 1:
         raise ValueError(f"val_every must be >= 1, got {cfg.val_every}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,10 +210,13 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
     return out
 
 
+VERIFIED_FILE = ".verified.json"
+
+
 class TokenStore:
     """A verified, read-only view of a token store directory."""
 
-    def __init__(self, path: str | Path, verify_checksums: bool = False) -> None:
+    def __init__(self, path: str | Path, verify_checksums: bool = True) -> None:
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
@@ -241,8 +246,38 @@ class TokenStore:
                 f"{path} has {actual:,} bytes but the manifest says {expected:,} "
                 f"({self.manifest[split]['tokens']:,} x {self.dtype}): truncated or resized"
             )
-        if verify_checksum and sha256_file(path) != self.manifest[split]["sha256"]:
-            raise StoreError(f"{path} does not match its sha256 in the manifest")
+        if verify_checksum and not self._verified(split, path):
+            raise StoreError(f"{path} does not match its sha256 in {self.path / 'manifest.json'}: "
+                             "the file changed after the store was prepared; prepare it again")
+
+    def _verified(self, split: str, path: Path, use_cache: bool = True) -> bool:
+        """Whether ``path`` hashes to the manifest's sha256. A match is remembered in
+        ``.verified.json`` by size and modification time, so a store is hashed once, not at
+        every open; a file rewritten in place gets a new mtime and is hashed again."""
+        expected = self.manifest[split]["sha256"]
+        stat = path.stat()
+        stamp = {"sha256": expected, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        cache_path = self.path / VERIFIED_FILE
+        try:
+            cache = json.loads(cache_path.read_text()) if use_cache else {}
+        except (OSError, ValueError):
+            cache = {}
+        if cache.get(split) == stamp:
+            return True
+        if sha256_file(path) != expected:
+            return False
+        try:
+            atomic_write_json(cache_path, {**cache, split: stamp})
+        except OSError:
+            pass  # a read-only store is verified at every open instead
+        return True
+
+    def verify(self) -> None:
+        """Hash both data files now, ignoring the cache (``dcsl data verify``)."""
+        for split in ("train", "val"):
+            path = self.path / f"{split}.bin"
+            if not self._verified(split, path, use_cache=False):
+                raise StoreError(f"{path} does not match its sha256 in {self.path / 'manifest.json'}")
 
     @property
     def store_id(self) -> str:

@@ -33,7 +33,7 @@ from pretrain.store import TokenStore
 # lines of many small runs; keep its warnings and errors only.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-for _pattern in (".*srun.*", ".*LeafSpec.*", ".*IterableDataset.*__len__.*", ".*weights_only.*"):
+for _pattern in (".*srun.*", ".*LeafSpec.*", ".*IterableDataset.*__len__.*"):
     warnings.filterwarnings("ignore", message=_pattern)
 
 _CKPT = re.compile(r"step-(\d+)\.ckpt$")
@@ -41,13 +41,42 @@ DEFAULT_CKPT_STEPS = 100
 DEFAULT_CKPT_SECONDS = 120.0
 
 
-def latest_checkpoint(ckpt_dir: Path) -> tuple[Path, int] | None:
-    """The newest complete checkpoint and its step (temp files never match the pattern)."""
+def latest_checkpoint(ckpt_dir: Path, log=None) -> tuple[Path, int] | None:  # noqa: ANN001
+    """The newest readable checkpoint and its step (temp files never match the pattern).
+
+    A checkpoint whose archive fails its checksums (a disk that lost the end of the file, a
+    bit flip) is renamed ``*.ckpt.unreadable`` with a one-line warning and the previous one
+    is used: two are kept for this.
+    """
     found = [(int(m.group(1)), p) for p in ckpt_dir.glob("step-*.ckpt") if (m := _CKPT.search(p.name))]
-    if not found:
-        return None
-    step, path = max(found)
-    return path, step
+    for step, path in sorted(found, reverse=True):
+        problem = _unreadable(path)
+        if problem is None:
+            return path, step
+        path.rename(path.with_name(path.name + ".unreadable"))
+        if log is not None:
+            log(f"warning: checkpoint {path.name} is unreadable ({problem}); falling back to an "
+                "earlier one")
+    return None
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a checkpoint cannot be read (torch saves a zip archive with a CRC per record)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        return f"{type(e).__name__}: {e}"
+    return f"record {bad} fails its checksum" if bad else None
+
+
+def drop_training_state(run_dir: Path) -> None:
+    """Remove the optimizer checkpoints of a finished run (model.safetensors and result.json
+    stay): they are about 3x the weights, 17 GB for a 1.4B run."""
+    for path in (Path(run_dir) / "ckpt").glob("step-*.ckpt*"):
+        path.unlink(missing_ok=True)
 
 
 class AtomicCheckpoint(L.Callback):
@@ -57,7 +86,7 @@ class AtomicCheckpoint(L.Callback):
     second file that a kill could leave out of date.
     """
 
-    def __init__(self, ckpt_dir: Path, every_steps: int, every_seconds: float, keep: int = 1) -> None:
+    def __init__(self, ckpt_dir: Path, every_steps: int, every_seconds: float, keep: int = 2) -> None:
         self.ckpt_dir, self.every_steps, self.every_seconds, self.keep = ckpt_dir, every_steps, every_seconds, keep
         self._last_save = time.monotonic()
 
@@ -132,11 +161,12 @@ class Progress(L.Callback):
         if now - self.last < self.every_seconds and step < total:
             return
         self.last = now
-        rate = (step - self.step0) / max(now - self.t0, 1e-9)
-        tok_s = rate * pl_module.spec.batch_size * pl_module.spec.seq_len
+        rate = (step - self.step0) / max(now - self.t0, 1e-9)  # wall clock, for the ETA
         eta = (total - step) / rate if rate > 0 else float("inf")
         epoch = min(step // pl_module.steps_per_epoch + 1, pl_module.spec.epochs)
         h = pl_module.history
+        # Training steps only, as result.json's tokens_per_s (validation and checkpoints excluded).
+        tok_s = h["train_tokens"] / h["train_step_s"] if h["train_step_s"] > 0 else float("nan")
         val = f" val {h['val'][-1]['val_loss']:.4f}" if h["val"] else ""
         line = (f"step {step}/{total} epoch {epoch}/{pl_module.spec.epochs} "
                 f"loss {h.get('last_step_loss', float('nan')):.4f}{val} {tok_s:,.0f} tok/s eta {eta:,.0f}s")
@@ -162,7 +192,10 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
         return fit_run(spec, run, *inputs, log, progress_seconds)
 
     # check_spec opens the store and schedule: bad input fails before a directory exists.
-    return execute_run(spec, run_dir, lambda: check_spec(spec), work)
+    result = execute_run(spec, run_dir, lambda: check_spec(spec), work)
+    if not spec.keep_checkpoints:
+        drop_training_state(Path(run_dir))
+    return result
 
 
 def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
@@ -198,7 +231,7 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     if module is None:
         module = PretrainModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch)
     run.ckpt_dir.mkdir(exist_ok=True)
-    resume = latest_checkpoint(run.ckpt_dir)
+    resume = latest_checkpoint(run.ckpt_dir, log)
     start_step = resume[1] if resume else 0
     if resume:
         log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
@@ -209,7 +242,9 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
         PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
         KeepOuterSigtermHandler()])
     loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step), batch_size=None, num_workers=0)
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None)
+    # weights_only: a checkpoint is data, never code (a pickle payload must not run).
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None,
+                weights_only=True)
     if trainer.global_step != schedule.total_steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
     checkpoint.save(trainer)  # final state, with the final validation in its history

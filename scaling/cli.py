@@ -61,7 +61,7 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    analysis, _ = _analyse(args.table, args, "fit")
+    analysis, _ = _analyse(args.table, args)
     from scaling import summary
 
     if args.json:
@@ -83,34 +83,30 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    analysis, source = _analyse(args.table_or_dir, args, "report")
+    analysis, source = _analyse(args.table_or_dir, args)
     from scaling.report import write_report
 
     out = args.out if args.out is not None else source.parent / "report"
     try:
         path = write_report(analysis, out, source=str(source))
     except OSError as exc:
-        raise SystemExit(f"dcsl report: cannot write {out}: {exc}") from exc
+        raise OSError(f"cannot write {out}: {exc}") from exc
     n_figures = len(list((out / "figures").glob("*.png")))
     print(f"wrote {path} and {path.with_suffix('.html')} ({n_figures} figures)")
     return 0
 
 
-def _analyse(location: str, args: argparse.Namespace,
-             command: str) -> tuple[StudyAnalysis, Path]:
+def _analyse(location: str, args: argparse.Namespace) -> tuple[StudyAnalysis, Path]:
     """Load the table (and tuning.csv beside it) and analyse it; bad input exits with one line."""
     from scaling.analysis import analyze_study
     from scaling.table import load_results
 
-    try:
-        source = resolve_results_path(location)
-        table = load_results(source, x_column=args.x_column)
-        tuning = load_tuning(source.parent)
-        analysis = analyze_study(table, tuning=tuning, method=args.method, n_boot=args.n_boot,
-                                 seed=args.seed, level=args.level, x_column=args.x_column,
-                                 rule=args.rule, bootstrap=args.bootstrap)
-    except (TableError, ValueError) as exc:
-        raise SystemExit(f"dcsl {command}: {exc}") from exc
+    source = resolve_results_path(location)
+    table = load_results(source, x_column=args.x_column)
+    tuning = load_tuning(source.parent)
+    analysis = analyze_study(table, tuning=tuning, method=args.method, n_boot=args.n_boot,
+                             seed=args.seed, level=args.level, x_column=args.x_column,
+                             rule=args.rule, bootstrap=args.bootstrap)
     return analysis, source
 
 
@@ -120,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (TableError, ValueError, OSError) as exc:  # one line, as under the dcsl dispatcher
+        raise SystemExit(f"dcsl {args.command}: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def _study(args: argparse.Namespace):  # noqa: ANN202
 def _plan(args: argparse.Namespace) -> int:
     from pretrain.spec import human_tokens
     from sweeps.estimate import gpu_hours, summarize
+    from sweeps.launch import check_budgets
 
     study = _study(args)
+    check_budgets(study)
     s = summarize(study, vocab=args.vocab_size)
     t = s.table.copy()
     t["budget"] = t["budget_tokens"].map(human_tokens)

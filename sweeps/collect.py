@@ -18,10 +18,11 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes, read_json
 from pretrain.sizes import get_shape, param_counts
 from sweeps.kinds import kind_of
-from sweeps.plan import Snapshot, cell_tuned, cells, store_identity
+from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
 from sweeps.runstore import last_error
 from sweeps.stages import STAGES, labels
-from sweeps.study import AXES, SEED_STRIDE, Study
+from sweeps.study import AXES, Study
+from sweeps.tune import point
 
 NAN = float("nan")
 
@@ -41,10 +42,11 @@ def train_rows(spec: dict, result: dict | None) -> list[dict]:
     return [row]
 
 
-def recipes_of(study: Study, spec: dict) -> list[str]:
-    """The recipes whose cells contain this training run (the study seed's lattice points only)."""
-    seed = study.seed * SEED_STRIDE
-    if spec.get("kind") != "train" or spec.get("init_seed") != seed or spec.get("data_seed") != seed:
+def recipes_of(study: Study, spec: dict, store_id: str) -> list[str]:
+    """The recipes whose cells contain this training run: the run is exactly the one the study
+    asks for at that lattice point (same seed, batch, sequence length, store), so runs that
+    other studies left in a shared run store are not mistaken for this study's."""
+    if spec.get("kind") != "train":
         return []
     names = []
     cell_keys = {(r.name, b, s) for r, b, s in cells(study)}
@@ -54,7 +56,9 @@ def recipes_of(study: Study, spec: dict) -> list[str]:
         on_lattice = all(spec[a] in study.lattice.axis(a) for a in AXES)
         fixed_ok = all(spec[a] == v for a, v in recipe.fixed.items())
         if on_lattice and fixed_ok:
-            names.append(recipe.name)
+            p = point({a: spec[a] for a in AXES})
+            if train_spec(study, store_id, spec["tokens"], spec["size"], p).run_id == spec.get("id"):
+                names.append(recipe.name)
     return names
 
 
@@ -77,7 +81,7 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             continue
         if state == "failed":
             problems["failed"].append(f"{d.name}: {last_error(d)}")
-        for label in recipes_of(study, spec) or [_label(spec, planned_labels.get(rid))]:
+        for label in recipes_of(study, spec, store_id) or [_label(spec, planned_labels.get(rid))]:
             for row in made:
                 rows.append({"run_id": rid, "recipe": label, "status": state, "run_dir": str(d), **row})
     for stage in STAGES:
@@ -85,7 +89,7 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             if snap.state(spec.run_id) == "missing":
                 problems["missing"].append(spec.dirname)
                 sj = spec.to_json()
-                for label in recipes_of(study, sj) or [_label(sj, planned_labels.get(spec.run_id))]:
+                for label in recipes_of(study, sj, store_id) or [_label(sj, planned_labels.get(spec.run_id))]:
                     rows.append({"run_id": spec.run_id, "recipe": label, "status": "missing", "run_dir": "",
                                  **_placeholder_rows(sj, vocab)[0]})
     table = pd.DataFrame(rows)

@@ -37,7 +37,9 @@ def submit(executor: Executor, run_dirs: list[Path], folder: Path) -> Submission
         import submitit
 
         n = min(executor.parallelism, len(run_dirs))
-        ex = submitit.LocalExecutor(folder=str(folder / "%j"))
+        # One folder for every local job: job ids are process ids, and a "%j" pattern here
+        # would leave a folder literally named "%j" behind (submitit's local controller).
+        ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=60 * 24 * 7)
         threads = worker_threads(n)
         jobs = [ex.submit(RunWorker([str(d) for d in run_dirs], threads=threads)) for _ in range(n)]

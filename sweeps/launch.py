@@ -60,9 +60,30 @@ def prepare_config(study: Study):  # noqa: ANN201 - pretrain.store.PrepareConfig
     return PrepareConfig(source=source, out=str(study.store), **p)
 
 
+def check_budgets(study: Study) -> None:
+    """Refuse, before any work, budgets larger than the study's store (or than the store its
+    prepare section will build)."""
+    if (study.store / "manifest.json").exists():
+        from pretrain.store import TokenStore
+
+        available, where = TokenStore(study.store).train_size, f"store {study.store}"
+    elif study.prepare and study.prepare.get("max_train_tokens"):
+        from pretrain.store import parse_tokens
+
+        available = parse_tokens(study.prepare["max_train_tokens"])
+        where = f"data.prepare.max_train_tokens of {study.path}"
+    else:
+        return
+    too_big = [b for b in study.budgets if b > available]
+    if too_big:
+        raise ValueError(f"budget {too_big[0]:,} tokens exceeds the {available:,} training tokens "
+                         f"of the {where}")
+
+
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
            log: Callable[[str], None] = print, progress_every_s: float = 10.0) -> LaunchReport:
     executor = executor or study.executor
+    check_budgets(study)
     ensure_store(study, log)
     store_id, vocab = store_identity(study)
     report = LaunchReport()

@@ -10,6 +10,7 @@ and its ``file:line:column``. ``sweeps/studies/*.yaml`` are worked examples.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ PREPARE_KEYS = {"source", "dataset", "revision", "split", "files", "text_field",
 SEARCHES = ("grid", "adaptive")
 TRAINING_KEYS = {
     "batch_size": int, "seq_len": int, "warmup_frac": float, "micro_batch_size": int,
-    "val_every": int, "ckpt_every": int, "threads": int, "precision": str,
+    "val_every": int, "ckpt_every": int, "threads": int, "precision": str, "keep_checkpoints": bool,
 }
 
 
@@ -153,6 +154,7 @@ class Study:
 
 
 SEED_STRIDE = 1000
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 def load_study(path: str | Path, root: str | Path | None = None, seed: int | None = None) -> Study:
@@ -161,7 +163,11 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     data, pos = load_yaml(path)
     top = Section(data, (), pos)
     name = str(top.raw("name") or Path(path).stem)
-    study_root = Path(root or top.raw("root") or f"runs/{name}")
+    if not SAFE_NAME.fullmatch(name):
+        raise pos.error(("name",), f"{name!r} is not a safe folder name (letters, digits, '.', '_', "
+                        "'-'; not starting with '.')")
+    file_root = top.raw("root")  # read even when overridden, so it is a known key
+    study_root = Path(root or file_root or f"runs/{name}")
     data_sec = top.sub("data")
     vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
     store, prepare = _data_section(data_sec, study_root)
@@ -222,7 +228,13 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
 def _training_section(sec: Section) -> dict[str, Any]:
     out = {}
     for key, kind in TRAINING_KEYS.items():
-        if sec.has(key):
+        if not sec.has(key):
+            continue
+        if kind is bool:
+            if not isinstance(sec.raw(key), bool):
+                raise sec.pos.error(sec.path + (key,), f"expected true or false, got {sec.raw(key)!r}")
+            out[key] = sec.raw(key)
+        else:
             out[key] = sec.raw(key) if kind is str else sec.number(key, kind, allow_zero=key in (
                 "warmup_frac", "val_every", "ckpt_every", "threads"))
     sec.done()

@@ -3,6 +3,7 @@ and ``Section`` reads one mapping of it with typed, positioned checks."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,20 @@ def load_yaml(path: str | Path) -> tuple[Any, Positions]:
         raise StudyError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
     if root is None:
         raise StudyError(f"{path}: the study file is empty")
+    _refuse_tags(text, path)
     loader = yaml.SafeLoader("")
     return _to_python(root, (), pos, loader), pos
+
+
+def _refuse_tags(text: str, path: Path) -> None:
+    """A study file is plain data: any explicit tag (``!!python/...``, ``!!float``, ``!x``) is
+    an error, so nothing is silently reinterpreted or ignored."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        tag = getattr(event, "tag", None)
+        if tag is not None and not isinstance(event, yaml.DocumentStartEvent):
+            mark = event.start_mark
+            raise StudyError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML tag {tag!r} is not "
+                             "allowed in a study file; write the plain value")
 
 
 def _to_python(node: yaml.Node, path: Path_, pos: Positions, loader: yaml.SafeLoader) -> Any:
@@ -101,6 +114,8 @@ class Section:
                 raise ValueError
         except (TypeError, ValueError):
             raise self.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
+        if not math.isfinite(num):
+            raise self.pos.error(path, f"must be a finite number, got {v!r}")
         if num < 0 or (num == 0 and not allow_zero):
             raise self.pos.error(path, f"must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
         return num

@@ -188,7 +188,7 @@ def test_cli_generate_smoke(tmp_path, teachers):
     bad = subprocess.run(cmd[:-2] + ["--seq-len", "65", "--run-dir", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "dcsl distill: error: seq_len 65 exceeds the teachers' training seq_len 64"]
+        "dcsl distill: seq_len 65 exceeds the teachers' training seq_len 64"]
 
 
 def test_specs_round_trip_and_ids_ignore_paths(teachers, bible_store):

@@ -158,7 +158,7 @@ def test_cli_prints_the_k_table(tmp_path, members):
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        f"dcsl ensemble: error: {tmp_path / 'nope'} is not a run directory (no spec.json)"]
+        f"dcsl ensemble: {tmp_path / 'nope'} is not a run directory (no spec.json)"]
 
 
 def test_spec_id_is_the_members_and_rules_not_the_paths(members, bible_store):

@@ -157,3 +157,26 @@ def test_wrong_dtype_in_manifest_is_refused(store_copy):
 def test_existing_store_is_not_overwritten(bible_store):
     with pytest.raises(StoreError, match="already holds a token store"):
         small(bible_store.path, CorpusSource(kind="bible"))
+
+
+def test_a_data_file_changed_in_place_is_refused_by_name(store_copy):
+    TokenStore(store_copy)  # verified once, remembered
+    assert (store_copy / ".verified.json").is_file()
+    data = bytearray((store_copy / "train.bin").read_bytes())
+    data[10:12] = bytes([data[12], data[13]]) if data[10:12] != data[12:14] else b"\x01\x00"
+    (store_copy / "train.bin").write_bytes(bytes(data))  # same size, new mtime
+    with pytest.raises(StoreError, match=r"train.bin does not match its sha256 .*prepare it again"):
+        TokenStore(store_copy)
+
+
+def test_verify_command_hashes_again(store_copy, capsys):
+    from dcsl_cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["data", "verify", str(store_copy)])
+    assert done.value.code == 0 and "match the manifest" in capsys.readouterr().out
+    with open(store_copy / "val.bin", "r+b") as f:
+        f.write(b"\xff\x00")
+    with pytest.raises(SystemExit) as done:
+        main(["data", "verify", str(store_copy)])
+    assert done.value.code != 0 and "val.bin does not match" in capsys.readouterr().err

@@ -46,6 +46,12 @@ def test_good_study_loads(tmp_path):
      r"recipes.standard.repeat.budgets: \[8000\] are already main budgets"),
     ("data: {store: /nonexistent/store}", "data: {prepare: {source: bible, vocab: 512}}",
      r"study.yaml:2:\d+: data.prepare.vocab: unknown key"),
+    ("name: t", 'name: "../../x"', r"study.yaml:1:\d+: name: '../../x' is not a safe folder name"),
+    ("lr: [1.0e-3, 3.0e-3]", "lr: [1.0e-3, .inf]", r"study.yaml:5:\d+: lattice.lr.1: must be a finite number"),
+    ("weight_decay: [0.0, 0.1]", "weight_decay: [0.0, .nan]", r"lattice.weight_decay.1: must be a finite"),
+    ("budgets: [8k]", "budgets: !!python/tuple [8k]", r"study.yaml:3:10: YAML tag .* is not allowed"),
+    ("sizes: [tiny-50k]", "sizes: !mine [tiny-50k]", r"study.yaml:4:8: YAML tag '!mine' is not allowed"),
+    ("budgets: [8k]", "budgets: [!!str 8k]", r"YAML tag 'tag:yaml.org,2002:str' is not allowed"),
 ])
 def test_bad_study_files_fail_with_positions(tmp_path, old, new, expected):
     assert old in GOOD
@@ -80,3 +86,9 @@ def test_a_study_seed_moves_every_run_to_other_seeds(tmp_path):
     assert train_spec(second, "id", 8000, "tiny-50k", p, member=3).init_seed == 2003
     assert a.run_id != b.run_id
     assert load_study(write(tmp_path, GOOD + "seed: 5\n")).seed == 5
+
+
+def test_root_option_overrides_a_study_root(tmp_path):
+    path = write(tmp_path, GOOD + "root: from-file\n")
+    assert load_study(path).root.name == "from-file"
+    assert load_study(path, root=tmp_path / "elsewhere").root == tmp_path / "elsewhere"

@@ -45,7 +45,7 @@ def test_study_as_job_array_with_a_failing_run(tmp_path, bible_store, slurm_clus
     assert len({s["job_id"] for s in statuses}) == 1  # one job array ...
     assert sorted(int(s["array_task"]) for s in statuses) == [0, 1, 2, 3]  # ... of four tasks
     _, failures = status_table(study)
-    assert len(failures) == 2 and all("non-finite training loss" in f for f in failures)
+    assert len(failures) == 2 and all("diverged at step" in f for f in failures)
     table, _, _ = collect(study)
     ok = table[table.status == "succeeded"]
     assert len(ok) == 2 and (ok.lr == 3e-3).all() and ok.val_loss.notna().all()

@@ -83,17 +83,19 @@ def test_micro_batches_accumulate_to_the_global_batch(tmp_path, bible_store):
     b = train_run(micro, tmp_path / "b", **QUIET)
     assert a["steps"] == b["steps"] == 3
     wa, wb = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    # Summation order differs between one batch and four micro-batches: measured 3.2e-6 at most
+    # on an AVX-512 Xeon, 1e-6 on an AVX2 EPYC; 2e-5 holds on both with room to spare.
     for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5)
     assert a["final_val_loss"] == pytest.approx(b["final_val_loss"], abs=1e-5)
 
 
 def test_non_finite_loss_fails_the_run(tmp_path, bible_store):
     spec = spec_for(bible_store, lr=1e30, weight_decay=0.0)
-    with pytest.raises(Exception, match="non-finite training loss"):
+    with pytest.raises(Exception, match="diverged at step"):
         train_run(spec, tmp_path / "nan", **QUIET)
     status = RunDir(tmp_path / "nan").status()
-    assert status["state"] == "failed" and "non-finite" in status["error"]
+    assert status["state"] == "failed" and "diverged at step" in status["error"]
     assert "Traceback" in status["traceback"]
 
 
@@ -138,6 +140,65 @@ def test_cli_bad_input_is_one_line(tmp_path, bible_store):
     out = subprocess.run(_train_cmd(bible_store, tmp_path / "r", tokens="5M"), capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"dcsl train: error: budget of 5,000,000 tokens exceeds the 60,000 training tokens in {bible_store.path}"
+        f"dcsl train: budget of 5,000,000 tokens exceeds the 60,000 training tokens in {bible_store.path}"
     ]
     assert not (tmp_path / "r").exists()  # refused before any run directory was made
+
+
+def test_cli_runtime_failure_is_one_line_and_exit_1(tmp_path, bible_store):
+    out = subprocess.run(_train_cmd(bible_store, tmp_path / "r", lr="1e30", epochs=1),
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("dcsl train: NonFiniteLossError: diverged at step") and "lower the lr" in line
+    assert "Traceback" not in out.stderr
+    assert "Traceback" in RunDir(tmp_path / "r").status()["traceback"]  # kept with the run
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("lr", "nan", "lr must be a positive finite number"),
+    ("precision", "fp7", "precision must be one of"),
+])
+def test_cli_bad_values_fail_before_a_directory(tmp_path, bible_store, flag, value, message):
+    out = subprocess.run(_train_cmd(bible_store, tmp_path / "r", **{flag: value}),
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, bible_store):
+    from pretrain.train import latest_checkpoint
+
+    spec = spec_for(bible_store, ckpt_every=2, keep_checkpoints=True)
+    ref = train_run(spec, tmp_path / "ref", **QUIET)
+    kept = sorted((tmp_path / "ref" / "ckpt").glob("step-*.ckpt"))
+    assert len(kept) == 2  # the last two are kept
+    run = tmp_path / "again"
+    (run / "ckpt").mkdir(parents=True)
+    older, newest = (run / "ckpt" / p.name for p in kept)
+    older.write_bytes(kept[0].read_bytes())
+    newest.write_bytes(kept[1].read_bytes()[:-100])  # lost its end
+    lines = []
+    assert latest_checkpoint(run / "ckpt", lines.append) == (older, int(older.name[5:13]))
+    assert "is unreadable" in lines[0] and len(lines) == 1 and not newest.exists()
+    again = train_run(spec, run, **QUIET)
+    assert again["final_val_loss"] == ref["final_val_loss"]
+
+
+def test_a_finished_run_drops_its_optimizer_state(tmp_path, bible_store):
+    spec = spec_for(bible_store, ckpt_every=2)
+    train_run(spec, tmp_path / "r", **QUIET)
+    assert not list((tmp_path / "r" / "ckpt").glob("step-*")) and (tmp_path / "r" / "model.safetensors").is_file()
+
+
+def test_every_checkpoint_load_is_weights_only(repo_root):
+    """A checkpoint is data: every torch.load and Lightning fit that reads one says so."""
+    import re
+
+    sources = [p for folder in ("pretrain", "eval", "distill", "sweeps", "scaling")
+               for p in (repo_root / folder).rglob("*.py")]
+    calls = [(p, m.group(0)) for p in sources
+             for m in re.finditer(r"(torch\.load|trainer\.fit)\((?:[^()]|\([^()]*\))*\)", p.read_text())]
+    assert any("trainer.fit" in c for _, c in calls)
+    for path, call in calls:
+        assert "weights_only=True" in call, f"{path}: {call}"

@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sweeps.collect import collect  # noqa: E402
-from sweeps.study import load_study  # noqa: E402
+from sweeps.study import AXES, load_study  # noqa: E402
+from sweeps.tune import grid_points  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCANS = sorted((HERE.parents[1] / "sweeps" / "studies" / "calibration").glob("*.yaml"))
@@ -29,7 +30,13 @@ SCANS = sorted((HERE.parents[1] / "sweeps" / "studies" / "calibration").glob("*.
 def scan_table(path: Path, root: Path) -> pd.DataFrame:
     study = load_study(path, root=root)
     table, _, _ = collect(study)
-    done = table[(table["kind"] == "train") & (table["status"] == "succeeded")].copy()
+    # This scan's own grid points (runs of other scans in the shared store are labelled "other",
+    # or lie outside the grid).
+    grid = {(recipe.name, *(dict(p)[a] for a in AXES))
+            for recipe in study.recipes.values() for p in grid_points(recipe, study.lattice)}
+    keys = zip(table["recipe"], table["epochs"], table["lr"], table["weight_decay"], strict=True)
+    own = pd.Series([k in grid for k in keys], index=table.index)
+    done = table[(table["kind"] == "train") & (table["status"] == "succeeded") & own].copy()
     done["batch"] = int(study.training.get("batch_size", 16))
     return done.drop_duplicates("run_id")
 
@@ -42,12 +49,20 @@ def pivot(done: pd.DataFrame) -> str:
 
 
 def size_figure(done: pd.DataFrame, out: Path, title: str) -> None:
-    """Best loss per size: standard weight decay (0.1) against any weight decay."""
+    """Best loss per size: the usual weight decay (0.1, best over epochs) against weight decay
+    tuned at each epoch count that the scans tried beyond it."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, rows, style in (("weight decay 0.1, best epochs", done[done["weight_decay"] == 0.1], "s--"),
-                               ("any weight decay (best)", done, "o-")):
-        best = rows.loc[rows.groupby("size")["val_loss"].idxmin()].sort_values("n_params_non_embedding")
-        ax.plot(best["n_params_non_embedding"], best["val_loss"], style, label=label)
+    x = "n_params_non_embedding"
+
+    def line(rows: pd.DataFrame, style: str, label: str) -> None:
+        best = rows.loc[rows.groupby("size")["val_loss"].idxmin()].sort_values(x)
+        ax.plot(best[x], best["val_loss"], style, label=label)
+
+    line(done[done["weight_decay"] == 0.1], "s--", "weight decay 0.1, best epochs")
+    tuned = done[done["weight_decay"] != 0.1]
+    for epochs, rows in tuned.groupby("epochs"):
+        if rows["size"].nunique() >= 2 and epochs >= 16:
+            line(rows, "o-", f"weight decay tuned, {epochs} epochs")
     ax.set_xscale("log")
     ax.set_xlabel("non-embedding parameters")
     ax.set_ylabel("validation loss (nats/token)")
