@@ -120,7 +120,7 @@ def infer_main_budget(done: pd.DataFrame) -> int | None:
     rows = done[done["kind"].isin(["train", "ensemble"])]
     if rows.empty:
         return None
-    tuned = rows[rows["recipe"] != "standard"]
+    tuned = rows[rows["role"] != "standard"]
     rows = tuned if not tuned.empty else rows
     stats = rows.groupby("budget_tokens").agg(sizes=("size", "nunique"), rows=("size", "size"))
     stats = stats.reset_index().sort_values(["sizes", "rows", "budget_tokens"],
@@ -198,8 +198,8 @@ def _size_order(done: pd.DataFrame, x_column: str) -> dict[str, float]:
     return {str(size): float(n) for size, n in counts.items()}
 
 
-def _has(done: pd.DataFrame, kind: str, recipe: str, budget: int) -> bool:
-    return bool(((done["kind"] == kind) & (done["recipe"] == recipe)
+def _has(done: pd.DataFrame, kind: str, role: str, budget: int) -> bool:
+    return bool(((done["kind"] == kind) & (done["role"] == role)
                  & (done["budget_tokens"] == budget)).any())
 
 
@@ -213,7 +213,7 @@ def _standard(done: pd.DataFrame, settings: Settings, n_unit: Unit, budgets: tup
               warnings: list[str]) -> tuple[dict[int, Curve], dict[int, BestRun]]:
     curves, best = {}, {}
     for budget in budgets:
-        rows = done[(done["kind"] == "train") & (done["recipe"] == "standard")
+        rows = done[(done["kind"] == "train") & (done["role"] == "standard")
                     & (done["budget_tokens"] == budget)]
         if rows.empty:
             continue
@@ -230,12 +230,12 @@ def _standard(done: pd.DataFrame, settings: Settings, n_unit: Unit, budgets: tup
     return curves, best
 
 
-def _size_curve(done: pd.DataFrame, recipe: str, budget: int, settings: Settings,
+def _size_curve(done: pd.DataFrame, role: str, budget: int, settings: Settings,
                 n_unit: Unit) -> Curve:
-    rows = done[(done["kind"] == "train") & (done["recipe"] == recipe)
+    rows = done[(done["kind"] == "train") & (done["role"] == role)
                 & (done["budget_tokens"] == budget)]
     per_size = _per_size_best(rows, settings.x_column)
-    return fit_curve(f"{recipe} ({budget_label(budget)})", recipe, "N",
+    return fit_curve(f"{role} ({budget_label(budget)})", role, "N",
                      per_size[settings.x_column].to_numpy(float) / n_unit.scale,
                      per_size["val_loss"].to_numpy(float), tuple(per_size["size"]), settings,
                      budget=budget, what="sizes")
@@ -248,7 +248,7 @@ def _ensembles(done: pd.DataFrame, settings: Settings, budgets: tuple[int, ...],
     if rows.empty and not all_ensembles.empty:
         warnings.append(f"ensembles: no rows with rule {settings.rule!r}; "
                         f"rules present: {', '.join(sorted(set(all_ensembles['rule'])))}")
-    members = done[(done["kind"] == "train") & (done["recipe"] == "ensemble")]
+    members = done[(done["kind"] == "train") & (done["role"] == "member")]
     curves = {}
     for budget in budgets:
         at_budget = rows[rows["budget_tokens"] == budget]

@@ -9,8 +9,9 @@ Columns every table needs (the analysis reads them):
 =========================  ===================================================================
 run_id (str)               the run's id
 kind (str)                 "train", "ensemble", "distill" or "eval"
-recipe (str)               "standard", "regularized", "ensemble"; for distill rows e.g.
-                           "distill-ensemble" or "self-distill"
+recipe (str)               the study's name for the recipe or stage the row belongs to
+                           ("standard", "regularized", "ensemble", "distill-ensemble", ...);
+                           shown in tables and figures, never interpreted
 status (str)               "succeeded", "failed", "running", "pending" or "missing"; only
                            succeeded rows are analysed, the others are counted and reported
 size (str)                 size name, e.g. "150m" or "tiny-3"
@@ -22,6 +23,13 @@ K (int)                    ensemble members; 1 for train rows (blank is read as 
 =========================  ===================================================================
 
 Documented columns the analysis uses when present:
+
+- ``role`` (str): what the row is to the analysis, whatever the recipe is called: "standard"
+  (the baseline recipe: its best run per budget and its data law), "regularized" (tuned per
+  size: a size law and its asymptote), "member" (a training run that is an ensemble member),
+  "ensemble" (an ensemble's loss, or an ensemble's eval), "distill" (a student) or "other".
+  Without the column, roles are derived from the usual recipe names: standard, regularized,
+  ensemble / ensemble-member (member on train rows), and the kind for distill rows.
 
 - ``n_params_non_embedding`` (int): the alternative x for size laws (``--x-column``).
 - ``epochs``, ``lr``, ``weight_decay`` (float), ``seed`` (int), ``best_val_loss`` (float).
@@ -60,6 +68,7 @@ TUNING_OPTIONAL_COLUMNS = ("runs_used", "lattice_size")
 KINDS = ("train", "ensemble", "distill", "eval")
 STATUSES = ("succeeded", "failed", "running", "pending", "missing")
 RULES = ("logit-mean", "prob-mean")
+ROLES = ("standard", "regularized", "member", "ensemble", "distill", "other")
 X_COLUMNS = ("n_params", "n_params_non_embedding")
 RESULTS_NAMES = ("results.parquet", "results.csv")
 
@@ -136,6 +145,9 @@ def validate_results(
         out["rule"] = out["rule"].astype("string").fillna("").str.strip()
     else:
         out["rule"] = ""
+    out["role"] = (out["role"].astype("string").fillna("").str.strip() if "role" in out.columns
+                   else derive_roles(out))
+    _check_values(out, "role", ROLES, source)
     is_ensemble = out["kind"] == "ensemble"
     out.loc[is_ensemble & (out["rule"] == ""), "rule"] = "logit-mean"
     _check_values(out[is_ensemble], "rule", RULES, source)
@@ -160,6 +172,19 @@ def validate_results(
             raise TableError(f"{source}: column {column!r} must be positive on succeeded rows "
                              f"(run {row['run_id']!r} has {row[column]})")
     return out.reset_index(drop=True)
+
+
+def derive_roles(table: pd.DataFrame) -> pd.Series:
+    """Roles for a table without a role column, from the usual recipe names and the kind."""
+    recipe, kind = table["recipe"].astype(str), table["kind"].astype(str)
+    role = pd.Series("other", index=table.index, dtype="string")
+    role[recipe == "standard"] = "standard"
+    role[recipe == "regularized"] = "regularized"
+    role[recipe.isin(["ensemble", "ensemble-member"])] = "ensemble"
+    role[(kind == "train") & recipe.isin(["ensemble", "ensemble-member"])] = "member"
+    role[kind == "ensemble"] = "ensemble"
+    role[kind == "distill"] = "distill"
+    return role
 
 
 def validate_tuning(table: pd.DataFrame, *, source: str = "tuning.csv") -> pd.DataFrame:

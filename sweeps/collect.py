@@ -20,7 +20,7 @@ from pretrain.sizes import get_shape, param_counts
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
 from sweeps.runstore import last_error
-from sweeps.stages import STAGES, labels
+from sweeps.stages import MEMBER_LABEL, STAGES, labels
 from sweeps.study import AXES, Study
 from sweeps.tune import point
 
@@ -83,19 +83,34 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             problems["failed"].append(f"{d.name}: {last_error(d)}")
         for label in recipes_of(study, spec, store_id) or [_label(spec, planned_labels.get(rid))]:
             for row in made:
-                rows.append({"run_id": rid, "recipe": label, "status": state, "run_dir": str(d), **row})
+                rows.append({"run_id": rid, "recipe": label, "role": role_of(study, label, spec),
+                             "status": state, "run_dir": str(d), **row})
     for stage in STAGES:
         for spec in stage.next_specs(study, snap, store_id, 0):
             if snap.state(spec.run_id) == "missing":
                 problems["missing"].append(spec.dirname)
                 sj = spec.to_json()
                 for label in recipes_of(study, sj, store_id) or [_label(sj, planned_labels.get(spec.run_id))]:
-                    rows.append({"run_id": spec.run_id, "recipe": label, "status": "missing", "run_dir": "",
-                                 **_placeholder_rows(sj, vocab)[0]})
+                    rows.append({"run_id": spec.run_id, "recipe": label, "role": role_of(study, label, sj),
+                                 "status": "missing", "run_dir": "", **_placeholder_rows(sj, vocab)[0]})
     table = pd.DataFrame(rows)
     tuning = tuning_table(study, snap, store_id)
     summary = {"rows": len(table), "states": dict(Counter(snap.states.values())), **problems}
     return table, tuning, summary
+
+
+def role_of(study: Study, label: str, spec: dict) -> str:
+    """What a row is to the analysis (scaling.table.ROLES), from the study, not from names:
+    an eval row takes the role of the model it evaluated."""
+    if label in study.recipes:
+        return study.recipes[label].role
+    if label == MEMBER_LABEL:
+        return "member"
+    if label == "ensemble" or spec.get("kind") == "ensemble":
+        return "ensemble"
+    if label in {d.name for d in study.distill}:
+        return "distill"
+    return "other"
 
 
 def _label(spec: dict, planned: str | None) -> str:

@@ -35,6 +35,7 @@ from sweeps.study import Distill, Recipe, Study
 from sweeps.tune import next_points
 
 Labelled = list[tuple[str, object]]
+MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role is "member")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _repeat_point(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, s
 
 
 def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    return [("ensemble-member", s) for specs in member_specs(study, snap, store_id).values() for s in specs]
+    return [(MEMBER_LABEL, s) for specs in member_specs(study, snap, store_id).values() for s in specs]
 
 
 def _finished_members(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list]:

@@ -23,6 +23,7 @@ PREPARE_KEYS = {"source", "dataset", "revision", "split", "files", "text_field",
                 "tokenizer", "vocab_size", "eos_token", "val_tokens", "val_every", "max_train_tokens",
                 "tokenizer_docs", "dtype", "batch_docs"}
 SEARCHES = ("grid", "adaptive")
+RECIPE_ROLES = ("standard", "regularized")
 TRAINING_KEYS = {
     "batch_size": int, "seq_len": int, "warmup_frac": float, "micro_batch_size": int,
     "val_every": int, "ckpt_every": int, "threads": int, "precision": str, "keep_checkpoints": bool,
@@ -53,6 +54,10 @@ class Recipe:
 
     name: str
     search: str = "grid"
+    role: str = "regularized"
+    """What the analysis does with the recipe: "standard" (the baseline: best run per budget,
+    data law, the reference of multipliers) or "regularized" (tuned per size: a size law with
+    an asymptote). Recipes named standard and regularized default to those roles."""
     fixed: dict[str, Any] = field(default_factory=dict)
     """Axes held constant (the standard recipe fixes weight_decay at 0.1)."""
     start: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +189,11 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     recipes_sec.done()
     if not recipes:
         raise pos.error(("recipes",), "at least one recipe is required")
+    for role in RECIPE_ROLES:
+        named = [n for n, r in recipes.items() if r.role == role]
+        if len(named) > 1:
+            raise pos.error(("recipes", named[1], "role"), f"recipes {named[0]!r} and {named[1]!r} "
+                            f"both have role {role}; a study has one recipe per role")
     ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
     distill = tuple(_distill(Section(v, p, pos), budgets) for v, p in top.items("distill"))
     for i, d in enumerate(distill):
@@ -273,6 +283,10 @@ def _subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: A
 
 def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tuple) -> Recipe:
     search = sec.choice("search", SEARCHES, "grid")
+    if not sec.has("role") and name not in RECIPE_ROLES:
+        raise sec.pos.error(sec.path + ("role",), f"required for a recipe not named "
+                            f"{' or '.join(RECIPE_ROLES)}: say which it is ({', '.join(RECIPE_ROLES)})")
+    role = sec.choice("role", RECIPE_ROLES, name)
     fixed = {a: _on_lattice(sec, a, sec.raw(a), sec.path + (a,), lattice) for a in AXES if sec.has(a)}
     start_sec, grid_sec = sec.sub("start"), sec.sub("grid")
     start = {a: _on_lattice(start_sec, a, start_sec.raw(a), start_sec.path + (a,), lattice)
@@ -288,7 +302,7 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
             raise sec.pos.error(sec.path + ("start",), f"adaptive search needs a start value for {missing}")
     rep = sec.sub("repeat")
     recipe = Recipe(
-        name=name, search=search, fixed=fixed, start=start, grid=grid,
+        name=name, search=search, role=role, fixed=fixed, start=start, grid=grid,
         max_rounds=sec.number("max_rounds", int, default=10),
         budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
         sizes=_subset(sec, "sizes", sec.size, sizes),

@@ -11,6 +11,7 @@ from scaling.bootstrap import Estimate
 from scaling.curves import Multiplier
 from scaling.phenomena import check_phenomena
 from scaling.synthetic import synthetic_study
+from scaling.table import derive_roles
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def test_main_budget_is_where_the_full_search_ran():
         rows += [("regularized", size, 128_000), ("ensemble-member", size, 128_000)]
     rows += [("regularized", "a", 16_000)]
     done = pd.DataFrame(rows, columns=["recipe", "size", "budget_tokens"]).assign(kind="train")
+    done["role"] = derive_roles(done)
     assert infer_main_budget(done) == 128_000
     assert infer_main_budget(done[done.recipe == "standard"]) == 16_000  # ties: smallest
 

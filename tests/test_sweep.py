@@ -186,3 +186,29 @@ def test_runs_left_behind_by_an_edited_study_are_not_resumed(tmp_path, bible_sto
     orphan = _materialise(study.root, old)
     report = launch(study, **QUIET)
     assert report.launched == 4 and run_state(orphan) == "pending"
+
+
+def test_renamed_recipes_give_the_same_analysis(tmp_path, bible_store):
+    """scaling reads roles, never recipe names: renaming every recipe changes no fit."""
+    from scaling.analysis import analyze_study
+
+    members = "ensembles: {from: regularized, members: 2, member_rule: {epochs: 1, weight_decay: 1}}\n"
+    study = tiny_study(tmp_path, bible_store, extra=members)
+    launch(study, **QUIET)
+    renamed_text = study.path.read_text().replace("standard: {", "baseline: {role: standard, ").replace(
+        "regularized:\n", "heavy-decay:\n    role: regularized\n").replace(
+        "from: regularized", "from: heavy-decay")
+    renamed_path = tmp_path / "renamed.yaml"
+    renamed_path.write_text(renamed_text)
+    renamed = load_study(renamed_path, root=study.root)
+    assert set(renamed.recipes) == {"baseline", "heavy-decay"}
+    assert launch(renamed, **QUIET).launched == 0  # the same runs, by content
+    tables = [collect(s)[0] for s in (study, renamed)]
+    assert set(tables[1].recipe) >= {"baseline", "heavy-decay", "ensemble-member", "ensemble"}
+    a, b = (analyze_study(t[t.status == "succeeded"], n_boot=0) for t in tables)
+    assert a.best_standard == b.best_standard and a.best_standard
+    assert a.regularized.keys() == b.regularized.keys() and a.regularized
+    for budget in a.regularized:
+        assert list(a.regularized[budget].y) == list(b.regularized[budget].y)
+    assert {k: list(c.y) for k, c in a.ensembles.items()} == {k: list(c.y) for k, c in b.ensembles.items()}
+    assert a.ensembles
