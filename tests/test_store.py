@@ -180,3 +180,138 @@ def test_verify_command_hashes_again(store_copy, capsys):
     with pytest.raises(SystemExit) as done:
         main(["data", "verify", str(store_copy)])
     assert done.value.code != 0 and "val.bin does not match" in capsys.readouterr().err
+
+
+# --- the user's own data: compressed files, flags that belong to one source, codecs, help
+
+
+def write_each_format(tmp_path, docs):
+    """The same documents as .txt, .jsonl, .jsonl.zst, .json.gz and .parquet files."""
+    import gzip
+
+    import zstandard
+
+    jsonl = "".join(json.dumps({"text": d}) + "\n" for d in docs).encode()
+    paths = {
+        "txt": tmp_path / "corpus.txt",
+        "jsonl": tmp_path / "corpus.jsonl",
+        "jsonl.zst": tmp_path / "corpus.jsonl.zst",
+        "json.gz": tmp_path / "corpus.json.gz",
+        "parquet": tmp_path / "corpus.parquet",
+    }
+    paths["txt"].write_text("\n\n".join(docs))  # one document per blank-line separated paragraph
+    paths["jsonl"].write_bytes(jsonl)
+    paths["jsonl.zst"].write_bytes(zstandard.ZstdCompressor().compress(jsonl))
+    paths["json.gz"].write_bytes(gzip.compress(jsonl, mtime=0))
+    pd.DataFrame({"text": docs}).to_parquet(paths["parquet"])
+    return paths
+
+
+def test_every_file_format_gives_the_same_store(tmp_path):
+    docs = write_docs(tmp_path, 60)
+    paths = write_each_format(tmp_path, docs)
+    stores, shuffled = {}, {}
+    for fmt, path in paths.items():
+        # Source order: a shuffled parquet stream costs 5 s per pass in datasets (it
+        # sleeps at thread shutdown), and the shuffle is the same code for every format.
+        source = CorpusSource(kind="files", files=(str(path),), shuffle_seed=None)
+        assert list(iter_documents(source)) == docs, fmt
+        stores[fmt] = TokenStore(small(tmp_path / f"store-{fmt}", source))
+        if fmt != "parquet":
+            shuffled[fmt] = list(iter_documents(CorpusSource(kind="files", files=(str(path),))))
+    reference = stores["jsonl"]
+    for fmt, store in stores.items():
+        assert store.tokenizer_sha256 == reference.tokenizer_sha256, fmt
+        assert np.array_equal(store.train_tokens(), reference.train_tokens()), fmt
+        assert np.array_equal(store.val_tokens(), reference.val_tokens()), fmt
+        assert store.store_id == reference.store_id, fmt
+    assert shuffled["jsonl"] != docs and all(order == shuffled["jsonl"] for order in shuffled.values())
+
+
+def test_corpus_file_types_are_read_from_their_suffixes(tmp_path):
+    from pretrain.corpus import file_format
+
+    assert file_format("shard_00.jsonl.zst") == ("json", "zstd")
+    assert file_format("a.b.json.gz") == ("json", "gzip")
+    assert file_format("notes.txt") == ("text", None)
+    assert file_format("rows.parquet") == ("parquet", None)
+    for bad in ("rows.parquet.gz", "table.csv", "archive.tar.gz", "README"):
+        with pytest.raises(ValueError, match="unsupported corpus file type"):
+            file_format(bad)
+    (tmp_path / "table.csv").write_text("text\nhello\n")
+    with pytest.raises(ValueError, match=r"unsupported corpus file type '.csv'.*\.jsonl"):
+        small(tmp_path / "s", CorpusSource(kind="files", files=(str(tmp_path / "table.csv"),)))
+    assert not (tmp_path / "s").exists()
+
+
+def run_cli(argv, capsys):
+    from dcsl_cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    return done.value.code, capsys.readouterr()
+
+
+def test_files_without_source_files_is_refused_before_reading(tmp_path, capsys):
+    docs = write_docs(tmp_path, 10)
+    corpus = tmp_path / "a.jsonl"
+    corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    out = tmp_path / "s"
+    code, printed = run_cli(["data", "prepare", "--files", str(corpus), "--out", str(out)], capsys)
+    assert code == 2
+    assert printed.err.count("\n") == 1 and "--files" in printed.err and "--source files" in printed.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]  # no store, no temp folder
+    code, printed = run_cli(["data", "prepare", "--source", "files", "--out", str(out)], capsys)
+    assert code == 2 and "--source files needs --files" in printed.err
+    code, printed = run_cli(["data", "prepare", "--dataset", "org/name", "--out", str(out)], capsys)
+    assert code == 2 and "--dataset needs --source hub" in printed.err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="read only by kind 'files'"):
+        CorpusSource(kind="bible", files=(str(corpus),))  # a study's prepare section, too
+
+
+def test_a_missing_codec_names_the_package_to_install(tmp_path, monkeypatch, capsys):
+    import fsspec.compression
+
+    from pretrain.corpus import MissingCodecError, missing_codec_package
+
+    paths = write_each_format(tmp_path, write_docs(tmp_path, 10))
+    hub = tmp_path / "hub_dataset"
+    hub.mkdir()
+    shutil.copy(paths["jsonl.zst"], hub / "train.jsonl.zst")
+    # What fsspec does when zstandard is not installed: it registers no zstd codec and
+    # raises "Compression type zstd not supported" when asked to open a .zst file.
+    monkeypatch.delitem(fsspec.compression.compr, "zstd")
+    for source in (CorpusSource(kind="files", files=(str(paths["jsonl.zst"]),)),
+                   CorpusSource(kind="hub", name=str(hub))):
+        with pytest.raises(MissingCodecError, match="zstd-compressed.*; pip install zstandard$"):
+            list(iter_documents(source))
+    out = tmp_path / "s"
+    code, printed = run_cli(["data", "prepare", "--source", "hub", "--dataset", str(hub),
+                             "--out", str(out)], capsys)
+    assert code == 2 and printed.err.count("\n") == 1 and "pip install zstandard" in printed.err
+    assert not out.exists()
+    # Other ways the same failure is reported; unrelated errors are left alone.
+    assert missing_codec_package(ImportError("Please pip install zstandard")) == ("zstd", "zstandard")
+    assert missing_codec_package(ModuleNotFoundError("no lz4", name="lz4")) == ("lz4", "lz4")
+    assert missing_codec_package(ValueError("Compression type brotli not supported")) == ("brotli", None)
+    assert missing_codec_package(ValueError("bad JSON")) is None
+    assert missing_codec_package(ModuleNotFoundError("no torch", name="torch")) is None
+
+
+def test_prepare_help_shows_defaults_and_documents(capsys):
+    import argparse
+
+    from dcsl_cli import build_parser
+
+    def subcommand(parser, name):
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return actions[0].choices[name]
+
+    prepare = subcommand(subcommand(build_parser("data"), "data"), "prepare")
+    undocumented = [a.dest for a in prepare._actions if not (a.help or "").strip()]
+    assert not undocumented
+    text = " ".join(prepare.format_help().split())
+    for shown in ("(default: 4096)", "(default: 50000)", "(default: 10)", "(default: 10000)",
+                  "(default: bible)", "(default: text)", "one document per paragraph", ".zst"):
+        assert shown in text, shown
