@@ -85,7 +85,9 @@ def _launch(args: argparse.Namespace) -> int:
     study = _study(args)
     executor = with_executor(study, args.executor, args.parallelism, args.profile)
     report = launch(study, executor=executor, retry_failed=args.retry_failed)
-    print(f"launched {report.launched} runs: {report.succeeded} succeeded, {len(report.failed)} not")
+    elsewhere = f", {report.elsewhere} run by another launcher" if report.elsewhere else ""
+    print(f"launched {report.launched} runs: {report.succeeded} succeeded, {len(report.failed)} not"
+          f"{elsewhere}")
     for line in report.failed + report.job_problems:
         print(f"  {line}")
     _collect_and_write(study)

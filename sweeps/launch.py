@@ -9,12 +9,15 @@ progress line. Killing the launcher loses nothing: the runs are files, and runni
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pretrain.rundir import RunDir, atomic_write_json
+from pretrain.rundir import RunDir, atomic_write_json, read_json
 from sweeps.executors import submit, wait
 from sweeps.plan import SEARCH_FILE, Snapshot, search_key, store_identity
 from sweeps.runstore import runs_dir
@@ -29,6 +32,8 @@ class LaunchReport:
     launched: int = 0
     succeeded: int = 0
     failed: list[str] = field(default_factory=list)
+    elsewhere: int = 0
+    """Runs this launcher submitted that another launcher's worker was running."""
     job_problems: list[str] = field(default_factory=list)
 
 
@@ -81,7 +86,8 @@ def check_budgets(study: Study) -> None:
 
 
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
-           log: Callable[[str], None] = print, progress_every_s: float = 10.0) -> LaunchReport:
+           log: Callable[[str], None] = print, progress_every_s: float = 10.0,
+           poll_s: float = 5.0) -> LaunchReport:
     executor = executor or study.executor
     check_budgets(study)
     ensure_store(study, log)
@@ -100,12 +106,21 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
         by_stage = {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}
         todo = _todo([spec for labelled in by_stage.values() for _, spec in labelled], snap, attempted)
         if not todo:
-            break
+            running = [rid for rid, state in snap.states.items() if state == "running"]
+            if not running:
+                break
+            # Another launcher's workers hold runs that later work depends on: wait for them
+            # rather than stop short (each launcher would otherwise leave the rest to the other).
+            log(f"waiting for {len(running)} runs that another launcher is running")
+            time.sleep(poll_s)
+            continue
         todo = _longest_first(todo, vocab)
-        dirs = [_materialise(study.root, s) for s in todo]
+        made = [_materialise(study.root, s) for s in todo]
+        dirs = [d for d, _ in made]
         new_ids = {s.run_id for s in todo}
+        created = {s.run_id for s, (_, fresh) in zip(todo, made, strict=True) if fresh}
         # after the directories exist: a kill in between loses no round
-        _count_rounds(study.root, snap, by_stage["tune"], new_ids)
+        _count_rounds(study.root, by_stage["tune"], created)
         attempted.update(new_ids)
         counts = {name: sum(spec.run_id in new_ids for _, spec in labelled)
                   for name, labelled in by_stage.items()}
@@ -121,18 +136,40 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
         for s, d in zip(todo, dirs, strict=True):
             state = final.state(s.run_id)
             report.succeeded += state == "succeeded"
-            if state != "succeeded":
+            if state == "running":
+                report.elsewhere += 1  # claimed by another launcher's worker, still at work
+            elif state != "succeeded":
                 report.failed.append(f"{d.name}: {state}")
     return report
 
 
-def _count_rounds(root: Path, snap: Snapshot, labelled: list, launched: set[str]) -> None:
-    """One more adaptive round for every cell that gets new points now (search.json)."""
-    keys = {search_key(label, spec.tokens, spec.size) for label, spec in labelled if spec.run_id in launched}
-    rounds = dict(snap.rounds)
-    for key in keys:
-        rounds[key] = rounds.get(key, 0) + 1
-    atomic_write_json(Path(root) / SEARCH_FILE, rounds)
+def _count_rounds(root: Path, labelled: list, created: set[str]) -> None:
+    """One more adaptive round for every cell that got new points from this launcher.
+
+    Only the launcher whose exclusive ``mkdir`` created a point's run directory counts it, and
+    search.json is re-read and rewritten under a lock, so two launchers on one study count
+    each round once (a rerun that finds the directories already there counts nothing).
+    """
+    keys = {search_key(label, spec.tokens, spec.size) for label, spec in labelled if spec.run_id in created}
+    if not keys:
+        return
+    with _locked(Path(root) / ".search.lock"):
+        rounds = read_json(Path(root) / SEARCH_FILE) or {}
+        for key in keys:
+            rounds[key] = rounds.get(key, 0) + 1
+        atomic_write_json(Path(root) / SEARCH_FILE, rounds)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):  # no locks on this filesystem: best effort
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
@@ -160,14 +197,23 @@ def _longest_first(specs: list, vocab: int | None) -> list:
     return sorted(specs, key=cost, reverse=True)
 
 
-def _materialise(root: Path, spec) -> Path:  # noqa: ANN001
+def _materialise(root: Path, spec) -> tuple[Path, bool]:  # noqa: ANN001
+    """The run's directory with spec.json and a pending status; True when this call created it
+    (an exclusive mkdir: of two launchers proposing the same point, exactly one creates it)."""
     d = runs_dir(root) / spec.dirname
+    d.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir()
+        created = True
+    except FileExistsError:
+        created = False
     run = RunDir(d)
-    d.mkdir(parents=True, exist_ok=True)
     run.write_spec(spec.to_json())
-    if run.status().get("state") != "pending" or not (d / "status.json").exists():
+    if not (d / "status.json").exists():
+        # Only a new run is marked pending: an existing status may belong to a worker of
+        # another launcher that has just claimed it (a stale run is resumed as it stands).
         run.update_status(state="pending")
-    return d
+    return d, created
 
 
 def _reset_failed(root: Path, log: Callable[[str], None]) -> None:
