@@ -2,8 +2,9 @@
 
 From a results table (see scaling.table) it derives, per data budget D:
 
-- standard recipe: the per-size best run (the "loss vs parameters" curve) and the best run
-  over all sizes, which is the standard recipe's value at D;
+- standard recipe: the per-size best run (the "loss vs parameters" curve, fitted over
+  parameters where it has >= 3 sizes) and the best run over all sizes, which is the standard
+  recipe's value at D;
 - regularized recipe: the tuned loss per size, fitted over parameters; its E is the
   regularized asymptote at D;
 - ensembles: for each size, the loss over members K, fitted over K; its E is the
@@ -72,9 +73,11 @@ class StudyAnalysis:
         return out
 
     def curves(self) -> list[Curve]:
-        """Every fitted-or-attempted curve, in reading order."""
-        return [*self.regularized.values(), *self.ensembles.values(), *self.joint.values(),
-                *self.data_laws.values()]
+        """Every fitted-or-attempted curve, in reading order (standard size laws that were
+        not attempted, for want of 3 sizes, are left out)."""
+        standard = [c for c in self.standard_curves.values() if c.fit is not None or c.warnings]
+        return [*standard, *self.regularized.values(), *self.ensembles.values(),
+                *self.joint.values(), *self.data_laws.values()]
 
 
 def analyze_study(
@@ -218,11 +221,17 @@ def _standard(done: pd.DataFrame, settings: Settings, n_unit: Unit, budgets: tup
         if rows.empty:
             continue
         per_size = _per_size_best(rows, settings.x_column)
-        curves[budget] = Curve(
-            name=f"standard ({budget_label(budget)})", recipe="standard", x_symbol="N",
-            x=per_size[settings.x_column].to_numpy(float) / n_unit.scale,
-            y=per_size["val_loss"].to_numpy(float), point_labels=tuple(per_size["size"]),
-            budget=budget)
+        name = f"standard ({budget_label(budget)})"
+        x = per_size[settings.x_column].to_numpy(float) / n_unit.scale
+        y, labels = per_size["val_loss"].to_numpy(float), tuple(per_size["size"])
+        # The baseline's size law is fitted where it can be; with fewer sizes (a data-scaling
+        # repeat) the points alone are kept, without a "too few sizes" warning: nothing asked
+        # for a standard size law there. Each curve's bootstrap seed derives from its name, so
+        # fitting this one changes no other number of the analysis.
+        curves[budget] = (fit_curve(name, "standard", "N", x, y, labels, settings,
+                                    budget=budget, what="sizes") if len(x) >= 3 else
+                          Curve(name=name, recipe="standard", x_symbol="N", x=x, y=y,
+                                point_labels=labels, budget=budget))
         top = rows.loc[rows["val_loss"].idxmin()]
         best[budget] = BestRun(float(top["val_loss"]), str(top["size"]), str(top["run_id"]))
     if not best:

@@ -1,10 +1,14 @@
-"""Tables and JSON of a StudyAnalysis: what `dcsl fit` prints and the report shows.
+"""Tables and JSON of a StudyAnalysis, and of single laws fitted to any table: what
+`dcsl fit` prints and the report shows.
 
 Numbers in tables are formatted as text ("3.412 [3.380, 3.455]") because the tables are
 read by people; the JSON keeps them as numbers with separate interval ends.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,6 +17,8 @@ from scaling.analysis import StudyAnalysis
 from scaling.bootstrap import Estimate, format_number, json_number
 from scaling.curves import Curve
 from scaling.downstream import downstream_pivot
+from scaling.fit import PowerLawFit
+from scaling.table import LawPoints
 from scaling.units import format_count
 
 
@@ -156,6 +162,7 @@ def analysis_to_dict(analysis: StudyAnalysis) -> dict[str, object]:
                      "n_unit": analysis.n_unit.suffix or "1"},
         "rows_used": analysis.n_rows_used, "rows_skipped": analysis.skipped,
         "budgets": list(analysis.budgets),
+        "standard": [curve_dict(c) for c in analysis.standard_curves.values()],
         "standard_best": {str(b): {"loss": json_number(r.loss), "size": r.size,
                                    "run_id": r.run_id}
                           for b, r in analysis.best_standard.items()},
@@ -188,3 +195,140 @@ def _json_value(value: object) -> object:
     if isinstance(value, (float, np.floating)):
         return json_number(float(value))
     return str(value)
+
+
+# --- single laws fitted to two columns of any table (`dcsl fit TABLE --x X --y Y`) -----------
+
+
+@dataclass(frozen=True, eq=False)
+class TableLaw:
+    """One law L(x) = A / x^alpha + E fitted to two columns of a table, for one group."""
+
+    group: object | None
+    """The group's value; None when the whole table is one law."""
+    x: np.ndarray = field(repr=False)
+    fit: PowerLawFit | None
+    warnings: list[str]
+
+    @property
+    def n_points(self) -> int:
+        return int(len(self.x))
+
+    @property
+    def decades(self) -> float:
+        """log10(largest x / smallest x): how far the points reach; NaN without points."""
+        return math.log10(float(self.x.max() / self.x.min())) if len(self.x) else math.nan
+
+    def law(self, symbol: str) -> str:
+        return "not fitted" if self.fit is None else self.fit.law(symbol)
+
+
+def table_laws_text(laws: list[TableLaw], points: LawPoints, settings: dict[str, object], *,
+                    source: str) -> str:
+    """What `dcsl fit TABLE --x X --y Y` prints: the law with intervals, or a table of them."""
+    lines = [f"{points.y} = A / {points.x}^alpha + E, fitted to {source}", _rows_line(points),
+             _method_line(settings), ""]
+    if points.group is None:
+        lines += _law_lines(laws[0], points.x)
+    else:
+        ci = f" [{settings['level']:.0%} CI]" if settings["n_boot"] else ""
+        lines.append(table_laws_table(laws, points, ci).to_string(index=False))
+    warnings = table_law_warnings(laws, points)
+    lines += ["", f"warnings ({len(warnings)}):" if warnings else "warnings: none"]
+    lines += [f"  - {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+def table_laws_table(laws: list[TableLaw], points: LawPoints, ci: str = "") -> pd.DataFrame:
+    """One row per group: points, reach, the law and each parameter with its interval."""
+    rows = []
+    for law in laws:
+        row = {str(points.group): group_label(law.group), "points": law.n_points,
+               "decades": f"{law.decades:.2f}", "law": law.law(points.x)}
+        for name in ("A", "alpha", "E"):
+            row[f"{name}{ci}"] = "" if law.fit is None else _estimate(law.fit, name).format(4)
+        row["held-out error"] = "" if law.fit is None else _held_out(law.fit)
+        row["identified"] = "" if law.fit is None else ("yes" if law.fit.identifiable else "NO")
+        row["warnings"] = len(law.warnings)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_law_warnings(laws: list[TableLaw], points: LawPoints) -> list[str]:
+    """Every law's warnings, prefixed with its group when grouped."""
+    if points.group is None:
+        return [w for law in laws for w in law.warnings]
+    return [f"{points.group}={group_label(law.group)}: {w}" for law in laws for w in law.warnings]
+
+
+def table_laws_to_dict(laws: list[TableLaw], points: LawPoints, settings: dict[str, object], *,
+                       source: str) -> dict[str, object]:
+    """Strict-JSON-ready dictionary of single-law fits (NaN -> null, infinity -> "inf")."""
+    def law_dict(law: TableLaw) -> dict[str, object]:
+        out: dict[str, object] = {} if points.group is None else {
+            "group": _json_value(law.group)}
+        out.update({"n_points": law.n_points, "x_decades": json_number(law.decades),
+                    "law": None if law.fit is None else law.fit.law(points.x),
+                    "fit": None if law.fit is None else law.fit.to_dict(),
+                    "warnings": list(law.warnings)})
+        return out
+
+    payload: dict[str, object] = {"source": source, "x": points.x, "y": points.y,
+                                  "settings": dict(settings), "rows": points.n_rows,
+                                  "rows_skipped": points.n_skipped}
+    if points.group is None:
+        payload["law"] = law_dict(laws[0])
+    else:
+        payload["group"] = points.group
+        payload["laws"] = [law_dict(law) for law in laws]
+    payload["warnings"] = table_law_warnings(laws, points)
+    return payload
+
+
+def group_label(value: object) -> str:
+    """A group's value as read: 210000000 rather than 210000000.0."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _rows_line(points: LawPoints) -> str:
+    used = points.n_rows - points.n_skipped
+    columns = [points.x, points.y] + ([points.group] if points.group else [])
+    where = " or ".join(columns) if len(columns) == 2 else f"{columns[0]}, {columns[1]} or {columns[2]}"
+    skipped = (f"; {points.n_skipped} skipped (a blank or NaN {where})" if points.n_skipped
+               else "")
+    return f"{used} of {points.n_rows} rows used{skipped}"
+
+
+def _method_line(settings: dict[str, object]) -> str:
+    if not settings["n_boot"]:
+        return f"method {settings['method']}; no bootstrap (--n-boot 0), so no intervals"
+    return (f"method {settings['method']}; {settings['level']:.0%} intervals from "
+            f"{settings['n_boot']} {settings['bootstrap']} bootstrap resamples, "
+            f"seed {settings['seed']}")
+
+
+def _law_lines(law: TableLaw, x_name: str) -> list[str]:
+    fit = law.fit
+    assert fit is not None  # an ungrouped law that cannot be fitted is an error upstream
+    reach = (f"{law.n_points}, {x_name} from {format_number(float(law.x.min()), 4)} to "
+             f"{format_number(float(law.x.max()), 4)} ({law.decades:.2f} decades)")
+    rows = [("law", fit.law(x_name))]
+    rows += [(name, _estimate(fit, name).format(4)) for name in ("A", "alpha", "E")]
+    rows += [("points", reach),
+             ("held-out error", f"{_held_out(fit)} (the largest {x_name} predicted by a fit "
+                                "to the others)" if fit.extrapolation_error is not None
+              else "n/a (needs >= 4 points)"),
+             ("converged", "yes" if fit.converged else "NO"),
+             ("identified", "yes" if fit.identifiable else "NO (see warnings)")]
+    return [f"  {name:<15} {text}" for name, text in rows]
+
+
+def _estimate(fit: PowerLawFit, name: str) -> Estimate:
+    low, high = fit.intervals.get(name, (math.nan, math.nan))
+    return Estimate(float(getattr(fit, name)), low, high)
+
+
+def _held_out(fit: PowerLawFit) -> str:
+    return "n/a" if fit.extrapolation_error is None else f"{fit.extrapolation_error:+.2%}"

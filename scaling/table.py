@@ -2,47 +2,12 @@
 
 A results table is long-form, one row per (recipe, run): a run shared by two recipes appears
 once per recipe. `dcsl sweep collect` writes it as results.parquet; any parquet or CSV file
-with these columns works.
+with these columns works. The contract is written once, here, as data: the column tuples, the
+allowed values and what each means. `dcsl fit --help` (contract_help) and
+docs/results-table.md (contract_markdown) are generated from it, so they cannot drift.
 
-Columns every table needs (the analysis reads them):
-
-=========================  ===================================================================
-run_id (str)               the run's id
-kind (str)                 "train", "ensemble", "distill" or "eval"
-recipe (str)               the study's name for the recipe or stage the row belongs to
-                           ("standard", "regularized", "ensemble", "distill-ensemble", ...);
-                           shown in tables and figures, never interpreted
-status (str)               "succeeded", "failed", "running", "pending" or "missing"; only
-                           succeeded rows are analysed, the others are counted and reported
-size (str)                 size name, e.g. "150m" or "tiny-3"
-n_params (int)             total parameters including embeddings: the default x of size laws
-budget_tokens (int)        the unique-data budget D
-val_loss (float)           final validation loss, nats/token: what every law is fitted on
-K (int)                    ensemble members; 1 for train rows (blank is read as 1 except
-                           on ensemble rows)
-=========================  ===================================================================
-
-Documented columns the analysis uses when present:
-
-- ``role`` (str): what the row is to the analysis, whatever the recipe is called: "standard"
-  (the baseline recipe: its best run per budget and its data law), "regularized" (tuned per
-  size: a size law and its asymptote), "member" (a training run that is an ensemble member),
-  "ensemble" (an ensemble's loss, or an ensemble's eval), "distill" (a student) or "other".
-  Without the column, roles are derived from the usual recipe names: standard, regularized,
-  ensemble / ensemble-member (member on train rows), and the kind for distill rows.
-
-- ``n_params_non_embedding`` (int): the alternative x for size laws (``--x-column``).
-- ``epochs``, ``lr``, ``weight_decay`` (float), ``seed`` (int), ``best_val_loss`` (float).
-- ``rule``: "logit-mean" or "prob-mean" on ensemble rows, empty otherwise. Without the column
-  every ensemble row is taken as logit-mean, the analysis default (and the authors' rule).
-- distill rows: ``teacher_loss``, ``single_loss`` (one single model at the teacher's size and
-  recipe, the baseline) and ``synthetic_weight``; ``val_loss`` is the student's loss. The
-  retained share is (single_loss - val_loss) / (single_loss - teacher_loss).
-- eval rows: ``task`` ("arc_easy", "piqa", "sciq", ...), ``acc``, ``acc_norm``, ``acc_stderr``,
-  ``acc_norm_stderr``; ``K`` and ``rule`` when the evaluated model is an ensemble.
-
-The optional companion ``tuning.csv`` (from the sweep's tuner) has recipe, size,
-budget_tokens, epochs, lr, weight_decay, val_loss, certified (bool), runs_used, lattice_size.
+A table without these columns is still a valid input to a single fit: law_points picks any
+two numeric columns (`dcsl fit TABLE --x COLUMN --y COLUMN`).
 
 Every problem is reported as a TableError with a one-line message naming the file and the
 missing column or bad value.
@@ -50,31 +15,182 @@ missing column or bad value.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS = ("run_id", "kind", "recipe", "status", "size", "n_params", "budget_tokens",
                     "val_loss", "K")
 OPTIONAL_COLUMNS = ("n_params_non_embedding", "epochs", "lr", "weight_decay", "seed",
                     "best_val_loss", "rule")
+# `role` is optional too, but textual: it is kept apart from the numeric OPTIONAL_COLUMNS.
+ROLE_COLUMN = "role"
 DISTILL_COLUMNS = ("teacher_loss", "single_loss", "synthetic_weight")
+DISTILL_REQUIRED_COLUMNS = DISTILL_COLUMNS[:2]
 EVAL_COLUMNS = ("task", "acc", "acc_stderr")
 EVAL_OPTIONAL_COLUMNS = ("acc_norm", "acc_norm_stderr")
 TUNING_COLUMNS = ("recipe", "size", "budget_tokens", "epochs", "lr", "weight_decay", "val_loss",
                   "certified")
 TUNING_OPTIONAL_COLUMNS = ("runs_used", "lattice_size")
 
-KINDS = ("train", "ensemble", "distill", "eval")
-STATUSES = ("succeeded", "failed", "running", "pending", "missing")
-RULES = ("logit-mean", "prob-mean")
-ROLES = ("standard", "regularized", "member", "ensemble", "distill", "other")
+KIND_MEANINGS = {
+    "train": "one trained model",
+    "ensemble": "the loss of an ensemble of K trained models",
+    "distill": "a student distilled from a teacher (val_loss is the student's)",
+    "eval": "a downstream benchmark score of a model or an ensemble",
+}
+STATUS_MEANINGS = {
+    "succeeded": "finished: the only rows that are analysed",
+    "failed": "stopped with an error (counted and reported, not analysed)",
+    "running": "in progress (counted and reported, not analysed)",
+    "pending": "planned, not started (counted and reported, not analysed)",
+    "missing": "planned, no run directory (counted and reported, not analysed)",
+}
+ROLE_MEANINGS = {
+    "standard": "the baseline recipe: a size law per budget (>= 3 sizes), its best run per "
+                "budget and its data law",
+    "regularized": "tuned per size: a size law per budget and its asymptote",
+    "member": "a training run that is an ensemble member",
+    "ensemble": "an ensemble's loss (fitted over K), or an ensemble's eval",
+    "distill": "a distilled student",
+    "other": "anything else: kept in tables, fitted into no law",
+}
+RULE_MEANINGS = {
+    "logit-mean": "members' logits averaged (the default, and the authors' rule)",
+    "prob-mean": "members' probabilities averaged",
+}
+KINDS = tuple(KIND_MEANINGS)
+STATUSES = tuple(STATUS_MEANINGS)
+ROLES = tuple(ROLE_MEANINGS)
+RULES = tuple(RULE_MEANINGS)
 X_COLUMNS = ("n_params", "n_params_non_embedding")
 RESULTS_NAMES = ("results.parquet", "results.csv")
+
+# name -> (type, meaning) of every documented column; the renderers below raise KeyError on a
+# contract column without a meaning, and a test renders them.
+COLUMN_MEANINGS = {
+    "run_id": ("str", "the run's id"),
+    "kind": ("str", "what produced the row: one of the kinds below"),
+    "recipe": ("str", "the study's name for the recipe or stage (standard, regularized, "
+                      "ensemble, distill-ensemble, ...): shown, never interpreted"),
+    "status": ("str", "one of the statuses below: only succeeded rows are analysed"),
+    "size": ("str", "size name, e.g. 150m or tiny-3"),
+    "n_params": ("int", "total parameters including embeddings: the default x of size laws"),
+    "budget_tokens": ("int", "the unique-data budget D, in tokens"),
+    "val_loss": ("float", "final validation loss in nats/token: what every law is fitted on"),
+    "K": ("int", "ensemble members; 1 for a single model (blank reads as 1 except on "
+                 "ensemble rows)"),
+    ROLE_COLUMN: ("str", "what the row is to the analysis, whatever its recipe is called: one "
+                         "of the roles below; without the column, roles come from the usual "
+                         "recipe names (standard, regularized, ensemble, ensemble-member) and "
+                         "the kind"),
+    "n_params_non_embedding": ("int", "parameters without embeddings: the other x of size "
+                                      "laws (--x-column)"),
+    "epochs": ("float", "passes over the budget"),
+    "lr": ("float", "peak learning rate"),
+    "weight_decay": ("float", "weight decay"),
+    "seed": ("int", "the run's seed"),
+    "best_val_loss": ("float", "lowest validation loss seen during training"),
+    "rule": ("str", "on ensemble rows, how members are combined: one of the rules below "
+                    "(blank reads as logit-mean); empty on other rows"),
+    "teacher_loss": ("float", "the teacher's loss"),
+    "single_loss": ("float", "one single model at the teacher's size and recipe: the "
+                             "baseline; retained share = (single_loss - val_loss) / "
+                             "(single_loss - teacher_loss)"),
+    "synthetic_weight": ("float", "share of teacher-generated tokens in the student's data"),
+    "task": ("str", "benchmark name: arc_easy, piqa, sciq, ..."),
+    "acc": ("float", "accuracy"),
+    "acc_stderr": ("float", "standard error of acc"),
+    "acc_norm": ("float", "length-normalised accuracy"),
+    "acc_norm_stderr": ("float", "standard error of acc_norm"),
+}
+TUNING_MEANINGS = {
+    "recipe": ("str", "the tuned recipe"), "size": ("str", "size name"),
+    "budget_tokens": ("int", "the budget D"), "epochs": ("float", "tuned epochs"),
+    "lr": ("float", "tuned learning rate"), "weight_decay": ("float", "tuned weight decay"),
+    "val_loss": ("float", "the tuned point's loss"),
+    "certified": ("bool", "true when every one-step lattice neighbour was trained and none is "
+                          "better"),
+    "runs_used": ("int", "runs the search trained"),
+    "lattice_size": ("int", "points in the search lattice"),
+}
 
 
 class TableError(ValueError):
     """A results or tuning table that does not meet the contract (one-line message)."""
+
+
+def contract_sections() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """The contract as (title, [(name, type, meaning)]) sections, for help text and docs."""
+    def columns(names: tuple[str, ...], note: str = "") -> list[tuple[str, str, str]]:
+        return [(n, COLUMN_MEANINGS[n][0] + note, COLUMN_MEANINGS[n][1]) for n in names]
+
+    def values(meanings: dict[str, str]) -> list[tuple[str, str, str]]:
+        return [(value, "", meaning) for value, meaning in meanings.items()]
+
+    return [
+        ("Required columns", columns(REQUIRED_COLUMNS)),
+        ("Optional columns, used when present", columns((ROLE_COLUMN, *OPTIONAL_COLUMNS))),
+        ("Distill rows (kind distill) also have",
+         columns(DISTILL_REQUIRED_COLUMNS, ", required")
+         + columns(DISTILL_COLUMNS[len(DISTILL_REQUIRED_COLUMNS):], ", optional")),
+        ("Eval rows (kind eval) also have",
+         columns(EVAL_COLUMNS, ", required") + columns(EVAL_OPTIONAL_COLUMNS, ", optional")),
+        ("kind values", values(KIND_MEANINGS)),
+        ("status values", values(STATUS_MEANINGS)),
+        ("role values", values(ROLE_MEANINGS)),
+        ("rule values", values(RULE_MEANINGS)),
+        ("tuning.csv beside the table (optional, from the sweep's tuner)",
+         [(n, f"{TUNING_MEANINGS[n][0]}, {need}", TUNING_MEANINGS[n][1])
+          for names, need in ((TUNING_COLUMNS, "required"), (TUNING_OPTIONAL_COLUMNS, "optional"))
+          for n in names]),
+    ]
+
+
+CONTRACT_INTRO = ("One row per (recipe, run), as `dcsl sweep collect` writes results.parquet; "
+                  "any parquet or CSV file with these columns works. Numbers are fitted on "
+                  "succeeded train and ensemble rows, where n_params, budget_tokens and K must "
+                  "be positive.")
+
+
+def contract_help(width: int = 92) -> str:
+    """The contract as plain text for `--help` (argparse.RawDescriptionHelpFormatter)."""
+    indent = " " * 33
+    lines = ["the results table (what the study analysis reads):",
+             *textwrap.wrap(CONTRACT_INTRO, width, initial_indent="  ", subsequent_indent="  ")]
+    for title, entries in contract_sections():
+        lines += ["", f"{title[0].lower()}{title[1:]}:"]
+        for name, kind, meaning in entries:
+            label = f"  {name} ({kind})" if kind else f"  {name}"
+            if len(label) < len(indent):
+                lines += textwrap.wrap(meaning, width, initial_indent=label.ljust(len(indent)),
+                                       subsequent_indent=indent)
+            else:  # a long label gets a line of its own
+                lines += [label, *textwrap.wrap(meaning, width, initial_indent=indent,
+                                                subsequent_indent=indent)]
+    return "\n".join(lines)
+
+
+def contract_markdown() -> str:
+    """The contract as a markdown section (docs/results-table.md holds it verbatim)."""
+    lines = ["## The results table", "", CONTRACT_INTRO]
+    for title, entries in contract_sections():
+        value_list = not entries[0][1]
+        lines += ["", f"### {title}", "",
+                  "| value | meaning |" if value_list else "| column | type | meaning |",
+                  "|---|---|" if value_list else "|---|---|---|"]
+        for name, kind, meaning in entries:
+            cells = [f"`{name}`", meaning] if value_list else [f"`{name}`", kind, meaning]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def missing_study_columns(table: pd.DataFrame) -> list[str]:
+    """Required columns of the study analysis that the table lacks."""
+    return [c for c in REQUIRED_COLUMNS if c not in table.columns]
 
 
 def resolve_results_path(path: str | Path) -> Path:
@@ -160,7 +276,7 @@ def validate_results(
     out.loc[out["K"].isna() & (out["kind"] != "ensemble"), "K"] = 1.0
     kinds = set(out.loc[out["status"] == "succeeded", "kind"])
     if "distill" in kinds:
-        _require(out, DISTILL_COLUMNS[:2], source, why="needed by distill rows")
+        _require(out, DISTILL_REQUIRED_COLUMNS, source, why="needed by distill rows")
     if "eval" in kinds:
         _require(out, EVAL_COLUMNS, source, why="needed by eval rows")
     # Fits take logs of these, so on the rows that are fitted they must be positive numbers.
@@ -185,6 +301,64 @@ def derive_roles(table: pd.DataFrame) -> pd.Series:
     role[kind == "ensemble"] = "ensemble"
     role[kind == "distill"] = "distill"
     return role
+
+
+class LawPoints(NamedTuple):
+    """The points of a single-law fit read from any table (see law_points)."""
+
+    points: pd.DataFrame
+    """Columns x, y (positive floats) and, when grouped, group; one row per usable row."""
+    x: str
+    y: str
+    group: str | None
+    n_rows: int
+    n_skipped: int
+    """Rows left out for a blank or NaN x, y or group."""
+
+
+def resolve_column(table: pd.DataFrame, name: str, source: str) -> str:
+    """The column a user named: that exact column, else the one column whose name ends in
+    `_<name>` (so `params` finds n_params and `tokens` finds budget_tokens)."""
+    columns = [str(c) for c in table.columns]
+    if name in columns:
+        return name
+    suffixed = [c for c in columns if c.endswith(f"_{name}")]
+    if len(suffixed) == 1:
+        return suffixed[0]
+    hint = f"; did you mean {' or '.join(suffixed)}?" if suffixed else ""
+    raise TableError(f"{source}: no column {name!r}{hint} (columns: {', '.join(columns)})")
+
+
+def law_points(table: pd.DataFrame, x: str, y: str, *, group: str | None = None,
+               source: str = "table") -> LawPoints:
+    """The (x, y) points of a single law L(x) = A / x^alpha + E from any table.
+
+    Rows with a blank or NaN x, y (or group) are skipped and counted; a value that is not a
+    number, infinite or not positive is a TableError (the fit takes logs, and quietly dropping
+    such a row would hide a broken table).
+    """
+    table = table.rename(columns=str)
+    x, y = resolve_column(table, x, source), resolve_column(table, y, source)
+    if x == y:
+        raise TableError(f"{source}: x and y are the same column {x!r}")
+    points = pd.DataFrame({"x": _to_numeric(table[x], x, source),
+                           "y": _to_numeric(table[y], y, source)})
+    if group is not None:
+        group = resolve_column(table, group, source)
+        values = table[group]
+        if not pd.api.types.is_numeric_dtype(values):
+            values = values.astype("string").str.strip().replace("", pd.NA)
+        points["group"] = values.astype(object).where(values.notna(), None)
+    usable = points.notna().all(axis=1)
+    points = points[usable]
+    for axis, column in (("x", x), ("y", y)):
+        bad = ~np.isfinite(points[axis]) | (points[axis] <= 0)
+        if bad.any():
+            row = int(points.index[bad][0])
+            raise TableError(f"{source}: column {column!r} must be finite and positive to fit a "
+                             f"power law (data row {row + 1} has {points.loc[row, axis]})")
+    return LawPoints(points.reset_index(drop=True), x, y, group, len(table),
+                     int((~usable).sum()))
 
 
 def validate_tuning(table: pd.DataFrame, *, source: str = "tuning.csv") -> pd.DataFrame:

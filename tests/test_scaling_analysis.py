@@ -17,6 +17,8 @@ from scaling import (
     validate_results,
 )
 from scaling.synthetic import PAPER_BUDGETS, SyntheticTruth, synthetic_study
+from scaling.table import derive_roles
+from scaling.units import format_count
 
 BUDGETS = PAPER_BUDGETS
 
@@ -70,7 +72,48 @@ def test_standard_value_is_the_best_run_over_sizes(exact_study) -> None:
         assert best.loss == pytest.approx(float(truth.standard_data_law(budget)))
         assert best.size == "300m"
         curve = analysis.standard_curves[budget]
-        assert curve.fit is None and min(curve.y) == pytest.approx(best.loss)
+        assert min(curve.y) == pytest.approx(best.loss)
+
+
+def test_standard_size_law_is_fitted_where_it_has_three_sizes(exact_study) -> None:
+    analysis, _ = exact_study
+    for budget, curve in analysis.standard_curves.items():
+        assert curve.point_labels == ("150m", "300m", "600m", "1.4b") and len(curve.x) == 4
+        assert curve.fit is not None and curve.recipe == "standard" and curve.budget == budget
+        assert curve in analysis.curves()
+    assert analysis.curves()[0].name == f"standard (D={format_count(BUDGETS[0])})"
+
+
+def test_a_standard_role_under_another_name_gets_its_size_law() -> None:
+    table, _ = synthetic_study(noise=0.0, with_eval=False, with_distill=False)
+    table = table.assign(role=derive_roles(table))
+    table.loc[table["role"] == "standard", "recipe"] = "baseline-adamw"
+    analysis = analyze_study(table, n_boot=0)
+    assert all(curve.fit is not None for curve in analysis.standard_curves.values())
+
+
+def test_fitting_the_standard_size_law_changes_no_other_number() -> None:
+    """Two sizes of the standard recipe (the best one kept) give no standard size law; every
+    other number, bootstrap replicates included, must be the same as with four sizes."""
+    table, _ = synthetic_study(noise=0.0005, seed=3, with_eval=False)
+    two_sizes = table[(table["recipe"] != "standard") | table["size"].isin(["150m", "300m"])]
+    fitted, unfitted = (analyze_study(t, n_boot=30, seed=1) for t in (table, two_sizes))
+    assert all(c.fit is None and not c.warnings for c in unfitted.standard_curves.values())
+    assert all(c.fit is not None for c in fitted.standard_curves.values())
+    assert fitted.best_standard == unfitted.best_standard
+    size_laws = list(fitted.standard_curves.values())
+    others = [c for c in fitted.curves() if not any(c is law for law in size_laws)]
+    assert [c.name for c in others] == [c.name for c in unfitted.curves()]
+    for mine, theirs in zip(others, unfitted.curves(), strict=True):
+        if mine.fit is None:
+            assert theirs.fit is None
+            continue
+        assert (mine.fit.A, mine.fit.alpha, mine.fit.E) == (theirs.fit.A, theirs.fit.alpha,
+                                                            theirs.fit.E)
+        np.testing.assert_array_equal(mine.fit.samples, theirs.fit.samples)
+    assert [(m.recipe, m.budget, m.value.value, m.value.low, m.value.high)
+            for m in fitted.multipliers] == [(m.recipe, m.budget, m.value.value, m.value.low,
+                                              m.value.high) for m in unfitted.multipliers]
 
 
 def test_data_law_of_the_standard_recipe_is_recovered(exact_study) -> None:

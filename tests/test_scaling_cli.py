@@ -38,6 +38,7 @@ def test_fit_json_on_a_csv(results_dir: Path) -> None:
     assert payload["settings"]["n_boot"] == 30
     assert len(payload["regularized"]) == 3 and payload["multipliers"]
     assert payload["regularized"][0]["asymptote"]["low"] is not None
+    assert len(payload["standard"]) == 3 and payload["standard"][0]["fit"] is not None
 
 
 def test_fit_missing_column_is_one_line_and_nonzero(results_dir: Path) -> None:
@@ -45,6 +46,7 @@ def test_fit_missing_column_is_one_line_and_nonzero(results_dir: Path) -> None:
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dcsl fit:") and "'val_loss'" in lines[0]
+    assert "--x COLUMN --y COLUMN" in lines[0]  # the way to fit a single law instead
     assert "Traceback" not in done.stderr
 
 
@@ -52,6 +54,7 @@ def test_fit_prints_tables(results_dir: Path, capsys: pytest.CaptureFixture) -> 
     assert cli.main(["fit", str(results_dir), "--n-boot", "0"]) == 0
     out = capsys.readouterr().out
     assert "== Asymptotes ==" in out and "== Fitted laws ==" in out
+    assert "standard (D=210M)" in out  # the standard recipe's size law is in the laws table
 
 
 def test_missing_file_exits_with_one_line(tmp_path: Path) -> None:
@@ -83,6 +86,11 @@ def test_register_plugs_into_a_dispatcher(tmp_path: Path) -> None:
     assert args.func is cli.run_report and args.out == tmp_path and args.n_boot == 5
     args = parser.parse_args(["fit", "results.parquet", "--json", "--seed", "3"])
     assert args.func is cli.run_fit and args.json and args.seed == 3
+    assert (args.x, args.y, args.group) == (None, None, None)
+    args = parser.parse_args(["fit", "points.csv", "--x", "K", "--y", "loss", "--group",
+                              "recipe", "--x-column", "n_params_non_embedding"])
+    assert (args.x, args.y, args.group, args.x_column) == ("K", "loss", "recipe",
+                                                           "n_params_non_embedding")
 
 
 def test_scaling_imports_neither_torch_nor_other_dcsl_packages_nor_matplotlib() -> None:
