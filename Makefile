@@ -20,6 +20,8 @@ demo: $(STAMP)
 ## test: the whole suite, including the real single-node Slurm tests
 test: $(STAMP)
 	bash slurm/local/install.sh
+	# Headless Chromium for the report's browser test (Debian package).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q $(ARGS)
 

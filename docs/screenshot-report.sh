@@ -2,6 +2,8 @@
 # Screenshot an HTML report in headless Chromium (Debian package `chromium`), to look at it
 # the way a reader will: figures legible, axes labelled, legends with the laws, tables aligned.
 #   docs/screenshot-report.sh demo-output/report/report.html docs/demo-report.png [WIDTH] [HEIGHT]
+# tests/test_report_browser.py renders a report the same way and fails on a broken or blank
+# figure; this script is for looking.
 set -euo pipefail
 html=$(readlink -f "$1"); out=$(readlink -f "${2:-report.png}")
 width=${3:-1280}; height=${4:-4000}

@@ -1,0 +1,118 @@
+"""Figures of evaluated models, without fitted laws: distillation students against their
+teachers, and downstream accuracy. Each function returns its figure unsaved, with a caption
+written from what was drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scaling.analysis import StudyAnalysis
+from scaling.downstream import downstream_pivot
+from scaling.plot_style import (
+    LABEL_BOX,
+    LOSS_LABEL,
+    DrawnFigure,
+    count_axis,
+    legend,
+    marker_handle,
+    new_figure,
+    recipe_color,
+    set_loss_limits,
+)
+from scaling.units import format_count
+
+BASELINE_COLOR, TEACHER_COLOR = "#555555", "#d62728"
+
+
+def distillation(analysis: StudyAnalysis) -> DrawnFigure:
+    """Best student per recipe and budget, against its teacher and the single-model baseline."""
+    drawn = new_figure("distillation", 7.0, 5.2)
+    axes = drawn.axes
+    table = analysis.distill.sort_values("budget_tokens")
+    per_budget = table.groupby("budget_tokens")[["teacher_loss", "single_loss"]].min()
+    for column, color, marker, label in (
+            ("single_loss", BASELINE_COLOR, "s", "single model (baseline)"),
+            ("teacher_loss", TEACHER_COLOR, "D", "teacher")):
+        axes.plot(per_budget.index, per_budget[column], marker, ls="-", lw=1.0, color=color)
+        drawn.add_entry(marker_handle(color, marker, "-", 1.0), label)
+        drawn.visible_y += list(per_budget[column])
+    for recipe, rows in table.groupby("recipe"):
+        best = rows.loc[rows.groupby("budget_tokens")["student_loss"].idxmin()]
+        color = recipe_color(str(recipe))
+        axes.plot(best["budget_tokens"], best["student_loss"], "o", ls="-", lw=1.0, color=color)
+        drawn.add_entry(marker_handle(color, "o", "-", 1.0), f"best student: {recipe}")
+        drawn.visible_y += list(best["student_loss"])
+        for _, row in best.iterrows():
+            if np.isfinite(row["retained"]):
+                axes.annotate(f"{row['retained']:.0%}", (row["budget_tokens"], row["student_loss"]),
+                              textcoords="offset points", xytext=(7, -3), fontsize=7.5,
+                              color=color, bbox=LABEL_BOX)
+                drawn.annotations.append(f"{recipe} at {format_count(row['budget_tokens'])}")
+    count_axis(axes, sorted(int(b) for b in per_budget.index))
+    axes.set_xlabel("unique training tokens D")
+    axes.set_ylabel(LOSS_LABEL)
+    title = "Distillation: students vs teachers"
+    if drawn.annotations:
+        title += " (labels: share of gain retained)"
+    axes.set_title(title, fontsize=10)
+    set_loss_limits(drawn)
+    legend(drawn)
+    drawn.caption = ("Best distilled student per recipe and budget, against its teacher and one "
+                     "single model of the teacher's size (lines join budgets; no law is fitted).")
+    if drawn.annotations:
+        drawn.caption += (" Labels: the share of the teacher's improvement over the single "
+                          "model that the student keeps.")
+    return drawn
+
+
+def downstream(analysis: StudyAnalysis) -> DrawnFigure:
+    """Grouped bars: accuracy per task (and the average, last) for every evaluated model."""
+    from matplotlib import colormaps
+
+    pivot = downstream_pivot(analysis.downstream)
+    rank = {size: i for i, size in enumerate(analysis.sizes)}
+    pivot = pivot.assign(_rank=pivot["size"].map(lambda s: rank.get(str(s), len(rank))))
+    pivot = pivot.sort_values(["recipe", "K", "_rank", "budget_tokens"]).drop(columns="_rank")
+    keys = ("recipe", "size", "budget_tokens", "K")
+    tasks = sorted(c for c in pivot.columns if c not in (*keys, "average")) + ["average"]
+    stderr = analysis.downstream.pivot_table(index=list(keys), columns="task",
+                                             values="acc_stderr", aggfunc="mean")
+    # the average of independent task accuracies has standard error sqrt(sum se^2) / n_tasks
+    stderr["average"] = np.sqrt((stderr**2).sum(axis=1, min_count=1)) / stderr.shape[1]
+    n_models = len(pivot)
+    drawn = new_figure("downstream", max(6.4, 1.3 * len(tasks) + 0.25 * n_models), 5.2)
+    axes = drawn.axes
+    width = 0.8 / max(n_models, 1)
+    palette = colormaps["tab20"](np.linspace(0, 1, max(n_models, 2)))
+    several_budgets = pivot["budget_tokens"].nunique() > 1
+    with_errors = False
+    for i, (_, row) in enumerate(pivot.iterrows()):
+        key = tuple(row[k] for k in keys)
+        errors = np.array([stderr.loc[key, t] if t in stderr.columns and key in stderr.index
+                           else np.nan for t in tasks], dtype=float)
+        with_errors |= bool(np.any(np.isfinite(errors) & (errors > 0)))
+        label = f"{row['recipe']} {row['size']}" + (f" K={row['K']}" if row["K"] > 1 else "")
+        if several_budgets:
+            label += f" D={format_count(row['budget_tokens'])}"
+        bars = axes.bar(np.arange(len(tasks)) + (i - (n_models - 1) / 2) * width,
+                        [100 * row[t] for t in tasks], width,
+                        yerr=100 * np.nan_to_num(errors, nan=0.0), color=palette[i],
+                        capsize=1.5, error_kw={"lw": 0.6})
+        drawn.add_entry(bars, label)
+    if with_errors:
+        drawn.add_entry(marker_handle("#000000", "|", "none"), "bars: one standard error")
+    axes.set_xticks(np.arange(len(tasks)), tasks)
+    axes.set_ylabel("accuracy (%)")
+    title = "Downstream zero-shot accuracy"
+    if with_errors:
+        title += " (error bars: standard error)"
+    axes.set_title(title, fontsize=10)
+    values = 100 * pivot[tasks].to_numpy(float)
+    if np.isfinite(values).any():
+        axes.set_ylim(max(0.0, np.nanmin(values) - 10), min(100.0, np.nanmax(values) + 8))
+    legend(drawn, ncols=2)
+    drawn.caption = ("Zero-shot downstream accuracy per task and averaged over tasks (last), "
+                     "for every evaluated model.")
+    if with_errors:
+        drawn.caption += " Error bars: one standard error."
+    return drawn
