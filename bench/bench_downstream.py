@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from peak import matmul_peak  # bench/ is on sys.path when run as a script
 
-from eval.likelihood import encode_pairs, pack_requests, score_pairs
+from eval.likelihood import encode_pairs, pack_requests, score_pairs, too_long
 from eval.tasks import load_tasks, offline_root
 from pretrain.corpus import CorpusSource, iter_documents
 from pretrain.model import build_model
@@ -89,10 +89,12 @@ def main() -> None:
 
     docs = list(itertools.islice(iter_documents(CorpusSource(kind="bible")), 5000))
     tokenizer = train_bpe(docs, args.vocab)
-    tasks = load_tasks(args.task.split(","), "offline", args.limit)
+    tasks = load_tasks(args.task.split(","), "offline", args.limit, split="validation")  # offline: validation only
     examples = [ex for task in tasks for ex in task.examples]
     pairs = encode_pairs(tokenizer, [(ex.context, " " + c) for ex in examples for c in ex.choices],
                          eos_id(tokenizer))
+    refused = set(too_long(pairs, args.max_len))  # lm-eval refuses these; so does score_pairs
+    pairs = [p for i, p in enumerate(pairs) if i not in refused]
     model = build_model(args.size, args.vocab, args.max_len, seed=0).to(device).eval()
     n_tokens = sum(min(len(c) + len(x), args.max_len + 1) - 1 for c, x in pairs)
     n_shared = sum(len(r.tokens) for r in pack_requests(pairs, args.max_len))

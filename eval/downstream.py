@@ -3,7 +3,9 @@
 For each choice, the log-likelihood of ``" " + choice`` after the prompt, scored by
 ``eval.likelihood.score_pairs`` (harness tokenisation rules, each context computed once).
 ``acc`` takes the largest summed log-probability, ``acc_norm`` the largest per character
-of the choice.
+of the choice. An example with a choice longer than the model's window is skipped whole
+and counted (``skipped_too_long``), never scored on its last tokens: lm-evaluation-harness
+refuses such requests, so accuracy over the examples scored agrees with it exactly.
 
 The eval run kind (``DownstreamEvalSpec``, ``run_downstream_eval``, ``table_rows``) ends
 the module: like training, a downstream eval is a spec, a run directory and table rows.
@@ -24,10 +26,11 @@ import torch
 from tokenizers import Tokenizer
 
 from eval.combine import RULES
-from eval.likelihood import encode_pairs, score_pairs
+from eval.likelihood import encode_pairs, score_pairs, too_long
 from eval.tasks import (
     PAPER_TASKS,
     TaskData,
+    check_split,
     check_tasks,
     data_identity,
     default_source,
@@ -40,6 +43,9 @@ from pretrain.sizes import get_shape, param_counts
 from pretrain.spec import SpecBase
 from pretrain.tokenizer import eos_id, load_tokenizer
 
+SKIPPED_TOO_LONG = "too_long"
+"""Why an example is not scored: a choice does not fit in the model's window."""
+
 
 @dataclass
 class ExampleScores:
@@ -51,6 +57,8 @@ class ExampleScores:
     lls: list[float]
     choice_chars: list[int]
     greedy: list[bool]
+    skipped: str | None = None
+    """Why the example was not scored (``SKIPPED_TOO_LONG``); ``lls`` is then empty."""
 
     def pred(self) -> int:
         return int(np.argmax(self.lls))
@@ -63,17 +71,30 @@ class ExampleScores:
 def score_tasks(models: Sequence[torch.nn.Module], tokenizer: Tokenizer, prefix_id: int,
                 tasks: Sequence[TaskData], max_len: int, rule: str = "logit-mean", batch_size: int = 32,
                 device: str | torch.device = "cpu") -> list[ExampleScores]:
-    """Every choice of every example of ``tasks`` scored in one batched pass."""
-    pairs = [(ex.context, " " + c) for task in tasks for ex in task.examples for c in ex.choices]
-    lls, greedy = score_pairs(models, encode_pairs(tokenizer, pairs, prefix_id), max_len, rule,
-                              batch_size, device)
+    """Every choice of every example of ``tasks`` scored in one batched pass.
+
+    An example is scored whole or not at all: acc compares all its choices, so one choice
+    longer than ``max_len`` tokens (a request the harness refuses) skips the example.
+    """
+    examples = [(task.name, i, ex) for task in tasks for i, ex in enumerate(task.examples)]
+    texts = [(ex.context, " " + c) for _, _, ex in examples for c in ex.choices]
+    pairs = encode_pairs(tokenizer, texts, prefix_id)
+    refused, spans, start = set(too_long(pairs, max_len)), [], 0
+    for _, _, ex in examples:
+        spans.append(range(start, start + len(ex.choices)))
+        start += len(ex.choices)
+    fits = [refused.isdisjoint(span) for span in spans]
+    lls, greedy = score_pairs(models, [pairs[j] for span, ok in zip(spans, fits, strict=True) if ok
+                                       for j in span], max_len, rule, batch_size, device)
     out, k = [], 0
-    for task in tasks:
-        for i, ex in enumerate(task.examples):
-            n = len(ex.choices)
-            out.append(ExampleScores(task.name, i, ex.gold, [float(x) for x in lls[k:k + n]],
-                                     [len(c) for c in ex.choices], [bool(g) for g in greedy[k:k + n]]))
-            k += n
+    for (name, i, ex), ok in zip(examples, fits, strict=True):
+        chars, n = [len(c) for c in ex.choices], len(ex.choices)
+        if not ok:
+            out.append(ExampleScores(name, i, ex.gold, [], chars, [], skipped=SKIPPED_TOO_LONG))
+            continue
+        out.append(ExampleScores(name, i, ex.gold, [float(x) for x in lls[k:k + n]], chars,
+                                 [bool(g) for g in greedy[k:k + n]]))
+        k += n
     return out
 
 
@@ -81,14 +102,21 @@ def _mean_stderr(values: np.ndarray) -> float | None:  # the harness's: sample s
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
 
 
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None  # no example scored: no accuracy
+
+
 def task_metrics(scores: Sequence[ExampleScores]) -> dict:
-    """acc and acc_norm with standard errors, and the chance level (mean of 1 / #choices)."""
-    acc = np.array([s.pred() == s.gold for s in scores], dtype=float)
-    acc_norm = np.array([s.pred_norm() == s.gold for s in scores], dtype=float)
+    """acc and acc_norm with standard errors, and the chance level (mean of 1 / #choices),
+    over the examples scored (``n``); skipped ones are counted (``skipped_too_long``)."""
+    scored = [s for s in scores if s.skipped is None]
+    acc = np.array([s.pred() == s.gold for s in scored], dtype=float)
+    acc_norm = np.array([s.pred_norm() == s.gold for s in scored], dtype=float)
     return {
-        "acc": float(acc.mean()), "acc_stderr": _mean_stderr(acc),
-        "acc_norm": float(acc_norm.mean()), "acc_norm_stderr": _mean_stderr(acc_norm),
-        "chance": float(np.mean([1.0 / len(s.lls) for s in scores])), "n": len(scores),
+        "acc": _mean(acc), "acc_stderr": _mean_stderr(acc),
+        "acc_norm": _mean(acc_norm), "acc_norm_stderr": _mean_stderr(acc_norm),
+        "chance": _mean(np.array([1.0 / len(s.lls) for s in scored])), "n": len(scored),
+        "skipped_too_long": sum(s.skipped == SKIPPED_TOO_LONG for s in scores),
     }
 
 
@@ -106,7 +134,8 @@ def paper_average(metrics: dict[str, dict]) -> dict | None:
         return None
     out: dict = {"tasks": list(PAPER_TASKS)}
     for key in ("acc", "acc_norm", "chance"):
-        out[key] = float(np.mean([metrics[t][key] for t in PAPER_TASKS]))
+        values = [metrics[t][key] for t in PAPER_TASKS]
+        out[key] = None if None in values else float(np.mean(values))
     for key in ("acc_stderr", "acc_norm_stderr"):
         errs = [metrics[t][key] for t in PAPER_TASKS]
         out[key] = None if None in errs else float(math.sqrt(sum(e * e for e in errs)) / len(errs))
@@ -130,6 +159,9 @@ def rescore(jsonl_path: str) -> dict[str, dict]:
 
 LOGLIKELIHOODS = "loglikelihoods.jsonl"
 MODEL_FIELDS = ("size", "n_params", "budget_tokens", "epochs", "lr", "weight_decay")
+STUDY_SPLIT = "validation"
+"""The split ``make_spec`` asks for unless told: study files name no split yet, the offline
+data ships only validation splits, and every eval before splits existed scored them."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,8 @@ class DownstreamEvalSpec(SpecBase):
     """How members combine: logit-mean or prob-mean (one member: always logit-mean)."""
     limit: int | None = None
     """Score only the first this many examples of each task."""
+    split: str = STUDY_SPLIT
+    """"default" (the harness's: test where a task has one, else validation) or a split name."""
     members: tuple[str, ...] = ()
     """Run directories of the members (operational: the ids are in ``runs``)."""
     source: str = "offline"
@@ -169,7 +203,7 @@ class DownstreamEvalSpec(SpecBase):
             raise ValueError(f"unknown ensemble rule {self.rule!r}; use {' or '.join(RULES)}")
         if len(self.runs) == 1:  # one member scores the same under both rules: one run id
             object.__setattr__(self, "rule", RULES[0])
-        check_tasks(list(self.tasks))
+        check_split(self.split, self.tasks)
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit must be positive, got {self.limit}")
         if self.batch_size <= 0:
@@ -198,14 +232,20 @@ def open_members(member_dirs: Sequence[str | Path]) -> list[TrainedRun]:
 
 def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TASKS,
               rule: str = "logit-mean", limit: int | None = None, source: str | None = None,
-              batch_size: int = 32, device: str = "auto", threads: int = 0) -> DownstreamEvalSpec:
-    """The spec of scoring these runs (an ensemble when several); loads the data to hash it."""
+              batch_size: int = 32, device: str = "auto", threads: int = 0,
+              split: str = STUDY_SPLIT) -> DownstreamEvalSpec:
+    """The spec of scoring these runs (an ensemble when several); loads the data to hash it.
+
+    ``split``: "default" for the harness's split of each task (``dcsl eval``'s default), or
+    a split name for every task; here it defaults to ``STUDY_SPLIT`` for study files.
+    """
     runs = open_members(member_dirs)
     source = source or default_source()
     tasks = check_tasks(list(tasks))
+    check_split(split, tasks)  # a split a task lacks fails before any data is read
     return DownstreamEvalSpec(
-        runs=tuple(r.run_id for r in runs), data=data_identity(source, tasks, limit), tasks=tasks,
-        rule=rule, limit=limit, members=tuple(str(r.path) for r in runs), source=source,
+        runs=tuple(r.run_id for r in runs), data=data_identity(source, tasks, limit, split), tasks=tasks,
+        rule=rule, limit=limit, split=split, members=tuple(str(r.path) for r in runs), source=source,
         batch_size=batch_size, device=device, threads=threads, label=runs[0].spec.readable_name())
 
 
@@ -224,7 +264,7 @@ def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print
         if (ids := tuple(m.run_id for m in members)) != spec.runs:
             raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
         tokenizer = load_tokenizer(members[0].store.tokenizer_path)
-        tasks = load_tasks(spec.tasks, spec.source, spec.limit)
+        tasks = load_tasks(spec.tasks, spec.source, spec.limit, spec.split)
         if identity_of(tasks) != spec.data:
             raise ValueError(f"the data at {spec.source} ({identity_of(tasks)[:23]}) is not the data "
                              f"the spec asks for ({spec.data[:23]})")
@@ -250,15 +290,21 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
     atomic_write_bytes(run.path / LOGLIKELIHOODS, scores_to_jsonl(scores))
     metrics = metrics_by_task(scores)
     for t in tasks:
+        metrics[t.name]["split"] = t.info["split"]
         metrics[t.name]["data"] = t.info
-    log(f"{run.path.name}: scored in {wall:.1f}s ({len(scores) / wall:,.0f} examples/s)")
+        if skipped := metrics[t.name]["skipped_too_long"]:
+            log(f"{run.path.name}: {t.name}: {skipped} of {len(t.examples)} examples skipped: a choice is "
+                f"longer than the model's window of {max_len} tokens (lm-eval refuses those too)")
+    n_scored = sum(s.skipped is None for s in scores)
+    log(f"{run.path.name}: scored in {wall:.1f}s ({n_scored / wall:,.0f} examples/s)")
     return {
-        "kind": "eval", "rule": spec.rule, "K": len(members), "tasks": metrics,
+        "kind": "eval", "rule": spec.rule, "K": len(members), "split": spec.split, "tasks": metrics,
         "average": paper_average(metrics), "model": _model_summary(members),
         "members": [{"run_id": m.run_id, "path": str(m.path), "weights_sha256": m.weights_sha256}
                     for m in members],
         "loglikelihoods": LOGLIKELIHOODS, "max_len": max_len, "requests": n_requests,
-        "wall_s": wall, "examples_per_s": len(scores) / wall, "device": str(device),
+        "requests_scored": sum(len(s.lls) for s in scores),
+        "wall_s": wall, "examples_per_s": n_scored / wall, "device": str(device),
         "batch_size": spec.batch_size,
     }
 
@@ -279,11 +325,15 @@ def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
     base = {"kind": "eval", "K": result_json.get("K", len(spec_json.get("runs", ()))),
             "rule": result_json.get("rule", spec_json.get("rule")),
             **{k: model.get(k) for k in MODEL_FIELDS}}
-    keys = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr")
-    rows = [{**base, "task": name, **{k: m.get(k) for k in keys}, "chance": m.get("chance"), "n": m.get("n")}
+    keys = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "chance", "n")
+    # Results from before splits were recorded scored validation; whether they cut a too-long
+    # continuation then is unknown, so their skipped_too_long stays empty.
+    rows = [{**base, "task": name, "split": m.get("split", STUDY_SPLIT), **{k: m.get(k) for k in keys},
+             "skipped_too_long": m.get("skipped_too_long")}
             for name, m in result_json.get("tasks", {}).items()]
     average = result_json.get("average")
     if average:
-        rows.append({**base, "task": "average", **{k: average.get(k) for k in keys},
-                     "chance": average.get("chance"), "n": None})
+        splits = "+".join(sorted({r["split"] for r in rows if r["task"] in average.get("tasks", ())}))
+        rows.append({**base, "task": "average", "split": splits, **{k: average.get(k) for k in keys},
+                     "n": None, "skipped_too_long": None})
     return rows

@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="training run directories (several: an ensemble)")
     p.add_argument("--tasks", default="arc_easy,piqa,sciq",
                    help="comma-separated tasks: arc_easy, arc_challenge, piqa, sciq, hellaswag")
+    p.add_argument("--split", default="default",
+                   help="default: lm-evaluation-harness's split of each task (test for ARC and SciQ, "
+                        "validation for PIQA and HellaSwag); or one split for every task: validation, "
+                        "test, train. The offline data ships validation splits only")
     p.add_argument("--limit", type=int, default=None, help="score only the first N examples of each task")
     p.add_argument("--rule", choices=["logit-mean", "prob-mean"], default="logit-mean",
                    help="how ensemble members combine (ignored for one run)")
@@ -30,23 +34,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from eval.downstream import make_spec, run_downstream_eval
-    from eval.tasks import check_tasks
+    from eval.tasks import check_split, check_tasks
 
-    tasks = check_tasks(args.tasks)  # a bad task name fails before any run is opened
+    tasks = check_tasks(args.tasks)  # a bad task name or split fails before any run is opened
+    check_split(args.split, tasks)
     spec = make_spec(args.runs, tasks, rule=args.rule, limit=args.limit, source=args.source,
-                     batch_size=args.batch_size, device=args.device, threads=args.threads)
+                     batch_size=args.batch_size, device=args.device, threads=args.threads, split=args.split)
     run_dir = Path(args.out) / spec.dirname
     result = run_downstream_eval(spec, run_dir)
-    print(f"{run_dir}: K={result['K']} rule={result['rule']}")
-    print(f"  {'task':<14} {'acc':>13} {'acc_norm':>13} {'chance':>7} {'n':>6}")
-    rows = list(result["tasks"].items())
+    print(f"{run_dir}: K={result['K']} rule={result['rule']} max_len={result['max_len']}")
+    print(f"  {'task':<14} {'split':<10} {'acc':>13} {'acc_norm':>13} {'chance':>7} {'n':>6} {'skipped':>7}")
+    rows = [(name, m["split"], m) for name, m in result["tasks"].items()]
     if result.get("average"):
-        rows.append(("average", {**result["average"], "n": ""}))
-    for name, m in rows:
-        print(f"  {name:<14} {_pm(m['acc'], m['acc_stderr'])} {_pm(m['acc_norm'], m['acc_norm_stderr'])} "
-              f"{m['chance']:>7.3f} {m['n']:>6}")
+        rows.append(("average", "", {**result["average"], "n": "", "skipped_too_long": ""}))
+    for name, split, m in rows:
+        print(f"  {name:<14} {split:<10} {_pm(m['acc'], m['acc_stderr'])} "
+              f"{_pm(m['acc_norm'], m['acc_norm_stderr'])} {_num(m['chance'], 7)} {m['n']:>6} "
+              f"{m['skipped_too_long']:>7}")
+    skipped = {name: m["skipped_too_long"] for name, m in result["tasks"].items() if m["skipped_too_long"]}
+    if skipped:
+        print(f"  skipped: {', '.join(f'{n} {name}' for name, n in skipped.items())} example(s) with a "
+              f"choice longer than the model's window ({result['max_len']} tokens), which "
+              "lm-evaluation-harness refuses; accuracy is over the examples scored (n)")
     return 0
 
 
-def _pm(value: float, err: float | None) -> str:
+def _num(value: float | None, width: int) -> str:
+    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
+def _pm(value: float | None, err: float | None) -> str:
+    if value is None:  # every example of the task was skipped
+        return f"{'-':<13}"
     return f"{value:.4f}±{err:.4f}" if err is not None else f"{value:.4f}        "

