@@ -116,6 +116,13 @@ def multipliers(
                         "budgets), none computed")
         return []
     law = standard_law.fit
+    if not law.identifiable and not law.floorless:
+        warnings.append("multipliers: the standard data law is not identified (see its warnings), "
+                        "so none is computed")
+        return []
+    if law.floorless:
+        warnings.append("multipliers: the standard data law shows no floor over these budgets (E -> "
+                        "0), so they invert a pure power law; a floor would make them larger")
     out = []
     for recipe, per_budget in others.items():
         for budget in sorted(per_budget):

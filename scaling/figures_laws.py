@@ -182,13 +182,15 @@ def _annotate_multipliers(drawn: DrawnFigure, analysis: StudyAnalysis,
                           values: dict[str, dict[int, Estimate]]) -> str:
     """Label each recipe's point with its multiplier; returns the caption's sentence on them.
 
-    A multiplier inverts the standard data law, so it is only shown when that law is
-    identified: read off a law the data do not pin down, the number would mean nothing.
+    A multiplier inverts the standard data law, so it is shown only when that law is
+    identified, or is a pure power law (no floor): read off a law the data do not pin down,
+    the number would mean nothing.
     """
     if not analysis.multipliers:
         return ""
     standard_law = analysis.data_laws.get("standard")
-    if standard_law is None or standard_law.fit is None or not standard_law.fit.identifiable:
+    fit = standard_law.fit if standard_law is not None else None
+    if fit is None or not (fit.identifiable or fit.floorless):
         return ("No effective-data multipliers are shown: the standard data law they would be "
                 "read from is not identified.")
     for multiplier in analysis.multipliers:
@@ -202,8 +204,10 @@ def _annotate_multipliers(drawn: DrawnFigure, analysis: StudyAnalysis,
         drawn.annotations.append(f"{multiplier.recipe} at {format_count(multiplier.budget)}")
     if not drawn.annotations:
         return ""
+    note = (" They invert a standard data law without a floor, which a floor would only raise."
+            if fit.floorless else "")
     return ("Labels: effective-data multipliers against the standard recipe at the same budget "
-            "(how many times more data the standard recipe would need to reach that loss).")
+            "(how many times more data the standard recipe would need to reach that loss)." + note)
 
 
 def _join(*sentences: str) -> str:

@@ -43,6 +43,8 @@ _START_FLOOR_SHARES = (1e-3, 0.5, 0.8, 0.95)
 _NEAR_OPTIMAL = 0.01
 _E_DISAGREEMENT = 0.01
 _REFINE_MARGIN = 0.05
+# An asymptote below this share of the smallest loss is "no floor" (pushed to its bound).
+_COLLAPSED = 1e-6
 
 
 class _Solution(NamedTuple):
@@ -118,6 +120,16 @@ class PowerLawFit:
         # "~" is a space in mathtext, so an asymptote pinned at ~0 is written as 0
         amplitude, floor = (_tex_number(format_number(v, digits)) for v in (self.A, self.E))
         return f"$L = {amplitude}\\,/\\,{symbol}^{{{self.alpha:.{digits - 1}f}}} + {floor}$"
+
+    @property
+    def floorless(self) -> bool:
+        """A pure power law: E pushed to ~0 (the points show no floor) while A and alpha are
+        determined. Not identifiable as a law with an asymptote, but still a usable
+        description of the points, e.g. for inverting a data law (conservatively: a floor
+        would need more data for the same loss)."""
+        at_bound = self.alpha <= ALPHA_BOUNDS[0] + 1e-6 or self.alpha >= ALPHA_BOUNDS[1] - 1e-6
+        return (self.converged and not at_bound and np.isfinite(self.E)
+                and self.E < _COLLAPSED * float(np.min(self.y)))
 
     @property
     def n_points(self) -> int:
@@ -323,13 +335,16 @@ def _diagnose(x: np.ndarray, y: np.ndarray, solutions: list[_Solution],
         identifiable = False
         warnings.append(f"exponent at its bound (alpha = {alpha:.3g}): "
                         "the data do not determine it")
-    if math.exp(best.theta[2]) < 1e-6 * float(y.min()):
+    collapsed = math.exp(best.theta[2]) < _COLLAPSED * float(y.min())
+    if collapsed:
         identifiable = False
         warnings.append("asymptote pushed to ~0: the points show no floor")
     near = [s for s in solutions
             if s.converged and s.value <= best.value * (1 + _NEAR_OPTIMAL) + 1e-9]
     floors = np.exp([s.theta[2] for s in near])
-    if floors.size > 1 and (floors.max() - floors.min()) > _E_DISAGREEMENT * floors.max():
+    # (E values that all sit at ~0 differ only in digits that mean nothing)
+    spread = floors.max() - floors.min() if floors.size else 0.0
+    if floors.size > 1 and spread > _E_DISAGREEMENT * floors.max() and spread > _COLLAPSED * float(y.min()):
         identifiable = False
         warnings.append(f"near-optimal solutions disagree on E ({floors.min():.4g} to "
                         f"{floors.max():.4g}): the asymptote is poorly determined")

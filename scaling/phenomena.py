@@ -125,6 +125,9 @@ def _multiplier_above_one(a: StudyAnalysis) -> Check:
     if not mults:
         return Check(name, None, "no identifiable regularized or joint asymptote to convert")
     detail = ", ".join(f"{m.recipe}@{m.budget:,}: {m.value.format(2)}" for m in mults)
+    law = a.data_laws.get("standard")
+    if law is not None and law.fit is not None and law.fit.floorless:
+        detail += "; the standard data law shows no floor, so these are conservative"
     if not all(m.value.has_interval for m in mults):
         return Check(name, None, detail + " (no interval: run the bootstrap)")
     if all(m.value.low > 1 for m in mults):

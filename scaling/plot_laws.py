@@ -97,6 +97,14 @@ def draw_curve(drawn: DrawnFigure, curve: Curve, color: str, label: str, *, mark
         return
     grid = fit_grid(curve, x_floor, x_max_factor)
     fitted = fit.predict(grid)
+    if fit.floorless:
+        # A pure power law (E pushed to 0): it describes the points, but has no asymptote.
+        axes.plot(grid, fitted, "-.", color=color, lw=1.5, zorder=2)
+        drawn.visible_y += [float(v) for v in fitted]
+        drawn.floorless.append(name)
+        drawn.add_entry((marker_handle(color, "", "-.", 1.5), points),
+                        f"{label}: no floor, power law {law_label(fit, curve.x_symbol)}")
+        return
     if not fit.identifiable:
         if exponent_at_bound(fit):
             # a flat (or cliff-steep) line says nothing about the points: leave it out
@@ -150,13 +158,19 @@ def law_caption(drawn: DrawnFigure, level: float) -> str:
         parts.append(f"Grey dashed: {_the_fits(drawn.not_identified)}, which the data do not "
                      f"identify; {'it is not a law' if one else 'they are not laws'}, and no "
                      "asymptote is read from " + ("it." if one else "them."))
+    if drawn.floorless:
+        one = len(drawn.floorless) == 1
+        parts.append(f"Dash-dotted: {_the_fits(drawn.floorless)}, whose points show no floor: "
+                     f"{'its' if one else 'their'} asymptote is pushed to 0, so "
+                     f"{'it is' if one else 'they are'} pure power "
+                     f"law{'' if one else 's'} without an asymptote or band.")
     if drawn.not_drawn:
         one = len(drawn.not_drawn) == 1
         parts.append(f"Not drawn: {_the_fits(drawn.not_drawn)}, whose exponent sits at a bound "
                      f"of its range (the data do not determine {'it' if one else 'them'}).")
     if drawn.not_fitted:
         parts.append(f"Points only, no law fitted: {join_names(drawn.not_fitted)}.")
-    if drawn.laws or drawn.not_identified:
+    if drawn.laws or drawn.not_identified or drawn.floorless:
         parts.append(f"Fitted curves stop at {MAX_EXTRAPOLATION:g}x the largest data x.")
     return " ".join(parts)
 

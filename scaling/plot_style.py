@@ -64,6 +64,7 @@ class DrawnFigure:
     bands: list[str] = field(default_factory=list)
     asymptotes: list[str] = field(default_factory=list)
     not_identified: list[str] = field(default_factory=list)
+    floorless: list[str] = field(default_factory=list)
     not_drawn: list[str] = field(default_factory=list)
     not_fitted: list[str] = field(default_factory=list)
     annotations: list[str] = field(default_factory=list)

@@ -245,3 +245,13 @@ def test_unknown_method_and_bootstrap_are_rejected() -> None:
         fit_power_law(x, law(x), method="magic")
     with pytest.raises(FitInputError, match="unknown bootstrap"):
         fit_power_law(x, law(x), n_boot=10, bootstrap="jackknife")
+
+
+def test_points_without_a_floor_give_a_usable_pure_power_law() -> None:
+    # the demo's standard data law (best standard loss at 8k..128k tokens, seed 0)
+    x = np.array([8e3, 16e3, 32e3, 64e3, 128e3])
+    fit = fit_power_law(x, [4.2396, 3.9869, 3.7122, 3.3174, 2.9228])
+    assert fit.floorless and not fit.identifiable
+    assert fit.alpha == pytest.approx(0.13, abs=0.02)
+    assert not any("disagree" in w for w in fit.warnings)  # E ~ 0 everywhere is not a disagreement
+    assert not fit_power_law(x, 0.5 / x ** 0.5 + 3.0).floorless

@@ -49,7 +49,9 @@ def test_report_writes_figures_markdown_and_html(tmp_path, small_study) -> None:
     assert "## Asymptotes per data budget" in markdown
     assert "| budget D | standard best | regularized E [95% CI] | double limit E [95% CI] |" \
         in markdown
-    assert "## Effective-data multipliers" in markdown
+    # Three budgets cannot identify the standard data law, so no multiplier is computed
+    assert "## Effective-data multipliers" not in markdown
+    assert "multipliers: the standard data law is not identified" in markdown
     assert "## Tuned hyperparameters" in markdown and "| NO |" in markdown  # one uncertified
     assert "](figures/data_scaling.png)" in markdown
     assert "## Warnings" in markdown
@@ -283,8 +285,8 @@ def test_unidentified_data_laws_are_not_drawn_as_laws(small_study) -> None:
     assert not any("$L =" in label for label in drawn.legend_labels)
     assert sum("fit not identified" in label for label in drawn.legend_labels) == 3
     assert not drawn.bands and not drawn.asymptotes
-    assert not drawn.axes.texts  # multipliers of an unidentified law are not shown
-    assert "No effective-data multipliers are shown" in drawn.caption
+    assert not drawn.axes.texts  # multipliers of an unidentified law are not computed
+    assert "multiplier" not in drawn.caption
     assert "multipliers" not in drawn.axes.get_title()
 
 
