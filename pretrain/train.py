@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -108,6 +109,41 @@ class AtomicCheckpoint(L.Callback):
         due_time = time.monotonic() - self._last_save >= self.every_seconds
         if due_steps or due_time:
             self.save(trainer)
+
+
+# Preemption: a job system's signal handler asks for a checkpoint (request_checkpoint) and
+# the training loop saves one at the next step boundary, then runs the handler's requeue.
+# Saving inside the signal handler itself could catch the optimizer between two tensors.
+_checkpoint_then: list[Callable[[], None]] = []
+_training = threading.Event()
+
+
+def request_checkpoint(then: Callable[[], None]) -> None:
+    """Checkpoint the running training at its next step, then call ``then`` (requeue and exit);
+    with no training running, call ``then`` at once."""
+    if _training.is_set():
+        _checkpoint_then.append(then)
+    else:
+        then()
+
+
+class CheckpointOnRequest(L.Callback):
+    """Honours ``request_checkpoint`` at step boundaries (see above)."""
+
+    def __init__(self, checkpoint: AtomicCheckpoint, log) -> None:  # noqa: ANN001
+        # (not `self.log`: Lightning resolves that name to LightningModule.log)
+        self.checkpoint, self.emit = checkpoint, log
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if not _checkpoint_then:
+            return
+        self.checkpoint.save(trainer)
+        self.emit(f"preempted: checkpoint at step {trainer.global_step}/{pl_module.total_steps}")
+        waiting = list(_checkpoint_then)
+        _checkpoint_then.clear()
+        _training.clear()
+        for then in waiting:
+            then()
 
 
 class KeepOuterSigtermHandler(L.Callback):
@@ -240,11 +276,19 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
         PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
-        KeepOuterSigtermHandler()])
+        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)])
     loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step), batch_size=None, num_workers=0)
-    # weights_only: a checkpoint is data, never code (a pickle payload must not run).
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None,
-                weights_only=True)
+    _training.set()
+    try:
+        # weights_only: a checkpoint is data, never code (a pickle payload must not run).
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None,
+                    weights_only=True)
+    finally:
+        _training.clear()
+        waiting = list(_checkpoint_then)  # asked for after the last step: nothing left to save
+        _checkpoint_then.clear()
+        for then in waiting:
+            then()
     if trainer.global_step != schedule.total_steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
     checkpoint.save(trainer)  # final state, with the final validation in its history

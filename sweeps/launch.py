@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pretrain.rundir import RunDir, atomic_write_json, read_json
+from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.executors import submit, wait
-from sweeps.plan import SEARCH_FILE, Snapshot, search_key, store_identity
+from sweeps.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
 from sweeps.runstore import runs_dir
 from sweeps.stages import STAGES
 from sweeps.study import Executor, Study
@@ -115,12 +115,11 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             time.sleep(poll_s)
             continue
         todo = _longest_first(todo, vocab)
-        made = [_materialise(study.root, s) for s in todo]
-        dirs = [d for d, _ in made]
+        dirs = [_materialise(study.root, s) for s in todo]
         new_ids = {s.run_id for s in todo}
-        created = {s.run_id for s, (_, fresh) in zip(todo, made, strict=True) if fresh}
-        # after the directories exist: a kill in between loses no round
-        _count_rounds(study.root, by_stage["tune"], created)
+        # After the directories exist: a kill before this line loses no round (the pending
+        # runs are proposed again and counted then).
+        _count_rounds(study.root, by_stage["tune"], new_ids)
         attempted.update(new_ids)
         counts = {name: sum(spec.run_id in new_ids for _, spec in labelled)
                   for name, labelled in by_stage.items()}
@@ -143,21 +142,31 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
     return report
 
 
-def _count_rounds(root: Path, labelled: list, created: set[str]) -> None:
-    """One more adaptive round for every cell that got new points from this launcher.
+def _count_rounds(root: Path, labelled: list, launched: set[str]) -> None:
+    """One more adaptive round for every cell that launches points search.json has not seen.
 
-    Only the launcher whose exclusive ``mkdir`` created a point's run directory counts it, and
-    search.json is re-read and rewritten under a lock, so two launchers on one study count
-    each round once (a rerun that finds the directories already there counts nothing).
+    search.json records each cell's proposed runs, and is re-read and rewritten under a lock:
+    a relaunch that proposes the same pending runs again, or a second launcher on the same
+    study proposing the same points, counts no extra round.
     """
-    keys = {search_key(label, spec.tokens, spec.size) for label, spec in labelled if spec.run_id in created}
-    if not keys:
+    proposed: dict[str, set[str]] = {}
+    for label, spec in labelled:
+        if spec.run_id in launched:
+            proposed.setdefault(search_key(label, spec.tokens, spec.size), set()).add(spec.run_id)
+    if not proposed:
         return
     with _locked(Path(root) / ".search.lock"):
-        rounds = read_json(Path(root) / SEARCH_FILE) or {}
-        for key in keys:
-            rounds[key] = rounds.get(key, 0) + 1
-        atomic_write_json(Path(root) / SEARCH_FILE, rounds)
+        search = read_search(root)
+        changed = False
+        for key, ids in proposed.items():
+            entry = search.setdefault(key, {"rounds": 0, "runs": []})
+            new = sorted(ids - set(entry["runs"]))
+            if new:
+                entry["rounds"] += 1
+                entry["runs"] = entry["runs"] + new
+                changed = True
+        if changed:
+            atomic_write_json(Path(root) / SEARCH_FILE, search)
 
 
 @contextlib.contextmanager
@@ -197,23 +206,16 @@ def _longest_first(specs: list, vocab: int | None) -> list:
     return sorted(specs, key=cost, reverse=True)
 
 
-def _materialise(root: Path, spec) -> tuple[Path, bool]:  # noqa: ANN001
-    """The run's directory with spec.json and a pending status; True when this call created it
-    (an exclusive mkdir: of two launchers proposing the same point, exactly one creates it)."""
+def _materialise(root: Path, spec) -> Path:  # noqa: ANN001
     d = runs_dir(root) / spec.dirname
-    d.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        d.mkdir()
-        created = True
-    except FileExistsError:
-        created = False
     run = RunDir(d)
+    d.mkdir(parents=True, exist_ok=True)
     run.write_spec(spec.to_json())
     if not (d / "status.json").exists():
         # Only a new run is marked pending: an existing status may belong to a worker of
         # another launcher that has just claimed it (a stale run is resumed as it stands).
         run.update_status(state="pending")
-    return d, created
+    return d
 
 
 def _reset_failed(root: Path, log: Callable[[str], None]) -> None:

@@ -35,6 +35,14 @@ def search_key(recipe: str, budget: int, size: str) -> str:
     return f"{recipe}|{budget}|{size}"
 
 
+def read_search(root: Path) -> dict[str, dict]:
+    """search.json: per tuning cell, the adaptive rounds launched and the runs they proposed
+    ({"rounds": n, "runs": [run ids]}; an older file holds the round count alone)."""
+    raw = read_json(Path(root) / SEARCH_FILE) or {}
+    return {key: (entry if isinstance(entry, dict) else {"rounds": int(entry), "runs": []})
+            for key, entry in raw.items()}
+
+
 @dataclass
 class Snapshot:
     """The run store as read once: run id -> (state, result)."""
@@ -50,7 +58,7 @@ class Snapshot:
 
     @classmethod
     def read(cls, root: Path) -> Snapshot:
-        snap = cls(root, rounds=read_json(Path(root) / SEARCH_FILE) or {})
+        snap = cls(root, rounds={key: entry["rounds"] for key, entry in read_search(root).items()})
         base = runs_dir(root)
         if not base.exists():
             return snap
@@ -130,13 +138,15 @@ class CellPoints(NamedTuple):
     not evidence about the hyperparameters, so they certify nothing, and they are not
     proposed again unless the launch retries failed runs."""
     ids: dict[Point, str]
+    waiting: set[Point]
+    """Points whose run directory exists but never finished (pending, or stale after its
+    worker died): a round still open."""
 
 
 def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
                 ) -> CellPoints:
-    """Every lattice point of one cell with its state; pending and stale points are in
-    none of the sets (they are proposed again)."""
-    cell = CellPoints({}, set(), set(), {})
+    """Every lattice point of one cell with its state."""
+    cell = CellPoints({}, set(), set(), {}, set())
     for p in lattice_points(study, recipe):
         rid = train_spec(study, store_id, budget, size, p).run_id
         state = snap.state(rid)
@@ -149,6 +159,8 @@ def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, bud
             cell.broken.add(p)
         elif state == "running":
             cell.running.add(p)
+        elif state in ("pending", "stale"):
+            cell.waiting.add(p)
     return cell
 
 
@@ -165,6 +177,18 @@ def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budg
     return result, (cell.ids[result.best] if result.best is not None else None)
 
 
+def group_open(study: Study, snap: Snapshot, store_id: str, budget: int, size: str) -> bool:
+    """Whether any tuning cell of this (budget, size) has a run open (running, pending or
+    stale): recipes share these runs, so no cell of the group walks on or settles until
+    they have finished (see ``sweeps.stages.tune``)."""
+    for r, b, s in cells(study):
+        if (b, s) == (budget, size):
+            cell = cell_points(study, snap, store_id, r, b, s)
+            if cell.running or cell.waiting:
+                return True
+    return False
+
+
 def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
             ) -> tuple[Tuned, str | None]:
     """``cell_tuned`` once the cell's search has ended (nothing to propose, nothing running);
@@ -173,7 +197,8 @@ def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget:
 
     cell = cell_points(study, snap, store_id, recipe, budget, size)
     rounds = snap.rounds.get(search_key(recipe.name, budget, size), 0)
-    if cell.running or next_points(recipe, study.lattice, cell.losses, cell.broken, rounds):
+    if (group_open(study, snap, store_id, budget, size)
+            or next_points(recipe, study.lattice, cell.losses, cell.broken, rounds)):
         return tuned(recipe, study.lattice, {}), None
     return cell_tuned(study, snap, store_id, recipe, budget, size)
 

@@ -48,15 +48,16 @@ class Stage:
 
 
 def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    """Tuning runs of this study that an earlier launch started but never finished.
+    """Tuning runs of this study that are open: pending or stale (an earlier launch, or
+    another launcher, started them and did not finish).
 
-    A cell whose search used up its rounds would not propose them again, so they are
-    resumed here first. Only lattice points of the study's current cells are: a run left
+    The tune stage never proposes open runs again (nor walks on from their cells), so they
+    are resumed here, in every round. Only lattice points of the study's current cells are: a run left
     behind by an earlier version of the study file stays as it is. Runs of later stages
     need no resume: their stages propose them again for as long as they are unfinished.
     """
     waiting = {rid for rid, state in snap.states.items() if state in ("pending", "stale")}
-    if round_no > 0 or not waiting:
+    if not waiting:
         return []
     wanted = {rid for cell in cells(study) for rid in cell_points(study, snap, store_id, *cell).ids.values()}
     out = []
@@ -67,17 +68,26 @@ def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> La
 
 
 def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+    """The next round of every tuning cell.
+
+    Proposals come only from finished rounds. Recipes share the runs of a (budget, size) (the
+    standard recipe's points are lattice points of the regularized one too), so a cell walks
+    on only when no tuning run of its (budget, size) is open: what each round sees, and so the
+    whole search, is then the same whether one launcher or several work the study, and
+    whatever their timing. Open runs (pending, or stale after a crash) are proposed by the
+    resume stage, so that they get run and their round closes.
+    """
     out, searching = [], set()
     repeats = []
+    points = {(r.name, b, s): cell_points(study, snap, store_id, r, b, s) for r, b, s in cells(study)}
+    busy = {(b, s) for (_, b, s), cell in points.items() if cell.running or cell.waiting}
     for recipe, budget, size in cells(study):
         if recipe.at_tuned_point:
             repeats.append((recipe, budget, size))
             continue
-        cell = cell_points(study, snap, store_id, recipe, budget, size)
-        if cell.running:
-            # Proposals come only from finished rounds: a second launcher on the same study
-            # must not walk from a best point that may still move.
-            searching.add((recipe.name, size))
+        cell = points[(recipe.name, budget, size)]
+        if (budget, size) in busy:
+            searching.add((recipe.name, size))  # its open runs are the resume stage's
             continue
         # Rounds count across launches (search.json), so a rerun continues, never restarts.
         rounds_done = snap.rounds.get(search_key(recipe.name, budget, size), 0)

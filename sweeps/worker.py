@@ -14,6 +14,7 @@ holds the error and traceback); it returns what happened to each run.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -36,6 +37,7 @@ class RunWorker(submitit.helpers.Checkpointable):
             import torch
 
             torch.set_num_threads(self.threads)
+        _checkpoint_before_requeue()
         outcome: dict[str, str] = {}
         for d in self.run_dirs:
             outcome[Path(d).name] = run_one(Path(d))
@@ -84,6 +86,22 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
             if isinstance(e, SystemExit):
                 raise
         return run.status().get("state", "pending")
+
+
+def _checkpoint_before_requeue() -> None:
+    """Under submitit, preemption and the time-limit warning arrive as USR2, whose handler
+    requeues the job at once. Defer it to the training loop's next step boundary, which
+    saves a checkpoint first: a requeued run then redoes only the steps since the signal,
+    not those since its last periodic checkpoint."""
+    outer = signal.getsignal(signal.SIGUSR2)
+    if not callable(outer) or getattr(outer, "__name__", "") != "checkpoint_and_try_requeue":
+        return
+    from pretrain.train import request_checkpoint
+
+    def deferred(signum: int, frame) -> None:  # noqa: ANN001
+        request_checkpoint(lambda: outer(signum, frame))
+
+    signal.signal(signal.SIGUSR2, deferred)
 
 
 def _raised_by_requeue(error: BaseException) -> bool:
