@@ -190,8 +190,3 @@ def _finish_store(spec: GenerateSpec, inputs: _Inputs, out: Path, sequences: int
     }
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
-
-
-def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
-    """Teacher sampling has no row in the results table (its students do)."""
-    return []

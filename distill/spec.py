@@ -10,10 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from eval.rules import RULES
 from pretrain.spec import SpecBase, TrainSpec, human_tokens
 
-# The ensemble rules of eval.combine (not imported: it needs torch).
-RULES = ("logit-mean", "prob-mean")
 MODES = ("sequence", "token")
 
 

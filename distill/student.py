@@ -18,7 +18,6 @@ self-distillation teacher = single and the retained share is undefined (None).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,23 +120,3 @@ def run_distill(spec: DistillSpec, run_dir: str | Path, log: Callable[[str], Any
 
         drop_training_state(Path(run_dir))
     return result
-
-
-def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
-    """The results-table row of a finished student."""
-    r = result_json
-    return [{
-        "kind": "distill", "size": spec_json["size"], "n_params": r["n_params"],
-        "n_params_non_embedding": r["n_params_non_embedding"], "budget_tokens": r["budget_tokens"],
-        "epochs": spec_json["epochs"], "lr": spec_json["lr"], "weight_decay": spec_json["weight_decay"],
-        "seed": spec_json["init_seed"], "val_loss": r["final_val_loss"], "best_val_loss": r["best_val_loss"],
-        "teacher_loss": r["teacher_loss"], "single_loss": r["single_loss"],
-        "synthetic_weight": r["synthetic_weight"], "K": r["K"], "rule": r["rule"], "mode": r["mode"],
-        "kd_temperature": r["kd_temperature"],
-        "retained_share": math.nan if r["retained_share"] is None else r["retained_share"],
-    }]
-
-
-# The names the sweep's kind registry (sweeps/kinds.py) looks up.
-StudentSpec = DistillSpec
-run_student = run_distill

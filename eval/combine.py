@@ -17,14 +17,7 @@ import math
 
 import torch
 
-RULES = ("logit-mean", "prob-mean")
-
-
-def check_rules(rules: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    unknown = [r for r in rules if r not in RULES]
-    if unknown or not rules:
-        raise ValueError(f"unknown ensemble rule(s) {unknown or rules}; use {' or '.join(RULES)}")
-    return tuple(rules)
+from eval.rules import check_rules
 
 
 class MemberAccumulator:

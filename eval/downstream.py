@@ -7,7 +7,7 @@ of the choice. An example with a choice longer than the model's window is skippe
 and counted (``skipped_too_long``), never scored on its last tokens: lm-evaluation-harness
 refuses such requests, so accuracy over the examples scored agrees with it exactly.
 
-The eval run kind (``DownstreamEvalSpec``, ``run_downstream_eval``, ``table_rows``) ends
+The eval run kind (``eval.kinds.EVAL``: ``DownstreamEvalSpec``, ``run_downstream_eval``) ends
 the module: like training, a downstream eval is a spec, a run directory and table rows.
 """
 
@@ -19,13 +19,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from eval.combine import RULES
+from eval.kinds import MODEL_FIELDS, STUDY_SPLIT, DownstreamEvalSpec
 from eval.likelihood import encode_pairs, score_pairs, too_long
 from eval.tasks import (
     PAPER_TASKS,
@@ -40,9 +39,9 @@ from eval.tasks import (
 from pretrain.load import TrainedRun, open_run
 from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
 from pretrain.sizes import get_shape, param_counts
-from pretrain.spec import SpecBase
 from pretrain.tokenizer import eos_id, load_tokenizer
 
+LOGLIKELIHOODS = "loglikelihoods.jsonl"
 SKIPPED_TOO_LONG = "too_long"
 """Why an example is not scored: a choice does not fit in the model's window."""
 
@@ -157,63 +156,6 @@ def rescore(jsonl_path: str) -> dict[str, dict]:
 # ---------------------------------------------------------------------------------------
 # The eval run kind
 
-LOGLIKELIHOODS = "loglikelihoods.jsonl"
-MODEL_FIELDS = ("size", "n_params", "budget_tokens", "epochs", "lr", "weight_decay")
-STUDY_SPLIT = "validation"
-"""The split ``make_spec`` asks for unless told: study files name no split yet, the offline
-data ships only validation splits, and every eval before splits existed scored them."""
-
-
-@dataclass(frozen=True)
-class DownstreamEvalSpec(SpecBase):
-    """Zero-shot downstream accuracy of one model or a K-member ensemble."""
-
-    kind: ClassVar[str] = "eval"
-    OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"members", "source", "batch_size", "device", "threads", "label"})
-
-    runs: tuple[str, ...]
-    """Run ids of the evaluated training runs (ensemble members, in order)."""
-    data: str
-    """Identity of the examples scored (``eval.tasks.data_identity``)."""
-    tasks: tuple[str, ...] = PAPER_TASKS
-    rule: str = "logit-mean"
-    """How members combine: logit-mean or prob-mean (one member: always logit-mean)."""
-    limit: int | None = None
-    """Score only the first this many examples of each task."""
-    split: str = STUDY_SPLIT
-    """"default" (the harness's: test where a task has one, else validation) or a split name."""
-    members: tuple[str, ...] = ()
-    """Run directories of the members (operational: the ids are in ``runs``)."""
-    source: str = "offline"
-    """Where the data is read: offline, hub or a local directory."""
-    batch_size: int = 32
-    device: str = "auto"
-    threads: int = 0
-    """CPU threads for torch (0: torch's default)."""
-    label: str = ""
-    """Readable name of the first member, for the directory name only."""
-
-    def __post_init__(self) -> None:
-        if not self.runs:
-            raise ValueError("an eval needs at least one run")
-        if len(self.members) != len(self.runs):
-            raise ValueError(f"{len(self.runs)} run ids but {len(self.members)} member directories")
-        if self.rule not in RULES:
-            raise ValueError(f"unknown ensemble rule {self.rule!r}; use {' or '.join(RULES)}")
-        if len(self.runs) == 1:  # one member scores the same under both rules: one run id
-            object.__setattr__(self, "rule", RULES[0])
-        check_split(self.split, self.tasks)
-        if self.limit is not None and self.limit <= 0:
-            raise ValueError(f"limit must be positive, got {self.limit}")
-        if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-
-    def readable_name(self) -> str:
-        k = f"-K{len(self.runs)}-{self.rule}" if len(self.runs) > 1 else ""
-        return f"eval-{self.label or self.runs[0]}{k}"
-
-
 def open_members(member_dirs: Sequence[str | Path]) -> list[TrainedRun]:
     """The members as finished runs sharing one tokenizer; one-line errors naming the run."""
     runs = []
@@ -317,23 +259,3 @@ def _model_summary(members: list[TrainedRun]) -> dict:
                 "epochs": m.spec.epochs, "lr": m.spec.lr, "weight_decay": m.spec.weight_decay}
     each = [one(m) for m in members]
     return {k: each[0][k] if all(e[k] == each[0][k] for e in each) else None for k in MODEL_FIELDS}
-
-
-def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
-    """Results-table rows of one eval run: one per task, then the paper's average."""
-    model = result_json.get("model", {})
-    base = {"kind": "eval", "K": result_json.get("K", len(spec_json.get("runs", ()))),
-            "rule": result_json.get("rule", spec_json.get("rule")),
-            **{k: model.get(k) for k in MODEL_FIELDS}}
-    keys = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "chance", "n")
-    # Results from before splits were recorded scored validation; whether they cut a too-long
-    # continuation then is unknown, so their skipped_too_long stays empty.
-    rows = [{**base, "task": name, "split": m.get("split", STUDY_SPLIT), **{k: m.get(k) for k in keys},
-             "skipped_too_long": m.get("skipped_too_long")}
-            for name, m in result_json.get("tasks", {}).items()]
-    average = result_json.get("average")
-    if average:
-        splits = "+".join(sorted({r["split"] for r in rows if r["task"] in average.get("tasks", ())}))
-        rows.append({**base, "task": "average", "split": splits, **{k: average.get(k) for k in keys},
-                     "n": None, "skipped_too_long": None})
-    return rows

@@ -19,73 +19,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eval.combine import RULES, MemberAccumulator, check_rules
+from eval.combine import MemberAccumulator
+from eval.kinds import EnsembleEvalSpec
+from eval.rules import RULES, check_rules
 from pretrain.data import validation_batches
 from pretrain.load import TrainedRun, open_run
 from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import get_shape, param_counts
-from pretrain.spec import SpecBase
 from pretrain.store import TokenStore
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EnsembleEvalSpec(SpecBase):
-    """Validation loss of the nested ensembles of K trained members under named rules."""
-
-    kind: ClassVar[str] = "ensemble"
-    OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"member_dirs", "store", "batch_size", "buffer_mb", "keep_members", "device", "precision", "threads"}
-    )
-
-    size: str
-    """Model size of every member (checked against the members)."""
-    member_ids: tuple[str, ...]
-    """Run ids of the members, in order: member k joins the ensemble at K = k + 1."""
-    member_dirs: tuple[str, ...]
-    """Run directories of the members (operational: the ids above are what counts)."""
-    store: str
-    """Token store holding the validation set (operational: see store_id)."""
-    store_id: str
-    """Content id of that store; its val.bin is the fixed validation set."""
-    seq_len: int
-    """Evaluation context length (usually the members' training seq_len)."""
-    rules: tuple[str, ...] = RULES
-    """Combination rules: logit-mean (the paper's) and/or prob-mean."""
-    batch_size: int = 16
-    """Sequences per member forward pass."""
-    buffer_mb: int = 512
-    """Memory for one chunk's combined predictions; sets how many sequences a chunk holds."""
-    keep_members: bool = False
-    """Keep all K members loaded (memory grows with K by their weights; no reloads)."""
-    device: str = "auto"
-    """'auto' is cuda when available, else cpu."""
-    precision: str = "auto"
-    """'auto' is bf16 autocast on cuda, fp32 on cpu; logits are combined in fp32."""
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        # Canonical rule order, so ("prob-mean", "logit-mean") is the same run as its reverse.
-        object.__setattr__(self, "rules", tuple(r for r in RULES if r in check_rules(self.rules)))
-        if not self.member_ids:
-            raise ValueError("an ensemble needs at least one member")
-        if len(set(self.member_ids)) != len(self.member_ids):
-            raise ValueError(f"member_ids repeat a run: {list(self.member_ids)}")
-        if len(self.member_dirs) != len(self.member_ids):
-            raise ValueError(f"{len(self.member_dirs)} member_dirs for {len(self.member_ids)} member_ids")
-        for name in ("seq_len", "batch_size", "buffer_mb"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-    def readable_name(self) -> str:
-        return f"ensemble-{self.size}-K{len(self.member_ids)}-{self.member_ids[0][:6]}"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -314,23 +263,3 @@ def run_ensemble(spec: EnsembleEvalSpec, run_dir: str | Path, log: Callable[[str
         }
 
     return execute_run(spec, run_dir, lambda: _prepare(spec), work)
-
-
-def table_rows(spec_json: dict, result_json: dict) -> list[dict]:
-    """One results-table row per (K, rule) of a finished ensemble evaluation."""
-    recipe = result_json["member_recipe"]
-    rows = []
-    for rule in result_json["rules"]:
-        for k, loss in enumerate(result_json["losses"][rule], start=1):
-            rows.append({
-                "kind": "ensemble", "size": recipe["size"], "n_params": result_json["n_params"],
-                "n_params_non_embedding": result_json["n_params_non_embedding"],
-                "budget_tokens": recipe["budget_tokens"], "epochs": recipe["epochs"], "lr": recipe["lr"],
-                "weight_decay": recipe["weight_decay"], "seed": recipe["seed"], "K": k, "rule": rule,
-                "val_loss": loss, "best_val_loss": loss,
-            })
-    return rows
-
-
-# The name the sweep's kind registry (sweeps/kinds.py) looks up.
-run_ensemble_eval = run_ensemble

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from eval.ensemble import EnsembleEvalSpec, run_ensemble
+    from eval.ensemble import run_ensemble
+    from eval.kinds import EnsembleEvalSpec
     from pretrain.load import open_run
     from pretrain.store import TokenStore
 

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from eval.combine import MemberAccumulator, check_rules
+from eval.combine import MemberAccumulator
+from eval.rules import check_rules
 
 Pair = tuple[list[int], list[int]]
 MASK_ENTRIES = 2**24

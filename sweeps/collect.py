@@ -15,31 +15,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from pretrain.rundir import atomic_write_bytes, read_json
+from pretrain.rundir import atomic_write_bytes
+from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
 from sweeps.runstore import last_error
-from sweeps.stages import MEMBER_LABEL, STAGES, labels
+from sweeps.stages import MEMBER_LABEL, pin_eval_data, plan_all
 from sweeps.study import AXES, Study
 from sweeps.tune import point
 
 NAN = float("nan")
-
-
-def train_rows(spec: dict, result: dict | None) -> list[dict]:
-    result = result or {}
-    row = {
-        "kind": "train", "size": spec["size"], "budget_tokens": spec["tokens"], "epochs": spec["epochs"],
-        "lr": spec["lr"], "weight_decay": spec["weight_decay"], "seed": spec["init_seed"],
-        "data_seed": spec["data_seed"], "K": 1, "rule": "",
-        "n_params": result.get("n_params", NAN),
-        "n_params_non_embedding": result.get("n_params_non_embedding", NAN),
-        "val_loss": result.get("final_val_loss", NAN), "best_val_loss": result.get("best_val_loss", NAN),
-        "train_loss": result.get("train_loss", NAN), "tokens_seen": result.get("tokens_seen", NAN),
-        "wall_s": result.get("wall_s", NAN), "tokens_per_s": result.get("tokens_per_s", NAN),
-    }
-    return [row]
 
 
 def recipes_of(study: Study, spec: dict, store_id: str) -> list[str]:
@@ -64,13 +50,17 @@ def recipes_of(study: Study, spec: dict, store_id: str) -> list[str]:
 
 def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(results table, tuning table, summary) for the study's run store."""
-    snap = Snapshot.read(study.root)
+    snap = Snapshot.read(study.root, pin_eval_data(study))
     store_id, vocab = store_identity(study)
-    planned_labels = labels(study, snap, store_id)
+    # Planned once: what every stage asks for now gives the labels of later stages' runs and
+    # the runs that are still missing.
+    planned = plan_all(study, snap, store_id)
+    planned_labels = {spec.run_id: label for stage, labelled in planned.items() if stage not in ("resume", "tune")
+                      for label, spec in labelled}
     rows: list[dict] = []
     problems: dict[str, list[str]] = {"failed": [], "missing": [], "unreadable": []}
     for rid, d in snap.dirs.items():
-        spec = read_json(d / "spec.json") or {}
+        spec = snap.specs[rid]
         state = snap.states[rid]
         try:
             kind = kind_of(spec)
@@ -85,8 +75,8 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             for row in made:
                 rows.append({"run_id": rid, "recipe": label, "role": role_of(study, label, spec),
                              "status": state, "run_dir": str(d), **row})
-    for stage in STAGES:
-        for spec in stage.next_specs(study, snap, store_id, 0):
+    for labelled in planned.values():
+        for _, spec in labelled:
             if snap.state(spec.run_id) == "missing":
                 problems["missing"].append(spec.dirname)
                 sj = spec.to_json()

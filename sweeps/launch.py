@@ -21,7 +21,7 @@ from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.executors import submit, wait
 from sweeps.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
 from sweeps.runstore import runs_dir
-from sweeps.stages import STAGES
+from sweeps.stages import pin_eval_data, plan_all
 from sweeps.study import Executor, Study
 
 MAX_ROUNDS = 1000
@@ -92,6 +92,7 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
     check_budgets(study)
     ensure_store(study, log)
     store_id, vocab = store_identity(study)
+    pinned = pin_eval_data(study)  # once per launch: planning then opens no dataset
     report = LaunchReport()
     attempted: set[str] = set()
     if retry_failed:
@@ -102,8 +103,8 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
         # finished (a settled search, a finished member set), so members of a size whose
         # search ended start beside the searches still running, and what runs never
         # depends on timing, only on which rounds have finished.
-        snap = Snapshot.read(study.root)
-        by_stage = {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}
+        snap = Snapshot.read(study.root, pinned)
+        by_stage = plan_all(study, snap, store_id, round_no)
         todo = _todo([spec for labelled in by_stage.values() for _, spec in labelled], snap, attempted)
         if not todo:
             running = [rid for rid, state in snap.states.items() if state == "running"]

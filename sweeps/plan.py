@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pretrain.rundir import read_json
+from pretrain.runkind import final_loss
 from pretrain.spec import TrainSpec
 from sweeps.runstore import last_error, run_state, runs_dir
 from sweeps.study import AXES, SEED_STRIDE, Recipe, Study
@@ -55,10 +56,15 @@ class Snapshot:
     """Adaptive-search rounds launched per cell (``search_key``), kept in search.json."""
     errors: dict[str, str] = field(default_factory=dict)
     """First line of the error of each failed run."""
+    specs: dict[str, dict] = field(default_factory=dict)
+    """spec.json of every run."""
+    pinned: dict[str, str] = field(default_factory=dict)
+    """Data identities pinned once per launch (the eval data), so planning opens no dataset."""
 
     @classmethod
-    def read(cls, root: Path) -> Snapshot:
-        snap = cls(root, rounds={key: entry["rounds"] for key, entry in read_search(root).items()})
+    def read(cls, root: Path, pinned: dict[str, str] | None = None) -> Snapshot:
+        snap = cls(root, rounds={key: entry["rounds"] for key, entry in read_search(root).items()},
+                   pinned=dict(pinned or {}))
         base = runs_dir(root)
         if not base.exists():
             return snap
@@ -67,7 +73,7 @@ class Snapshot:
             if not spec or "id" not in spec:
                 continue
             state = run_state(d)
-            snap.states[spec["id"]], snap.dirs[spec["id"]] = state, d
+            snap.states[spec["id"]], snap.dirs[spec["id"]], snap.specs[spec["id"]] = state, d, spec
             if state == "succeeded":
                 snap.results[spec["id"]] = read_json(d / "result.json") or {}
             elif state == "failed":
@@ -78,8 +84,7 @@ class Snapshot:
         return self.states.get(run_id, "missing")
 
     def loss(self, run_id: str) -> float | None:
-        r = self.results.get(run_id)
-        return None if r is None else r.get("final_val_loss", r.get("val_loss"))
+        return final_loss(self.results.get(run_id))
 
 
 def store_identity(study: Study) -> tuple[str, int | None]:

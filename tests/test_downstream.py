@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from eval.downstream import (
-    DownstreamEvalSpec,
     ExampleScores,
     make_spec,
     paper_average,
     rescore,
     run_downstream_eval,
     score_tasks,
-    table_rows,
     task_metrics,
 )
+from eval.kinds import DownstreamEvalSpec
+from eval.kinds import eval_rows as table_rows
 from eval.likelihood import (
     ContinuationTooLong,
     PackedRow,

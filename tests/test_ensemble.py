@@ -11,14 +11,14 @@ import torch
 from conftest import train_seeds
 
 from eval.ensemble import (
-    EnsembleEvalSpec,
     PeakMemory,
     check_members,
     ensemble_losses,
     rss_tracks_live_memory,
     run_ensemble,
-    table_rows,
 )
+from eval.kinds import EnsembleEvalSpec
+from eval.kinds import ensemble_rows as table_rows
 from pretrain.load import TrainedRun, open_run
 from pretrain.rundir import RunDir
 from pretrain.store import TokenStore

@@ -104,3 +104,30 @@ recipes:
 """)
     table = summarize(load_study(path, root=tmp_path / "root")).table.set_index("search")
     assert table.loc["grid", "runs"] == 6 and table.loc["repeat", "runs"] == 1
+
+
+def test_planning_imports_no_torch_and_opens_no_dataset(repo_root, tmp_path):
+    """Planning expands a snapshot of the run store into runs: no torch, no eval data loaded
+    (the eval data's identity is pinned by the launcher and read from the snapshot)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import eval.tasks
+def refuse(*args, **kwargs):
+    raise AssertionError("planning loaded eval data")
+eval.tasks.load_task = eval.tasks.load_tasks = eval.tasks.data_identity = refuse
+from sweeps.kinds import KINDS
+from sweeps.plan import Snapshot
+from sweeps.stages import plan_all
+from sweeps.study import load_study
+study = load_study({str(repo_root / 'sweeps' / 'studies' / 'demo.yaml')!r}, root={str(tmp_path)!r})
+planned = plan_all(study, Snapshot.read(study.root, {{"eval-data": "sha256:pinned"}}), "unprepared")
+assert sum(len(v) for v in planned.values()) > 0
+assert "torch" not in sys.modules and "lightning" not in sys.modules, "planning imported torch"
+print(sorted(KINDS))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "['distill', 'ensemble', 'eval', 'generate', 'train']" in out.stdout
