@@ -125,8 +125,7 @@ def parse_bool(value: str) -> bool:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from pretrain.corpus import CorpusSource
-    from pretrain.store import PrepareConfig, parse_tokens, prepare_store
+    from pretrain.store import PREPARE_OPTIONS, prepare_config, prepare_store
 
     # Inputs another source would silently ignore are refused before anything is read.
     if args.files and args.source != "files":
@@ -136,17 +135,7 @@ def _prepare(args: argparse.Namespace) -> int:
     for flag, value in (("--dataset", args.dataset), ("--revision", args.revision)):
         if value and args.source != "hub":
             raise ValueError(f"{flag} needs --source hub (got --source {args.source})")
-    source = CorpusSource(
-        kind=args.source, name=args.dataset, revision=args.revision, split=args.split,
-        files=tuple(args.files), text_field=args.text_field,
-        shuffle_seed=None if args.shuffle_seed < 0 else args.shuffle_seed, shuffle_buffer=args.shuffle_buffer,
-    )
-    cfg = PrepareConfig(
-        source=source, out=args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-        eos_token=args.eos_token, val_tokens=parse_tokens(args.val_tokens), val_every=args.val_every,
-        max_train_tokens=parse_tokens(args.max_train_tokens) if args.max_train_tokens else None,
-        tokenizer_docs=args.tokenizer_docs, dtype=args.dtype,
-    )
+    cfg = prepare_config({key: getattr(args, key, None) for key in PREPARE_OPTIONS}, args.out)
     prepare_store(cfg)
     return 0
 

@@ -83,6 +83,38 @@ class PrepareConfig:
     batch_docs: int = 256
 
 
+# `dcsl data prepare`'s option names (and a study's data.prepare keys) for CorpusSource's
+# fields; every other option is PrepareConfig's own field of the same name.
+SOURCE_OPTIONS = {"source": "kind", "dataset": "name", "revision": "revision", "split": "split",
+                  "files": "files", "text_field": "text_field", "shuffle_seed": "shuffle_seed",
+                  "shuffle_buffer": "shuffle_buffer"}
+CONFIG_OPTIONS = ("tokenizer", "vocab_size", "eos_token", "val_tokens", "val_every",
+                  "max_train_tokens", "tokenizer_docs", "dtype", "batch_docs")
+PREPARE_OPTIONS = (*SOURCE_OPTIONS, *CONFIG_OPTIONS)
+
+
+def prepare_config(options: dict, out: str | Path) -> PrepareConfig:
+    """The one mapping from prepare options (the command line's, a study's data.prepare) to a
+    PrepareConfig; token counts may be written as "50k" or "1.6B". Defaults are the
+    dataclasses' own. Raises ValueError naming an unknown option or a bad value."""
+    unknown = sorted(set(options) - set(PREPARE_OPTIONS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown prepare option; known: {', '.join(PREPARE_OPTIONS)}")
+    source = {SOURCE_OPTIONS[k]: v for k, v in options.items() if k in SOURCE_OPTIONS and v is not None}
+    if "files" in source:
+        source["files"] = tuple(str(f) for f in source["files"])
+    if source.get("shuffle_seed") is not None and source["shuffle_seed"] < 0:
+        source["shuffle_seed"] = None  # a negative seed keeps the source order
+    config = {k: v for k, v in options.items() if k in CONFIG_OPTIONS and v is not None}
+    for key in ("val_tokens", "max_train_tokens"):
+        if key in config:
+            try:
+                config[key] = parse_tokens(config[key])
+            except ValueError as e:
+                raise ValueError(f"{key}: {e}") from None
+    return PrepareConfig(source=CorpusSource(**source), out=str(out), **config)
+
+
 def _train_candidates(docs: Iterator[str], val_every: int) -> Iterator[str]:
     for i, doc in enumerate(docs):
         if i % val_every != 0:

@@ -44,25 +44,10 @@ def ensure_store(study: Study, log: Callable[[str], None]) -> None:
     if study.prepare is None:
         raise FileNotFoundError(f"token store {study.store} does not exist; run `dcsl data prepare` "
                                 f"or give the study a data.prepare section")
-    from pretrain.store import prepare_store
+    from pretrain.store import prepare_config, prepare_store
 
     log(f"preparing the token store {study.store}")
-    prepare_store(prepare_config(study), log=log)
-
-
-def prepare_config(study: Study):  # noqa: ANN201 - pretrain.store.PrepareConfig
-    from pretrain.corpus import CorpusSource
-    from pretrain.store import PrepareConfig, parse_tokens
-
-    p = dict(study.prepare or {})
-    source_keys = {"source": "kind", "dataset": "name", "revision": "revision", "split": "split",
-                   "files": "files", "text_field": "text_field", "shuffle_seed": "shuffle_seed"}
-    source = CorpusSource(**{dst: (tuple(p.pop(src)) if src == "files" else p.pop(src))
-                             for src, dst in source_keys.items() if src in p})
-    for key in ("val_tokens", "max_train_tokens"):
-        if key in p:
-            p[key] = parse_tokens(p[key])
-    return PrepareConfig(source=source, out=str(study.store), **p)
+    prepare_store(prepare_config(study.prepare, study.store), log=log)
 
 
 def check_budgets(study: Study) -> None:

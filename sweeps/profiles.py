@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
-
 if TYPE_CHECKING:
     import submitit
 
@@ -69,25 +67,25 @@ class ClusterProfile:
     qos: str | None = None
     """Quality of service (``--qos``); None for the site default."""
 
-    gpus_per_run: int = 0
+    gpus_per_run: int = field(default=0, metadata={"min": 0})
     """GPUs per run (``--gpus-per-node``); 0 for CPU-only runs."""
 
-    cpus_per_run: int = 1
+    cpus_per_run: int = field(default=1, metadata={"positive": True})
     """CPU cores per run (``--cpus-per-task``)."""
 
-    mem_gb: float = 4.0
+    mem_gb: float = field(default=4.0, metadata={"positive": True})
     """Host memory per run in GB (``--mem``)."""
 
-    time_min: int = 60
+    time_min: int = field(default=60, metadata={"positive": True})
     """Wall-clock limit per job in minutes (``--time``); longer runs checkpoint and requeue."""
 
-    array_parallelism: int = 16
+    array_parallelism: int = field(default=16, metadata={"positive": True})
     """Most array tasks of one submission running at once (the ``%N`` of ``--array``)."""
 
     setup: tuple[str, ...] = ()
     """Shell lines run in the batch script before the run (``module load``, venv activation)."""
 
-    signal_delay_s: int = 120
+    signal_delay_s: int = field(default=120, metadata={"positive": True})
     """Seconds before the time limit at which Slurm sends USR2 so the run can checkpoint."""
 
     additional_parameters: Mapping[str, SbatchValue] = field(
@@ -127,11 +125,9 @@ class ClusterProfile:
         return params
 
 
-# Validation groups; every ClusterProfile field except `source` may appear in a file.
+# Keys a profile file must set (the rest have their dataclass defaults).
 _REQUIRED = ("gpus_per_run", "cpus_per_run", "mem_gb", "time_min")
-_OPTIONAL_STR = ("name", "partition", "account", "qos")
-_POSITIVE_INT = ("cpus_per_run", "time_min", "array_parallelism", "signal_delay_s")
-_KNOWN = frozenset(f.name for f in dataclasses.fields(ClusterProfile) if f.name != "source")
+_FILE_KEYS = tuple(f.name for f in dataclasses.fields(ClusterProfile) if f.name != "source")
 
 
 def _profiles_dir() -> Path:
@@ -167,86 +163,26 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
     """Load and validate a cluster profile.
 
     A bare name (``"local"``) resolves to ``slurm/profiles/<name>.yaml`` in the installed
-    package; anything with a ``/`` or a ``.yaml``/``.yml`` suffix is a file path.
-    Raises a one-line ``ValueError`` naming the file and key for unknown keys, missing
-    required keys, wrong types and non-positive numbers.
+    package; anything with a ``/`` or a ``.yaml``/``.yml`` suffix is a file path. Every
+    problem (an unknown or missing key, a wrong type, a non-positive number) is a one-line
+    ``ValueError`` with the key's ``file:line:col``, read by the same schema reader as study
+    files (``sweeps.schema``).
     """
+    from sweeps.schema import build, read
+    from sweeps.yamlpos import Section, load_yaml
+
     path = _resolve(name_or_path)
-    where = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        detail = " ".join(str(err).split())
-        raise ValueError(f"{where}: not valid YAML: {detail}") from None
+    data, pos = load_yaml(path, what="cluster profile")
     if not isinstance(data, dict):
-        raise ValueError(
-            f"{where}: a profile must be a mapping of keys to values, got {type(data).__name__}"
-        )
-
-    def fail(key: str, message: str) -> ValueError:
-        return ValueError(f"{where}: key {key!r} {message}")
-
-    for key in data:
-        if key not in _KNOWN:
-            raise fail(str(key), f"is not a profile key (known: {', '.join(sorted(_KNOWN))})")
-    for key in _REQUIRED:
-        if key not in data:
-            raise fail(key, "is required")
-
-    values: dict[str, Any] = {"name": path.stem, "source": where}
-    for key in _OPTIONAL_STR:
-        if key in data and data[key] is not None:
-            if not isinstance(data[key], str) or not data[key].strip():
-                raise fail(key, f"must be a non-empty string or null, got {data[key]!r}")
-            values[key] = data[key]
-    # bool is an int subclass in Python; `cpus_per_run: yes` is a mistake, not 1.
-    for key in _POSITIVE_INT:
-        if key in data:
-            value = data[key]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise fail(key, f"must be an integer, got {value!r}")
-            if value <= 0:
-                raise fail(key, f"must be positive, got {value}")
-            values[key] = value
-    gpus = data["gpus_per_run"]
-    if isinstance(gpus, bool) or not isinstance(gpus, int):
-        raise fail("gpus_per_run", f"must be an integer, got {gpus!r}")
-    if gpus < 0:
-        raise fail("gpus_per_run", f"must be 0 or more, got {gpus}")
-    values["gpus_per_run"] = gpus
-    mem = data["mem_gb"]
-    if isinstance(mem, bool) or not isinstance(mem, int | float):
-        raise fail("mem_gb", f"must be a number, got {mem!r}")
-    if not mem > 0:
-        raise fail("mem_gb", f"must be positive, got {mem}")
-    values["mem_gb"] = float(mem)
-
-    setup = data.get("setup")
-    if setup is None:
-        setup = []
-    if not isinstance(setup, list) or not all(isinstance(line, str) for line in setup):
-        raise fail("setup", f"must be a list of shell lines (strings), got {setup!r}")
-    values["setup"] = tuple(setup)
-
-    extra = data.get("additional_parameters")
-    if extra is None:
-        extra = {}
-    if not isinstance(extra, dict) or not all(
-        isinstance(k, str) and isinstance(v, SbatchValue) for k, v in extra.items()
-    ):
-        raise fail(
-            "additional_parameters",
-            f"must map sbatch option names to strings/numbers/true, got {extra!r}",
-        )
-    values["additional_parameters"] = types.MappingProxyType(dict(extra))
-
-    if values.get("signal_delay_s", ClusterProfile.signal_delay_s) >= values["time_min"] * 60:
-        raise fail(
-            "signal_delay_s",
-            f"must be shorter than time_min ({values['time_min']} min), "
-            f"got {values.get('signal_delay_s', ClusterProfile.signal_delay_s)} s",
-        )
-    return ClusterProfile(**values)
+        raise ValueError(f"{path}: a profile must be a mapping of keys to values, got {type(data).__name__}")
+    sec = Section(data, (), pos)
+    values = {"name": path.stem, **read(sec, ClusterProfile, only=_FILE_KEYS, required=_REQUIRED,
+                                        what="profile key"), "source": str(path)}
+    profile = build(sec, ClusterProfile, values)
+    if profile.signal_delay_s >= profile.time_min * 60:
+        raise pos.error(("signal_delay_s",), f"must be shorter than time_min ({profile.time_min} min), "
+                                              f"got {profile.signal_delay_s} s")
+    return profile
 
 
 def make_executor(

@@ -15,13 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.yamlpos import Section, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
-# data.prepare: the corpus source's fields, then PrepareConfig's.
-PREPARE_KEYS = {"source", "dataset", "revision", "split", "files", "text_field", "shuffle_seed",
-                "tokenizer", "vocab_size", "eos_token", "val_tokens", "val_every", "max_train_tokens",
-                "tokenizer_docs", "dtype", "batch_docs"}
 SEARCHES = ("grid", "adaptive")
 RECIPE_ROLES = ("standard", "regularized")
 TRAINING_KEYS = {
@@ -228,9 +225,15 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
     if prepare is not None:
         if not isinstance(prepare, dict):
             raise sec.pos.error(sec.path + ("prepare",), "expected a mapping of `dcsl data prepare` options")
-        unknown = sorted(set(prepare) - PREPARE_KEYS)
+        unknown = sorted(set(prepare) - set(PREPARE_OPTIONS))
         if unknown:
-            raise sec.pos.error(sec.path + ("prepare", unknown[0]), f"unknown key; known: {', '.join(sorted(PREPARE_KEYS))}")
+            raise sec.pos.error(sec.path + ("prepare", unknown[0]),
+                                f"unknown key; known: {', '.join(sorted(PREPARE_OPTIONS))}")
+        try:  # the same mapping `launch` uses, so every value is checked before any work
+            prepare_config(prepare, root / "store")
+        except (ValueError, TypeError) as e:
+            key = next((k for k in prepare if str(e).startswith(k) or f" {k} " in f" {e} "), None)
+            raise sec.pos.error(sec.path + ("prepare",) + ((key,) if key else ()), str(e)) from None
         return root / "store", prepare
     return Path(store), None
 

@@ -38,11 +38,11 @@ class Positions:
         return StudyError(f"{self.at(path)}: {key}: {message}")
 
 
-def load_yaml(path: str | Path) -> tuple[Any, Positions]:
+def load_yaml(path: str | Path, what: str = "study file") -> tuple[Any, Positions]:
     """Parse ``path`` into plain Python data plus the position of every key and item."""
     path = Path(path)
     if not path.is_file():
-        raise StudyError(f"study file not found: {path}")
+        raise StudyError(f"{what} not found: {path}")
     pos = Positions(str(path))
     text = path.read_text()
     try:
@@ -52,13 +52,13 @@ def load_yaml(path: str | Path) -> tuple[Any, Positions]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise StudyError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
     if root is None:
-        raise StudyError(f"{path}: the study file is empty")
-    _refuse_tags(text, path)
+        raise StudyError(f"{path}: the {what} is empty")
+    _refuse_tags(text, path, what)
     loader = yaml.SafeLoader("")
     return _to_python(root, (), pos, loader), pos
 
 
-def _refuse_tags(text: str, path: Path) -> None:
+def _refuse_tags(text: str, path: Path, what: str) -> None:
     """A study file is plain data: any explicit tag (``!!python/...``, ``!!float``, ``!x``) is
     an error, so nothing is silently reinterpreted or ignored."""
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
@@ -66,7 +66,7 @@ def _refuse_tags(text: str, path: Path) -> None:
         if tag is not None and not isinstance(event, yaml.DocumentStartEvent):
             mark = event.start_mark
             raise StudyError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML tag {tag!r} is not "
-                             "allowed in a study file; write the plain value")
+                             f"allowed in a {what}; write the plain value")
 
 
 def _to_python(node: yaml.Node, path: Path_, pos: Positions, loader: yaml.SafeLoader) -> Any:

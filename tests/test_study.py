@@ -92,3 +92,16 @@ def test_root_option_overrides_a_study_root(tmp_path):
     path = write(tmp_path, GOOD + "root: from-file\n")
     assert load_study(path).root.name == "from-file"
     assert load_study(path, root=tmp_path / "elsewhere").root == tmp_path / "elsewhere"
+
+
+def test_prepare_options_are_the_commands_own(tmp_path):
+    """data.prepare takes every `dcsl data prepare` option, checked by the same mapping."""
+    from pretrain.store import prepare_config
+
+    text = GOOD.replace("data: {store: /nonexistent/store}",
+                        "data: {prepare: {source: bible, vocab_size: 512, shuffle_buffer: 100, val_tokens: 8k}}")
+    study = load_study(write(tmp_path, text))
+    cfg = prepare_config(study.prepare, study.store)
+    assert cfg.source.shuffle_buffer == 100 and cfg.val_tokens == 8000 and cfg.vocab_size == 512
+    with pytest.raises(StudyError, match=r"study.yaml:2:\d+: data.prepare.val_tokens: .*lots"):
+        load_study(write(tmp_path, text.replace("val_tokens: 8k", "val_tokens: lots")))
