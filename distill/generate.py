@@ -28,8 +28,8 @@ import torch
 
 from distill.spec import GenerateSpec
 from eval.combine import MemberAccumulator
-from eval.ensemble import check_members, open_members, resolve_device
-from pretrain.load import TrainedRun
+from eval.ensemble import check_members, open_members
+from pretrain.load import TrainedRun, resolve_device
 from pretrain.model import KVCache, Llama
 from pretrain.rundir import RunDir, atomic_write_json, execute_run, read_json
 from pretrain.store import MANIFEST_VERSION, TokenStore

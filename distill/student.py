@@ -30,10 +30,9 @@ from eval.ensemble import (
     chunk_sequences_for,
     ensemble_losses,
     open_members,
-    resolve_device,
 )
 from pretrain.data import EpochSchedule
-from pretrain.load import TrainedRun
+from pretrain.load import TrainedRun, resolve_device
 from pretrain.rundir import RunDir, execute_run
 from pretrain.store import TokenStore
 

@@ -36,7 +36,7 @@ from eval.tasks import (
     identity_of,
     load_tasks,
 )
-from pretrain.load import TrainedRun, open_run
+from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
 from pretrain.sizes import get_shape, param_counts
 from pretrain.tokenizer import eos_id, load_tokenizer
@@ -189,10 +189,6 @@ def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TA
         runs=tuple(r.run_id for r in runs), data=data_identity(source, tasks, limit, split), tasks=tasks,
         rule=rule, limit=limit, split=split, members=tuple(str(r.path) for r in runs), source=source,
         batch_size=batch_size, device=device, threads=threads, label=runs[0].spec.readable_name())
-
-
-def resolve_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
 def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print) -> dict:  # noqa: ANN001

@@ -29,18 +29,12 @@ from eval.combine import MemberAccumulator
 from eval.kinds import EnsembleEvalSpec
 from eval.rules import RULES, check_rules
 from pretrain.data import validation_batches
-from pretrain.load import TrainedRun, open_run
+from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import get_shape, param_counts
 from pretrain.store import TokenStore
 
 T = TypeVar("T")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_members(runs: Sequence[TrainedRun], store: TokenStore | None = None, what: str = "member") -> None:

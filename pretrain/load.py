@@ -66,3 +66,8 @@ def open_run(path: str | Path) -> TrainedRun:
         raise ValueError(f"{run.path} was trained on store {spec.store_id}, but {spec.store} now holds "
                          f"store {store.store_id}")
     return TrainedRun(path=run.path, spec=spec, store=store, weights=weights, run_id=spec_json["id"])
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """A torch device from a spec's device field: "auto" is cuda when available, else cpu."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
