@@ -16,10 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--root", default=None, help="output folder (default: the study's root)")
         return p
 
-    p = study_parser("plan", "expand a study into runs and estimate its compute")
+    p = study_parser("plan", "review a study before compute: runs and time per stage, design "
+                             "warnings, and whether its laws will be identifiable (simulated)")
     p.add_argument("--vocab-size", type=int, default=None, help="vocab for estimates before the store exists")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip the few-second training probe of tokens/s (assume a CPU rate instead)")
     p.add_argument("--mfu", type=float, default=0.4, help="model FLOP utilisation assumed for GPU-hours")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="GPU peak (H100 bf16 dense: 989)")
+    p.add_argument("--noise", type=float, default=0.01,
+                   help="seed-to-seed noise of one loss in nats, for the simulation (default 0.01)")
+    p.add_argument("--sims", type=int, default=40, help="simulated draws per law (0: no simulation)")
+    p.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples per simulated fit")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    p.add_argument("--assume-law", action="append", default=[], metavar="KIND=A,alpha[,E]",
+                   help="simulate this law instead of the default: size=A,alpha,E (x: total parameters), "
+                        "ensemble=A,alpha (L(K) = A/K^alpha + the K-asymptote), joint=A,alpha,E "
+                        "(K-asymptotes over parameters), data=A,alpha,E (the standard recipe over tokens); "
+                        "repeatable; default: the paper's shapes scaled to the study (scaling/design.py)")
+    p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(func=_plan)
 
     p = study_parser("launch", "run the study's stages (skips finished runs; resumable)")
@@ -53,29 +67,19 @@ def _study(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from pretrain.spec import human_tokens
-    from sweeps.estimate import gpu_hours, summarize
-    from sweeps.launch import check_budgets
+    from sweeps.planview import render_text, to_json
+    from sweeps.review import PlanOptions, review
 
-    study = _study(args)
-    check_budgets(study)
-    s = summarize(study, vocab=args.vocab_size)
-    t = s.table.copy()
-    t["budget"] = t["budget_tokens"].map(human_tokens)
-    t["PFLOP"] = (t["flops"] / 1e15).round(3)
-    print(f"study {study.name}: {len(study.budgets)} budgets x {len(study.sizes)} sizes, "
-          f"recipes {', '.join(study.recipes)}; store {study.store} ({s.store_id})")
-    print(t[["recipe", "search", "size", "budget", "runs", "full_lattice", "succeeded", "PFLOP"]]
-          .to_string(index=False))
-    hours = gpu_hours(s.total_flops_now, args.mfu, args.peak_tflops * 1e12)
-    print(f"first round: {s.total_runs_now} runs, {s.total_flops_now:.3g} FLOPs, "
-          f"{hours:,.1f} GPU-hours at {args.mfu:.0%} MFU of {args.peak_tflops:g} TFLOP/s")
-    full_hours = gpu_hours(s.full_lattice_flops, args.mfu, args.peak_tflops * 1e12)
-    print(f"full lattice instead: {s.full_lattice_runs} runs, {s.full_lattice_flops:.3g} FLOPs, "
-          f"{full_hours:,.1f} GPU-hours (adaptive searches add neighbour rounds until certified)")
-    if s.member_runs:
-        print(f"ensemble members (at the start point; the tuned point decides): {s.member_runs} runs, "
-              f"{gpu_hours(s.member_flops, args.mfu, args.peak_tflops * 1e12):,.1f} GPU-hours")
+    if args.sims < 0 or args.n_boot < 0:
+        raise ValueError("--sims and --n-boot must be >= 0")
+    options = PlanOptions(vocab=args.vocab_size, probe=not args.no_probe, mfu=args.mfu,
+                          peak_tflops=args.peak_tflops, noise=args.noise, sims=args.sims,
+                          n_boot=args.n_boot, seed=args.seed, assume=tuple(args.assume_law))
+    result = review(_study(args), options)
+    print(to_json(result) if args.json else render_text(result))
+    if result.errors:
+        # The review is printed in full; the error is also the command's one-line failure.
+        raise ValueError(result.errors[0].message)
     return 0
 
 

@@ -1,20 +1,25 @@
-"""``dcsl sweep plan``: what a study will run, and what it will cost.
+"""``dcsl sweep plan``: what a study will run, stage by stage, and what it will cost.
 
-Compute is estimated as (training FLOPs per token, ~6N plus attention) x tokens seen,
-and turned into GPU-hours at a stated model FLOP utilisation (MFU) and peak.
-Adaptive searches cannot be counted in advance: the plan shows their first round and
-the full lattice they replace, and says which is which. A data-scaling repeat is one run
-at a tuned point that is not known yet; it is estimated at the recipe's first point.
+Counts come from the code that launches: the first tuning round is what the tune stage
+proposes on an empty run store, deduplicated by run id as ``launch`` does (recipes share
+runs: the standard recipe's points are lattice points of the regularized one). What is
+not knowable in advance is an estimate and says so: adaptive rounds beyond the first
+(bounded by ``max_rounds``), and the cost of every run whose point is the tuned one (data-
+scaling repeats, members, teachers, students), costed at the recipe's first point.
+
+Compute is (training FLOPs per token, ~6N plus attention) x tokens seen; forward-only work
+(ensemble losses, teacher sampling) is a third of that per token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pretrain.sizes import flops_per_token, get_shape
-from sweeps.plan import Snapshot, cells, lattice_points, store_identity, train_spec
+from sweeps.plan import Snapshot, cells, lattice_points, member_cells, store_identity, train_spec
 from sweeps.study import Study
 from sweeps.tune import grid_points, next_points, point
 
@@ -22,21 +27,54 @@ H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of one H100 SXM
 
 
 @dataclass(frozen=True)
+class StageRuns:
+    """The runs one stage will launch (for one recipe, where it says)."""
+
+    stage: str
+    detail: str
+    runs: int
+    exact: bool
+    """False: ``runs`` is an estimate (adaptive rounds beyond the first)."""
+    flops_by_size: dict[str, float] = field(default_factory=dict)
+    runs_max: int | None = None
+    """An upper bound where ``runs`` is an estimate."""
+    note: str = ""
+
+    @property
+    def flops(self) -> float:
+        return float(sum(self.flops_by_size.values()))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"stage": self.stage, "detail": self.detail, "runs": self.runs, "exact": self.exact,
+                "runs_max": self.runs_max, "flops": self.flops, "flops_by_size": dict(self.flops_by_size),
+                "note": self.note}
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     table: pd.DataFrame
+    """One row per tuning cell: the runs its first round proposes and its full lattice."""
     total_runs_now: int
+    """Launch's first round: unique run ids over every cell."""
     total_flops_now: float
     full_lattice_runs: int
     full_lattice_flops: float
     member_runs: int
     member_flops: float
     store_id: str
+    stages: tuple[StageRuns, ...] = ()
+    vocab: int = 0
 
 
 def run_flops(spec, vocab: int) -> float:  # noqa: ANN001 - a TrainSpec
     shape = get_shape(spec.size, vocab)
     steps = ((spec.tokens - 1) // spec.seq_len // spec.batch_size) * spec.epochs
     return flops_per_token(shape, spec.seq_len) * steps * spec.batch_size * spec.seq_len
+
+
+def forward_flops(size: str, vocab: int, seq_len: int, tokens: float) -> float:
+    """Forward passes only (scoring, sampling): a third of training's FLOPs per token."""
+    return flops_per_token(get_shape(size, vocab), seq_len) / 3.0 * tokens
 
 
 def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
@@ -46,20 +84,17 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
         raise ValueError(f"{study.path}: the vocabulary size is unknown before the store exists; "
                          "pass --vocab-size (e.g. 128256 for the Llama-3 tokenizer)")
     snap = Snapshot.read(study.root)
+    first = first_round(study, store_id)
     rows = []
     for recipe, budget, size in cells(study):
-        search = recipe.search
         if recipe.at_tuned_point:
-            # A data-scaling repeat: one run at the main budget's tuned point, which is not
-            # known yet; the recipe's first point stands in for it.
-            stand_in = (grid_points(recipe, study.lattice)[0] if search == "grid"
-                        else point({**recipe.start, **recipe.fixed}))
-            search, first = "repeat", [stand_in]
-            full = first
+            search, now = "repeat", [stand_in_point(study, recipe)]
+            full = now
         else:
-            first = next_points(recipe, study.lattice, {}, set(), 0)
+            search = recipe.search
+            now = next_points(recipe, study.lattice, {}, set(), 0)
             full = grid_points(recipe, study.lattice) if search == "grid" else lattice_points(study, recipe)
-        specs_now = [train_spec(study, store_id, budget, size, p) for p in first]
+        specs_now = [train_spec(study, store_id, budget, size, p) for p in now]
         specs_full = [train_spec(study, store_id, budget, size, p) for p in full]
         rows.append({
             "recipe": recipe.name, "search": search, "size": size, "budget_tokens": budget,
@@ -68,29 +103,178 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
             "flops": sum(run_flops(s, vocab) for s in specs_now),
             "flops_full": sum(run_flops(s, vocab) for s in specs_full),
         })
-    member_runs, member_flops = _members_estimate(study, store_id, vocab)
     table = pd.DataFrame(rows)
-    return PlanSummary(table, int(table["runs"].sum()), float(table["flops"].sum()),
+    unique_first = {s.run_id: s for _, s in first}
+    stages = tuple(stage_runs(study, store_id, vocab, first))
+    members = next((s for s in stages if s.stage == "ensemble members"), None)
+    return PlanSummary(table, len(unique_first), sum(run_flops(s, vocab) for s in unique_first.values()),
                        int(table["full_lattice"].sum()), float(table["flops_full"].sum()),
-                       member_runs, member_flops, store_id)
+                       members.runs if members else 0, members.flops if members else 0.0, store_id,
+                       stages, int(vocab))
 
 
-def _members_estimate(study: Study, store_id: str, vocab: int) -> tuple[int, float]:
-    """Members at the recipe's start point (their tuned point is not known yet)."""
+def first_round(study: Study, store_id: str) -> list[tuple[str, object]]:
+    """(recipe, spec) that launch's first round trains: the tune stage on an empty store
+    (repeat searches included; the other stages wait for finished inputs)."""
+    from sweeps.stages import tune
+
+    return tune(study, Snapshot(study.root), store_id, 0)
+
+
+def stand_in_point(study: Study, recipe) -> tuple:  # noqa: ANN001 - a Recipe
+    """The recipe's first point: it stands in for a tuned point that is not known yet."""
+    return (grid_points(recipe, study.lattice)[0] if recipe.search == "grid"
+            else point({**recipe.start, **recipe.fixed}))
+
+
+def stage_runs(study: Study, store_id: str, vocab: int, first: list) -> list[StageRuns]:
+    """Runs per stage, in launch order; shared first-round runs count once (under the first
+    recipe that proposes them)."""
+    out: list[StageRuns] = []
+    seen: set[str] = set()
+    repeat_cells = {(r.name, b) for r in study.recipes.values() for b in r.repeat_budgets}
+    for repeat in (False, True):
+        for name in study.recipes:
+            specs = [s for n, s in first if n == name and ((n, s.tokens) in repeat_cells) == repeat]
+            new = {s.run_id: s for s in specs if s.run_id not in seen}
+            seen |= set(new)
+            if not specs:
+                continue
+            shared = len({s.run_id for s in specs}) - len(new)
+            out.append(StageRuns("data-scaling repeats, round 1" if repeat else "tuning, round 1", name,
+                                 len(new), True, _by_size(new.values(), vocab),
+                                 note=f"{shared} more shared with an earlier recipe" if shared else ""))
+    out += _later_rounds(study, store_id, vocab, first)
+    out += _repeats_at_tuned_point(study, store_id, vocab)
+    out += _after_tuning(study, store_id, vocab)
+    return out
+
+
+def _by_size(specs, vocab: int) -> dict[str, float]:  # noqa: ANN001
+    flops: dict[str, float] = defaultdict(float)
+    for s in specs:
+        flops[s.size] += run_flops(s, vocab)
+    return dict(flops)
+
+
+def _later_rounds(study: Study, store_id: str, vocab: int, first: list) -> list[StageRuns]:
+    """Adaptive rounds 2..max_rounds: each adds the missing neighbours of a new best (at most
+    2 x free axes - 1 points). Estimate: one more round per cell (a start one step from the
+    optimum); the bound: every round runs, within the lattice."""
+    out = []
+    for name in study.recipes:
+        expected, bound, flops = 0, 0, defaultdict(float)
+        for r, budget, size in cells(study):
+            if r.name != name or r.search != "adaptive" or r.at_tuned_point or r.max_rounds < 2:
+                continue
+            per_round = 2 * len(r.free_axes()) - 1
+            lattice = len(lattice_points(study, r))
+            specs = [s for n, s in first if n == name and s.tokens == budget and s.size == size]
+            left = max(0, lattice - len(specs))
+            expected += min(per_round, left)
+            bound += min((r.max_rounds - 1) * per_round, left)
+            mean = sum(run_flops(s, vocab) for s in specs) / max(len(specs), 1)
+            flops[size] += mean * min(per_round, left)
+        if bound:
+            out.append(StageRuns("tuning, later rounds", name, expected, False, dict(flops), bound,
+                                 "estimate: one more round per cell; the bound runs every round"))
+    return out
+
+
+def _repeats_at_tuned_point(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
+    out = []
+    for name in study.recipes:
+        specs = [train_spec(study, store_id, b, s, stand_in_point(study, r))
+                 for r, b, s in cells(study) if r.name == name and r.at_tuned_point]
+        if specs:
+            out.append(StageRuns("data-scaling repeats", name, len(specs), True, _by_size(specs, vocab),
+                                 note="one run each at the tuned point (costed at the first point)"))
+    return out
+
+
+def _start_point(study: Study) -> dict | None:
+    """The ensemble source recipe's first point: members, teachers and students train at its
+    tuned point, which is not known yet."""
+    if study.ensembles is None and not study.distill:
+        return None
+    recipe = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
+    return dict(stand_in_point(study, recipe))
+
+
+def _member_point(study: Study, start: dict) -> tuple[tuple, bool]:
+    """The member rule applied to ``start``, and whether it keeps the point (member 0 is then
+    the tuned run itself, already trained)."""
     ens = study.ensembles
-    if ens is None:
-        return 0, 0.0
-    recipe = study.recipes[ens.from_recipe]
-    start = dict(next_points(recipe, study.lattice, {}, set(), 0)[0])
-    runs, flops = 0, 0.0
-    for budget in ens.budgets or recipe.budgets or study.budgets:
-        for size in ens.sizes or recipe.sizes or study.sizes:
-            p = {**start, "epochs": max(1, round(start["epochs"] * ens.epochs_factor)),
-                 "weight_decay": start["weight_decay"] * ens.weight_decay_factor}
-            spec = train_spec(study, store_id, budget, size, tuple(p.items()))
-            runs += ens.members
-            flops += ens.members * run_flops(spec, vocab)
-    return runs, flops
+    shifted = point({"epochs": max(1, round(start["epochs"] * ens.epochs_factor)), "lr": start["lr"],
+                     "weight_decay": start["weight_decay"] * ens.weight_decay_factor})
+    return shifted, shifted == point(start)
+
+
+def val_tokens(study: Study) -> int:
+    """Validation tokens of the store (or of its prepare section; 0 when unknown)."""
+    from pretrain.store import TokenStore, parse_tokens
+
+    if (study.store / "manifest.json").exists():
+        return int(TokenStore(study.store).val_size)
+    value = (study.prepare or {}).get("val_tokens")
+    return parse_tokens(value) if value else 0
+
+
+def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
+    start = _start_point(study)
+    if start is None:
+        return []
+    out = []
+    seq_len = int(study.training.get("seq_len", 128))
+    ens = study.ensembles
+    if ens is not None:
+        shifted, same = _member_point(study, start)
+        new = ens.members - 1 if same else ens.members
+        members = [train_spec(study, store_id, b, s, shifted, member=k)
+                   for b, s in member_cells(study) for k in range(new)]
+        out.append(StageRuns("ensemble members", ens.from_recipe, len(members), True, _by_size(members, vocab),
+                             note=("member 0 is the tuned run; " if same else "")
+                             + "costed at the first point"))
+        scored: dict[str, float] = defaultdict(float)
+        for _, size in member_cells(study):
+            scored[size] += forward_flops(size, vocab, seq_len, ens.members * val_tokens(study))
+        out.append(StageRuns("ensemble evals", "", len(member_cells(study)), True, dict(scored),
+                             note="one per member set, every nested K" + (
+                                 "" if val_tokens(study) else "; cost unknown until the store exists")))
+    teachers: dict[str, float] = defaultdict(float)
+    students: dict[str, float] = defaultdict(float)
+    sequence = [d for d in study.distill if d.method == "sequence"]
+    for d in study.distill:
+        base = train_spec(study, store_id, d.budget, d.student_size, point(start))
+        synthetic = d.synthetic_tokens or d.budget * start["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight)
+        n_teachers = d.members if d.teacher == "ensemble" else 1
+        teacher_work = forward_flops(d.teacher_size, vocab, seq_len, n_teachers * synthetic)
+        students[d.student_size] += run_flops(base, vocab) / (1 - d.synthetic_weight)
+        if d.method == "sequence":
+            teachers[d.teacher_size] += teacher_work
+        else:  # token-level: the teachers score every token the student sees
+            students[d.teacher_size] += teacher_work
+    if sequence:
+        out.append(StageRuns("teachers", "", len(sequence), True, dict(teachers),
+                             note="sampling, costed as forward passes"))
+    if study.distill:
+        out.append(StageRuns("students", "", len(study.distill), True, dict(students),
+                             note="costed at the first point"))
+    evals = _eval_count(study)
+    if evals:
+        out.append(StageRuns("evals", "", evals, True, {}, note="downstream tasks; compute not estimated (small)"))
+    return out
+
+
+def _eval_count(study: Study) -> int:
+    """The models ``sweeps.stages.evals`` scores: each recipe's best, the ensemble, students."""
+    if study.evals is None:
+        return 0
+    models = study.evals.models
+    count = sum(name in models for name in study.recipes)
+    count += int("ensemble" in models and study.ensembles is not None)
+    count += sum(d.name in models or "students" in models for d in study.distill)
+    return count
 
 
 def gpu_hours(flops: float, mfu: float, peak: float = H100_BF16_PEAK) -> float:

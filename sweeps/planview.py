@@ -1,0 +1,176 @@
+"""How ``dcsl sweep plan`` shows a ``PlanReview``: a few short tables and one line per
+problem, or everything as strict JSON (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from pretrain.spec import human_tokens
+from sweeps.review import PlanReview, law_name, verdict
+
+
+def render_text(r: PlanReview) -> str:
+    study, s = r.study, r.summary
+    lines = [f"study {study.name} ({study.path}): {len(study.budgets)} budgets x {len(study.sizes)} sizes, "
+             f"recipes {', '.join(study.recipes)}",
+             f"store {study.store} ({s.store_id}), vocab {s.vocab:,}"]
+    if r.succeeded_runs:
+        lines.append(f"run store {study.root}: {r.succeeded_runs} runs succeeded already (launch skips them; "
+                     "the counts below are from nothing)")
+    lines.append("")
+    lines += [_table([{"size": x.name, "params": f"{x.total:,}", "non-embedding": f"{x.non_embedding:,}",
+                       "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
+                      for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head")), ""]
+    lines += [_stage_table(r)]
+    if s.full_lattice_runs > s.total_runs_now:
+        lines.append(f"(every tuning cell's full lattice instead: {s.full_lattice_runs:,} runs, "
+                     f"{s.full_lattice_flops / 1e15:.3g} PFLOP)")
+    lines.append("")
+    lines += _time_lines(r) + [""]
+    lines += [f"{f.level}: {f.message}" for f in r.findings] or ["design review: no problems found"]
+    if r.simulation is not None:
+        lines += [""] + _simulation_lines(r)
+    return "\n".join(lines)
+
+
+def _stage_table(r: PlanReview) -> str:
+    rows = []
+    first = [st for st in r.summary.stages if st.stage.endswith("round 1")]
+    for st in r.summary.stages:
+        runs = str(st.runs) if st.exact else f"~{st.runs} (<= {st.runs_max})"
+        rows.append({"stage": st.stage, "recipe": st.detail or "", "runs": runs,
+                     "PFLOP": f"{st.flops / 1e15:.3g}" if st.flops else "-", "note": st.note})
+        if first and st is first[-1]:
+            rows.append({"stage": "= launch's first round", "recipe": "",
+                         "runs": str(r.summary.total_runs_now), "PFLOP": f"{r.summary.total_flops_now / 1e15:.3g}",
+                         "note": "unique run ids: what launch runs first"})
+    expected = sum(st.runs for st in r.summary.stages)
+    bound = sum(st.runs_max or st.runs for st in r.summary.stages)
+    exact = all(st.exact for st in r.summary.stages)
+    rows.append({"stage": "all stages", "recipe": "", "runs": str(expected) if exact else f"~{expected} (<= {bound})",
+                 "PFLOP": f"{sum(st.flops for st in r.summary.stages) / 1e15:.3g}",
+                 "note": "" if exact else "~: estimates (adaptive rounds after the first)"})
+    return _table(rows, right=("runs", "PFLOP"))
+
+
+def _table(rows: list[dict[str, object]], right: tuple[str, ...] = ()) -> str:
+    """Rows as aligned columns, those named in ``right`` (numbers) aligned to the right."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [c in right for c in columns]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+
+    return "\n".join([line(columns), *(line(r) for r in cells)])
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.3g}" if hours < 1 else f"{hours:,.1f}" if hours < 1e5 else f"{hours:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _time_lines(r: PlanReview) -> list[str]:
+    t, tp = r.time, r.throughput
+    per_run = f"{tp.threads} thread{'s' if tp.threads > 1 else ''} per run"
+    if tp.measured:
+        probed = ", ".join(f"{size} {v:,.0f} tok/s" for size, v in tp.tokens_per_s.items())
+        how = f"measured on {tp.cpu} ({per_run}): {probed} (probe {tp.seconds:.1f} s)"
+    else:
+        how = f"not measured on {tp.cpu} ({per_run})"
+    lines = [f"time on this machine, {how}"]
+    if tp.note:
+        lines.append(f"  {tp.note}")
+
+    def cost(seconds: float) -> str:
+        text = f"{_hours(t.cpu_hours(seconds))} CPU-hours"
+        wall = t.wall_s(seconds)
+        return text + (f" ({_duration(wall)} at parallelism {t.parallelism})" if wall is not None else "")
+
+    lines.append(f"  first round {cost(t.first_round_s)}; all stages ~{cost(t.study_s)}, "
+                 f"at most {_hours(t.cpu_hours(t.study_max_s))} CPU-hours")
+    o = r.options
+    lines.append(f"GPU: first round {_hours(t.gpu_hours_first)} GPU-hours, all stages ~{_hours(t.gpu_hours_study)}, "
+                 f"at {o.mfu:.0%} MFU of {o.peak_tflops:g} TFLOP/s")
+    return lines
+
+
+def _budgets(budgets: tuple[int, ...]) -> str:
+    if len(budgets) > 2:
+        return f"{human_tokens(min(budgets))}-{human_tokens(max(budgets))}"
+    return ", ".join(human_tokens(b) for b in budgets)
+
+
+def _law_text(law, symbol: str) -> str:  # noqa: ANN001 - a scaling.synthetic.Law
+    return f"{law.A:.3g} / {symbol}^{law.alpha:.2f} + {law.E:.3g}"
+
+
+def _simulation_lines(r: PlanReview) -> list[str]:
+    sim = r.simulation
+    a = sim.assumed
+    given = [k for k in ("size", "ensemble", "joint", "data") if k not in a.defaults]
+    lines = [f"identifiability, simulated: {sim.n_sims} draws per law, noise {sim.noise:g} nats per point, "
+             f"residual bootstrap of {sim.n_boot}; laws {'given: ' + ', '.join(given) if given else 'assumed'}"
+             f" ({'defaults for the rest: ' if given else ''}the paper's shapes scaled to this design); "
+             "identifiable: share of draws whose fit identifies the law (yes >= 80%, fragile >= 50%)"]
+    symbols = {"size": "N", "ensemble": "K", "joint": "N", "data": "D"}
+    rows = []
+    for law in sim.laws:
+        name = law_name(law.law)
+        joint = sim.law("joint")
+        if law.law == "ensemble" and joint is not None:
+            name += f" (for each of {len(joint.x)} sizes)" if len(joint.x) > 1 else ""
+        rows.append({"law": name, "at": _budgets(law.budgets), "points": len(law.x),
+                     "identifiable": f"{law.identifiable_share:.0%} {verdict(law.identifiable_share)}",
+                     "E median": _num(law.median_E), "E 95% width": _num(law.median_E_width),
+                     "assumed law": _law_text(law.truth, symbols[law.law])})
+    lines.append(_table(rows, right=("points", "identifiable", "E median", "E 95% width")))
+    for m in sim.multipliers:
+        interval = (f"median interval [{_num(m.median_low)}, {_num(m.median_high)}]"
+                    if m.median_low is not None else "no interval")
+        lines.append(f"effective-data multiplier, {m.recipe} at {human_tokens(m.budget)}: interval above 1 in "
+                     f"{m.above_one_share:.0%} of draws ({interval}; true {m.truth:.3g})")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return "unbounded" if math.isinf(value) else f"{value:.3g}"
+
+
+def to_json(r: PlanReview) -> str:
+    """Everything the text shows and more (per-cell counts), as strict JSON."""
+    study, s = r.study, r.summary
+    data = {
+        "study": study.name, "path": str(study.path), "root": str(study.root), "store": str(study.store),
+        "store_id": s.store_id, "vocab": s.vocab, "succeeded_runs": r.succeeded_runs,
+        "sizes": [x.to_dict() for x in r.sizes],
+        "stages": [st.to_dict() for st in s.stages],
+        "first_round_runs": s.total_runs_now, "first_round_flops": s.total_flops_now,
+        "cells": s.table.to_dict(orient="records"),
+        "throughput": r.throughput.to_dict(), "time": r.time.to_dict(),
+        "findings": [f.to_dict() for f in r.findings],
+        "simulation": None if r.simulation is None else r.simulation.to_dict(),
+    }
+    return json.dumps(data, indent=2, allow_nan=False, default=_plain)
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalars from the cell table
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,387 @@
+"""``dcsl sweep plan`` as a design review, before any compute is spent.
+
+Three questions, answered from the study file alone (and a few seconds of measurement):
+
+1. What will run, and for how long: runs per stage (``sweeps.estimate``), parameter counts
+   per size, and time on this machine from a measured probe (``sweeps.probe``), plus
+   GPU-hours at an assumed MFU.
+2. What is wrong with the design: one line per problem, each with its fix (too few or too
+   close sizes, embedding-dominated sizes, too few adaptive rounds, members or budgets, and
+   budgets larger than the store, which is an error).
+3. Can the study answer its question: every law it will fit is simulated at the planned x
+   values through the analysis's own fitter (``scaling.design``), and the share of draws in
+   which it comes out identifiable, with the width of its asymptote's interval, is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pretrain.sizes import get_shape, param_counts
+from sweeps.estimate import PlanSummary, gpu_hours, summarize
+from sweeps.plan import Snapshot
+from sweeps.probe import Throughput, measure
+from sweeps.study import Study
+
+MIN_SIZES = 4
+MIN_MEMBERS = 4
+MIN_DATA_BUDGETS = 4
+MIN_DECADES = 1.0
+MAX_EMBEDDING_SHARE = 0.5
+MIN_ADAPTIVE_ROUNDS = 2
+# Start-up, validation and checkpoint writes of one run on a CPU, beyond its training FLOPs
+# (the demo: ~75 s over 104 runs on 2 workers).
+RUN_OVERHEAD_S = 1.5
+# Verdicts on a simulated law: identifiable in at least this share of draws is "yes",
+# at least SHAKY_SHARE "fragile", below it "no" (and a warning).
+SOLID_SHARE, SHAKY_SHARE = 0.8, 0.5
+LAW_KINDS = {"size": 3, "ensemble": 2, "joint": 3, "data": 3}
+# The laws whose failure a design warning explains (its line then carries the simulated share).
+CAUSES = {"few-sizes": ("size", "joint"), "narrow-sizes": ("size",), "few-members": ("ensemble", "joint"),
+          "few-budgets": ("data",)}
+LAW_FIXES = {
+    "size": "add sizes (>= 4, spanning >= 1 decade)",
+    "ensemble": "train more members (>= 4)",
+    "joint": "ensemble more sizes (>= 4) or train more members",
+    "data": "add budgets (>= 4) over a wider range",
+}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    vocab: int | None = None
+    probe: bool = True
+    mfu: float = 0.4
+    peak_tflops: float = 989.0
+    noise: float = 0.01
+    sims: int = 40
+    """Simulated draws per law (0: no simulation)."""
+    n_boot: int = 100
+    seed: int = 0
+    assume: tuple[str, ...] = ()
+    """``KIND=A,alpha[,E]`` laws to simulate instead of the defaults (see ``parse_assumptions``)."""
+
+
+@dataclass(frozen=True)
+class SizeInfo:
+    name: str
+    total: int
+    non_embedding: int
+
+    @property
+    def embedding_share(self) -> float:
+        """The input embedding's share of the parameters (``param_counts``' definition)."""
+        return (self.total - self.non_embedding) / self.total
+
+    @property
+    def vocab_share(self) -> float:
+        """The share of the two vocabulary-sized matrices, input embedding and output head
+        (untied, equal in size). This is what can pass one half: the input table alone
+        never does in an untied model, whatever the vocabulary."""
+        return 2 * (self.total - self.non_embedding) / self.total
+
+    def to_dict(self) -> dict[str, object]:
+        return {"size": self.name, "params": self.total, "non_embedding": self.non_embedding,
+                "embedding_share": self.embedding_share, "embedding_and_head_share": self.vocab_share}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the review: an error (plan exits non-zero) or a warning, with its fix."""
+
+    level: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"level": self.level, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """Run-seconds on this machine and GPU-hours, for the first round and the whole study."""
+
+    first_round_s: float
+    study_s: float
+    """Every stage, later adaptive rounds at their estimate."""
+    study_max_s: float
+    """Later adaptive rounds at their bound."""
+    threads: int
+    parallelism: int | None
+    """Runs at once on this machine (None: a cluster executor, wall time is the cluster's)."""
+    gpu_hours_first: float
+    gpu_hours_study: float
+
+    def cpu_hours(self, seconds: float) -> float:
+        return seconds * self.threads / 3600.0
+
+    def wall_s(self, seconds: float) -> float | None:
+        return None if self.parallelism is None else seconds / self.parallelism
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"threads_per_run": self.threads, "parallelism": self.parallelism,
+                                  "gpu_hours_first_round": self.gpu_hours_first,
+                                  "gpu_hours_study": self.gpu_hours_study}
+        for name, s in (("first_round", self.first_round_s), ("study", self.study_s),
+                        ("study_max", self.study_max_s)):
+            out[name] = {"run_seconds": s, "cpu_hours": self.cpu_hours(s), "wall_seconds": self.wall_s(s)}
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class PlanReview:
+    study: Study
+    options: PlanOptions
+    summary: PlanSummary
+    sizes: tuple[SizeInfo, ...]
+    throughput: Throughput
+    time: TimeEstimate
+    findings: tuple[Finding, ...]
+    simulation: object | None = field(default=None)
+    """A ``scaling.design.DesignSimulation`` (None with ``sims`` 0)."""
+    succeeded_runs: int = 0
+    """Runs the run store already holds as succeeded (launch skips them)."""
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+
+def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
+    """Everything ``dcsl sweep plan`` prints, computed once."""
+    assumed = parse_assumptions(options.assume)  # bad input fails before any work
+    summary = summarize(study, vocab=options.vocab)
+    vocab = summary.vocab
+    sizes = tuple(size_info(s, vocab) for s in planned_sizes(study))
+    findings = design_findings(study, sizes)
+    simulation = None
+    if options.sims > 0:
+        from scaling.design import simulate_design
+
+        # Before the probe: the simulation forks worker processes, best done before torch
+        # has started threads of its own.
+        simulation = simulate_design(study_design(study, vocab), assumed, noise=options.noise,
+                                     n_sims=options.sims, n_boot=options.n_boot, seed=options.seed)
+        findings = simulated_findings(simulation, findings)
+    findings = [*budget_errors(study), *findings]
+    throughput = measure(study, [s.name for s in sizes], vocab, enabled=options.probe)
+    done = sum(state == "succeeded" for state in Snapshot.read(study.root).states.values())
+    return PlanReview(study, options, summary, sizes, throughput,
+                      time_estimate(study, summary, throughput, options), tuple(findings), simulation, done)
+
+
+def planned_sizes(study: Study) -> list[str]:
+    """Every size some stage trains, in the study's order."""
+    names = list(study.sizes)
+    for r in study.recipes.values():
+        names += [*r.sizes, *r.repeat_sizes]
+    names += [s for d in study.distill for s in (d.teacher_size, d.student_size)]
+    return list(dict.fromkeys(names))
+
+
+def size_info(name: str, vocab: int) -> SizeInfo:
+    total, non_embedding = param_counts(get_shape(name, vocab))
+    return SizeInfo(name, total, non_embedding)
+
+
+def budget_errors(study: Study) -> list[Finding]:
+    from sweeps.launch import check_budgets
+
+    try:
+        check_budgets(study)
+    except ValueError as exc:
+        return [Finding("error", "budget-too-large", f"{exc}: lower the budget or prepare a larger store")]
+    return []
+
+
+def _role(study: Study, role: str):  # noqa: ANN202 - a Recipe or None
+    return next((r for r in study.recipes.values() if r.role == role), None)
+
+
+def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
+    """The design's problems, one line each with its fix."""
+    from sweeps.plan import member_cells
+
+    info = {s.name: s for s in sizes}
+    out = []
+    reg = _role(study, "regularized")
+    if reg is not None:
+        fitted = list(reg.sizes or study.sizes)
+        ensembled = list(dict.fromkeys(s for _, s in member_cells(study)))
+        laws = [law for law, n in (("size law", len(fitted)), ("double limit", len(ensembled)))
+                if 0 < n < MIN_SIZES]
+        if laws:
+            few = fitted if len(fitted) < MIN_SIZES else ensembled
+            out.append(Finding("warning", "few-sizes",
+                               f"recipe {reg.name}: {len(few)} sizes ({', '.join(few)}); the "
+                               f"{' and the '.join(laws)} need >= {MIN_SIZES} for a bootstrap and an "
+                               "identifiable asymptote: add sizes"))
+        counts = sorted(info[s].non_embedding for s in fitted)
+        decades = math.log10(counts[-1] / counts[0])
+        if decades < MIN_DECADES:
+            out.append(Finding("warning", "narrow-sizes",
+                               f"recipe {reg.name}: sizes span {decades:.2f} decades of non-embedding parameters "
+                               f"({counts[0]:,} to {counts[-1]:,}), < {MIN_DECADES:g}: exponent and asymptote "
+                               f"trade off; add a size with >= {10 * counts[0]:,} non-embedding parameters "
+                               "or a smaller one"))
+    heavy = [s for s in sizes if s.vocab_share > MAX_EMBEDDING_SHARE]
+    if heavy:
+        listed = ", ".join(f"{s.name} ({s.vocab_share:.0%})" for s in heavy)
+        out.append(Finding("warning", "embedding-heavy",
+                           f"embedding and output head are over half of the parameters of {listed}: a size "
+                           "law over total parameters then mostly counts vocabulary tables; use a smaller "
+                           "vocab or larger sizes"))
+    out += _round_findings(study)
+    ens = study.ensembles
+    if ens is not None and ens.members < MIN_MEMBERS:
+        out.append(Finding("warning", "few-members",
+                           f"ensembles: {_count(ens.members, 'member')}; a K-law needs >= {MIN_MEMBERS} points "
+                           f"(K = 1..{ens.members}): set members >= {MIN_MEMBERS}"))
+    std = _role(study, "standard")
+    if std is not None:
+        budgets = sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
+        if len(budgets) < MIN_DATA_BUDGETS:
+            what = ("no data law can be fitted (it needs >= 3)" if len(budgets) < 3
+                    else "its asymptote is not identifiable")
+            out.append(Finding("warning", "few-budgets",
+                               f"recipe {std.name}: {_count(len(budgets), 'budget')} for the data law, so {what}; "
+                               f"add budgets or repeats (>= {MIN_DATA_BUDGETS} recommended)"))
+    return out
+
+
+def _round_findings(study: Study) -> list[Finding]:
+    """Adaptive searches whose round limit cannot certify a start that is not the optimum:
+    round 1 trains the start and its neighbours; a better neighbour needs a second round."""
+    from sweeps.plan import cells
+
+    out = []
+    for name, recipe in study.recipes.items():
+        for repeat in (False, True):
+            short = [c for c in cells(study) if c[0].name == name and c[0].search == "adaptive"
+                     and not c[0].at_tuned_point and c[0].max_rounds < MIN_ADAPTIVE_ROUNDS
+                     and (c[1] in recipe.repeat_budgets) == repeat]
+            if short:
+                key = "repeat max_rounds" if repeat else "max_rounds"
+                out.append(Finding("warning", "few-rounds",
+                                   f"recipe {name}: {key} {short[0][0].max_rounds} certifies only a start "
+                                   f"that is already the optimum; {_count(len(short), 'cell')} risk ending "
+                                   f"uncertified: set {key} >= {MIN_ADAPTIVE_ROUNDS} (more if the optimum "
+                                   "may be further away)"))
+    return out
+
+
+def study_design(study: Study, vocab: int):  # noqa: ANN201 - a scaling.design.Design
+    """The x values of every law the analysis will fit (``scaling.analysis``)."""
+    from scaling.design import Design
+    from sweeps.plan import member_cells
+
+    def total(size: str) -> float:
+        return float(param_counts(get_shape(size, vocab))[0])
+
+    size_laws = []
+    reg = _role(study, "regularized")
+    if reg is not None:
+        sizes = tuple(total(s) for s in reg.sizes or study.sizes)
+        size_laws = [(b, sizes) for b in reg.budgets or study.budgets]
+        size_laws += [(b, tuple(total(s) for s in reg.repeat_sizes)) for b in reg.repeat_budgets]
+    cells = member_cells(study)
+    std = _role(study, "standard")
+    data = sorted({*(std.budgets or study.budgets), *std.repeat_budgets}) if std is not None else []
+    return Design(size_laws=tuple(size_laws), members=study.ensembles.members if study.ensembles else 0,
+                  ensemble_sizes=tuple(total(s) for s in dict.fromkeys(s for _, s in cells)),
+                  ensemble_budgets=tuple(dict.fromkeys(b for b, _ in cells)), data_budgets=tuple(data),
+                  main_budget=study.main_budget)
+
+
+def parse_assumptions(texts: tuple[str, ...] | list[str]):  # noqa: ANN201 - scaling.design.Assumptions
+    """``size=A,alpha,E``, ``ensemble=A,alpha``, ``joint=A,alpha,E``, ``data=A,alpha,E`` -> the
+    laws to simulate; x is in the analysis's units: parameters, members, tokens."""
+    from scaling.design import Assumptions
+    from scaling.synthetic import Law
+
+    given: dict[str, object] = {}
+    for text in texts:
+        kind, _, values = text.partition("=")
+        kind = kind.strip()
+        if kind not in LAW_KINDS:
+            raise ValueError(f"--assume-law {text!r}: unknown law {kind!r}; use {', '.join(LAW_KINDS)}")
+        try:
+            numbers = [float(v) for v in values.split(",")]
+        except ValueError:
+            numbers = []
+        if len(numbers) != LAW_KINDS[kind] or not all(math.isfinite(v) and v > 0 for v in numbers):
+            shape = "A,alpha" if LAW_KINDS[kind] == 2 else "A,alpha,E"
+            raise ValueError(f"--assume-law {text!r}: expected {kind}={shape} with positive numbers")
+        given[kind] = tuple(numbers) if kind == "ensemble" else Law(*numbers)
+    return Assumptions(**given)
+
+
+def simulated_findings(simulation, design: list[Finding]) -> list[Finding]:  # noqa: ANN001
+    """Warnings from a ``DesignSimulation``: a law identifiable in under half of the draws, a
+    multiplier seldom shown above 1. Where a design warning already names the cause (too few
+    sizes, members or budgets), the simulated share is added to that line instead of a new one.
+    Returns the design findings (amended) followed by the new ones."""
+    from pretrain.spec import human_tokens
+
+    shaky = [sim for sim in simulation.laws if sim.identifiable_share < SHAKY_SHARE]
+    kinds = [sim.law for sim in simulation.laws]
+
+    def evidence(sim) -> str:  # noqa: ANN001
+        where = f" at {'/'.join(human_tokens(b) for b in sim.budgets)}" if kinds.count(sim.law) > 1 else ""
+        return f"{law_name(sim.law)}{where} {sim.identifiable_share:.0%}"
+
+    amended, covered = [], set()
+    for f in design:
+        explained = [sim for sim in shaky if sim.law in CAUSES.get(f.code, ())]
+        if explained:
+            f = Finding(f.level, f.code, f"{f.message} (simulated, identifiable in "
+                                         f"{', '.join(map(evidence, explained))} of {simulation.n_sims} draws)")
+            covered.update(id(sim) for sim in explained)
+        amended.append(f)
+    out = [Finding("warning", f"unidentifiable-{sim.law}",
+                   f"simulated: the {evidence(sim).rsplit(' ', 1)[0]} is identifiable in "
+                   f"{sim.identifiable_share:.0%} of {sim.n_sims} draws ({_count(len(sim.x), 'point')}): "
+                   f"{LAW_FIXES[sim.law]}")
+           for sim in shaky if id(sim) not in covered]
+    shaky_kinds = {sim.law for sim in shaky}
+    for m in simulation.multipliers:
+        # A multiplier built on a law already warned about needs no line of its own.
+        source = "size" if m.recipe == "regularized" else "joint"
+        if m.above_one_share < SHAKY_SHARE and not shaky_kinds & {source, "data"}:
+            out.append(Finding("warning", f"multiplier-{m.recipe}",
+                               f"simulated: the {m.recipe} multiplier's interval lies above 1 in "
+                               f"{m.above_one_share:.0%} of {m.n_sims} draws (true value {m.truth:.2g}): "
+                               "the study may not show it; see the laws above"))
+    return amended + out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def law_name(kind: str) -> str:
+    return {"size": "regularized size law", "ensemble": "ensemble K-law", "joint": "double limit",
+            "data": "standard data law"}[kind]
+
+
+def verdict(share: float) -> str:
+    return "yes" if share >= SOLID_SHARE else "fragile" if share >= SHAKY_SHARE else "no"
+
+
+def time_estimate(study: Study, summary: PlanSummary, throughput: Throughput,
+                  options: PlanOptions) -> TimeEstimate:
+    def seconds(stage, scale: float = 1.0) -> float:  # noqa: ANN001 - a StageRuns
+        work = sum(f / throughput.rate(size) for size, f in stage.flops_by_size.items())
+        return scale * (work + RUN_OVERHEAD_S * stage.runs)
+
+    first = [s for s in summary.stages if s.stage.endswith("round 1")]
+    first_s = sum(seconds(s) for s in first)
+    study_s = sum(seconds(s) for s in summary.stages)
+    max_s = sum(seconds(s, (s.runs_max or s.runs) / s.runs if s.runs else 1.0) for s in summary.stages)
+    peak = options.peak_tflops * 1e12
+    kind = study.executor.kind
+    parallelism = None if kind == "slurm" else (1 if kind == "debug" else study.executor.parallelism)
+    return TimeEstimate(first_s, study_s, max_s, throughput.threads, parallelism,
+                        gpu_hours(sum(s.flops for s in first), options.mfu, peak),
+                        gpu_hours(sum(s.flops for s in summary.stages), options.mfu, peak))
