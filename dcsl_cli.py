@@ -31,9 +31,37 @@ COMMANDS = {
 }
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it (or there
+    is none to say: a flag, a required option, an empty default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or "%(default)" in text or not action.option_strings
+                or default in (None, False, [], "", argparse.SUPPRESS)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class DcslParser(argparse.ArgumentParser):
+    """Every dcsl parser, sub-commands included, shows option defaults in its help."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcsl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from importlib.metadata import PackageNotFoundError, version
+
+    parser = DcslParser(prog="dcsl", description=__doc__.splitlines()[0])
+    try:
+        parser.add_argument("--version", action="version", version=f"dcsl {version('dcsl')}")
+    except PackageNotFoundError:  # running from a checkout that is not installed
+        parser.add_argument("--version", action="version", version="dcsl (not installed)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=DcslParser)
     packages = [COMMANDS[only]] if only in COMMANDS else dict.fromkeys(COMMANDS.values())
     for package in packages:
         try:

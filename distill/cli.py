@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pretrain.cli import parse_bool
+from pretrain.cli import add_device_flags, add_run_location, parse_bool, run_dir_for
 
 # Student flags handled here rather than generated from the spec's fields.
 _STUDENT_OWN = {"store_id", "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id"}
@@ -22,22 +22,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tokens", required=True, help="sampled tokens, e.g. 200k (rounded up to sequences)")
     g.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the teachers')")
     g.add_argument("--store", default=None, help="real store: tokenizer and val set (default: teacher 0's)")
-    g.add_argument("--rule", default="logit-mean", choices=["logit-mean", "prob-mean"])
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--rule", default="logit-mean", choices=["logit-mean", "prob-mean"],
+                   help="how an ensemble teacher's members combine")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (the paper's: 1)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     g.add_argument("--batch-size", type=int, default=32, help="sequences sampled together")
-    _run_flags(g)
-    g.add_argument("--device", default="auto")
-    g.add_argument("--threads", type=int, default=0)
+    add_run_location(g)
+    add_device_flags(g)
     g.set_defaults(func=_generate)
 
     s = group.add_parser("student", help="train a distillation student (resumes if interrupted)")
-    s.add_argument("--mode", choices=["sequence", "token"], default="sequence")
+    s.add_argument("--mode", choices=["sequence", "token"], default="sequence",
+                   help="sequence: train on real + synthetic data; token: KL to the teacher on real data")
     s.add_argument("--synthetic", default=None,
                    help="sequence mode: synthetic store, or the generate run directory holding it")
     s.add_argument("--teachers", nargs="*", default=None, metavar="RUN_DIR",
                    help="teacher run directories (sequence mode: default the synthetic store's teachers)")
-    _run_flags(s)
+    add_run_location(s)
     from distill.spec import DistillSpec
     from pretrain.cli import field_docs
 
@@ -50,15 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--" + f.name.replace("_", "-"), type=kind, required=required,
                        default=None if required else f.default, help=docs.get(f.name, ""))
     s.set_defaults(func=_student)
-
-
-def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run-dir", default=None, help="run directory (default: <--root>/<name>-<id>)")
-    p.add_argument("--root", default="runs", help="where run directories are created")
-
-
-def _run_dir(args: argparse.Namespace, dirname: str) -> Path:
-    return Path(args.run_dir) if args.run_dir else Path(args.root) / dirname
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -76,7 +68,7 @@ def _generate(args: argparse.Namespace) -> int:
         temperature=args.temperature, seed=args.seed, batch_size=args.batch_size, device=args.device,
         threads=args.threads,
     )
-    run_dir = _run_dir(args, spec.dirname)
+    run_dir = run_dir_for(args, spec)
     result = run_generate(spec, run_dir)
     print(f"{result['store']}: {result['sampled_tokens']:,} sampled tokens in {result['sequences']:,} "
           f"sequences, {result['tokens_per_s']:,.0f} tokens/s")
@@ -110,7 +102,7 @@ def _student(args: argparse.Namespace) -> int:
         teacher_dirs=tuple(str(t.path) for t in teachers), synthetic_store=syn_path,
         synthetic_store_id=syn_id, **values,
     )
-    run_dir = _run_dir(args, spec.dirname)
+    run_dir = run_dir_for(args, spec)
     r = run_distill(spec, run_dir)
     share = "undefined" if r["retained_share"] is None else f"{r['retained_share']:.3f}"
     print(f"{run_dir}: student {r['final_val_loss']:.4f} nats/token in {r['steps']} steps; teacher "

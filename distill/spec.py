@@ -35,17 +35,23 @@ class GenerateSpec(SpecBase):
     store: str
     """The real token store: its tokenizer and validation set go into the synthetic store."""
     store_id: str
+    """Content id of the real store."""
     tokens: int
     """Sampled tokens wanted; rounded up to whole sequences (leading EOS not counted)."""
     seq_len: int
     """Tokens sampled per sequence (at most the teachers' training seq_len)."""
     rule: str = "logit-mean"
+    """How an ensemble teacher's members combine: logit-mean or prob-mean."""
     temperature: float = 1.0
+    """Sampling temperature (the paper samples at 1)."""
     seed: int = 0
+    """Seed of the sampling."""
     batch_size: int = 32
     """Sequences sampled together; semantic, since float results (hence samples) can depend on it."""
     device: str = "auto"
+    """auto (cuda when available, else cpu), cpu, cuda, cuda:1, ..."""
     threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
 
     def __post_init__(self) -> None:
         check_rule(self.rule)
@@ -85,6 +91,7 @@ class DistillSpec(TrainSpec):
     synthetic_store: str = ""
     """Synthetic token store directory (sequence mode; operational)."""
     synthetic_store_id: str = ""
+    """Content id of the synthetic store."""
     synthetic_weight: float = 0.0
     """Share w of the rows that are synthetic; total steps = real steps / (1 - w)."""
     kd_temperature: float = 1.0

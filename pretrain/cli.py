@@ -10,14 +10,31 @@ from pathlib import Path
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal under each field)."""
+    """Attribute docstrings of a dataclass (the string literal under each field), as plain
+    text for help screens (RST ``code`` marks dropped)."""
     docs: dict[str, str] = {}
     body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
     for node, nxt in zip(body, body[1:], strict=False):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+            docs[node.target.id] = " ".join(str(nxt.value.value).replace("``", "").split())
     return docs
+
+
+def add_run_location(p: argparse.ArgumentParser) -> None:
+    """--root and --run-dir: where a command that makes one run puts its run directory."""
+    p.add_argument("--root", default="runs", help="folder in which the run directory is created")
+    p.add_argument("--run-dir", default=None,
+                   help="the run directory itself (default: <root>/<readable name>-<run id>)")
+
+
+def run_dir_for(args: argparse.Namespace, spec) -> Path:  # noqa: ANN001 - any run spec
+    return Path(args.run_dir) if args.run_dir else Path(args.root) / spec.dirname
+
+
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,11 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_verify)
 
     t = sub.add_parser("train", help="train one model on a token budget (resumes if interrupted)")
+    from pretrain.sizes import SIZES
     from pretrain.spec import TrainSpec
 
     docs = field_docs(TrainSpec)
-    t.add_argument("--run-dir", default=None, help="run directory (default: <--root>/<name>-<id>)")
-    t.add_argument("--root", default="runs", help="where run directories are created")
+    add_run_location(t)
     for f in dataclasses.fields(TrainSpec):
         if f.name in ("store_id",):
             continue
@@ -43,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             str(f.type).split(" |")[0], str)
         if f.name == "tokens":
             kind = str
+        choices = list(SIZES) if f.name == "size" else None
         t.add_argument(flag, type=kind, required=required, default=None if required else f.default,
-                       help=docs.get(f.name, ""))
+                       choices=choices, help=docs.get(f.name, ""))
     t.set_defaults(func=_train)
 
 
@@ -159,7 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name != "store_id"}
     values["tokens"] = parse_tokens(values["tokens"])
     spec = TrainSpec(store_id=store.store_id, **values)
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.root) / spec.dirname
+    run_dir = run_dir_for(args, spec)
     from pretrain.rundir import RunDir
     from pretrain.train import check_spec
 

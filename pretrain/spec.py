@@ -78,22 +78,29 @@ class TrainSpec(SpecBase):
     )
 
     size: str
-    """Model size name from ``pretrain.model.SIZES``."""
+    """Model size name (the registry in pretrain/sizes.py)."""
     store: str
     """Token store directory (operational: the store's content id is ``store_id``)."""
     store_id: str
-    """Content id of the token store (``TokenStore.store_id``)."""
+    """Content id of the token store."""
     tokens: int
     """Unique-data budget: a prefix of the store's training stream."""
     epochs: int = 1
+    """Passes over the budget; the data order of each epoch is a function of the data seed."""
     lr: float = 3e-3
+    """Peak learning rate of AdamW (linear warmup, then cosine decay to 0)."""
     weight_decay: float = 0.1
+    """Decoupled weight decay on the weight matrices and the output head."""
     warmup_frac: float = 0.01
+    """Share of the steps spent warming the learning rate up."""
     batch_size: int = 16
     """Global batch in sequences, independent of memory (see micro_batch_size)."""
     seq_len: int = 128
+    """Tokens per training sequence."""
     init_seed: int = 0
+    """Seed of the weight initialisation."""
     data_seed: int = 0
+    """Seed of the data order."""
     micro_batch_size: int | None = None
     """Sequences per forward/backward; gradients accumulate up to batch_size."""
     val_every: int = 0
@@ -103,6 +110,7 @@ class TrainSpec(SpecBase):
     precision: str = "auto"
     """'auto' is 32-true on CPU and bf16-mixed on GPU."""
     compile: bool = False
+    """Train a torch.compile'd model (the checkpoints hold the plain one)."""
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
     keep_checkpoints: bool = False

@@ -391,7 +391,7 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as done:
-        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--out", ".", "--batch-size", "5",
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--root", ".", "--batch-size", "5",
                        "--split", "validation"])
     assert done.value.code == 0 and run.status()["attempts"] == 1
     with pytest.raises(SystemExit) as bad:
@@ -403,7 +403,7 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
     shutil.copy(FIXTURES / "arc_easy.jsonl", data)
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
-        dcsl_cli.main(["eval", str(trained_run), "--source", str(data), "--out", "cli", "--tasks", "arc_easy,piqa"])
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(data), "--root", "cli", "--tasks", "arc_easy", "piqa"])
     out = capsys.readouterr().out
     (cli_run,) = [RunDir(p) for p in (tmp_path / "cli").iterdir()]
     result = cli_run.result()
