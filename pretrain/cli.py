@@ -82,7 +82,7 @@ def _add_prepare(data: argparse._SubParsersAction) -> None:
                     "disjoint from it), tokenizer.json and manifest.json. Every document "
                     f"ends with the EOS token; {TXT_DOCUMENTS}; a JSON line or a parquet "
                     "row is one document.")
-    p.add_argument("--out", required=True, help="store directory to create (absent or empty)")
+    p.add_argument("--store", required=True, help="token store directory to create (absent or empty)")
     p.add_argument("--source", choices=["bible", "files", "hub"], default=default(CorpusSource, "kind"),
                    help="bible: the embedded King James Bible, one document per chapter; "
                         "files: the local files given with --files; hub: a Hugging Face dataset "
@@ -153,7 +153,7 @@ def _prepare(args: argparse.Namespace) -> int:
     for flag, value in (("--dataset", args.dataset), ("--revision", args.revision)):
         if value and args.source != "hub":
             raise ValueError(f"{flag} needs --source hub (got --source {args.source})")
-    cfg = prepare_config({key: getattr(args, key, None) for key in PREPARE_OPTIONS}, args.out)
+    cfg = prepare_config({key: getattr(args, key, None) for key in PREPARE_OPTIONS}, args.store)
     prepare_store(cfg)
     return 0
 

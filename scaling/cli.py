@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("table_or_dir", metavar="TABLE_OR_DIR",
                         help="results.parquet / results.csv, or a folder holding one "
                              "(and optionally tuning.csv)")
-    report.add_argument("--out", type=Path, default=None,
+    report.add_argument("--report-dir", type=Path, default=None,
                         help="report folder (default: <folder of the table>/report)")
     _add_fit_options(report)
     _add_study_options(report)
@@ -230,7 +230,7 @@ def run_report(args: argparse.Namespace) -> int:
     analysis, source = _analyse(args.table_or_dir, args)
     from scaling.report import write_report
 
-    out = args.out if args.out is not None else source.parent / "report"
+    out = args.report_dir if args.report_dir is not None else source.parent / "report"
     try:
         path = write_report(analysis, out, source=str(source))
     except OSError as exc:

@@ -37,9 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_plan)
 
     p = study_parser("launch", "run the study's stages (skips finished runs; resumable)")
-    p.add_argument("--executor", choices=["local", "slurm", "debug"], default=None)
-    p.add_argument("--parallelism", type=int, default=None, help="local workers at once")
-    p.add_argument("--profile", default=None, help="cluster profile name or YAML (slurm/profiles/)")
+    p.add_argument("--executor", choices=["local", "slurm", "debug"], default=None,
+                   help="where runs go: local worker processes, Slurm job arrays, or this process "
+                        "(default: the study's executor.kind)")
+    p.add_argument("--parallelism", type=int, default=None,
+                   help="local workers at once (default: the study's executor.parallelism)")
+    p.add_argument("--profile", default=None,
+                   help="cluster profile name or YAML file, see slurm/profiles/ (default: the study's)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.set_defaults(func=_launch)
 
@@ -51,12 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_collect)
 
     d = sub.add_parser("demo", help="the embedded study in miniature on this machine")
-    d.add_argument("--out", default=None,
-                   help="where the store, runs and report go (default demo-output, or "
+    d.add_argument("--root", default=None,
+                   help="the study's root: store, runs and report (default: demo-output, or "
                         "demo-output-seedN for --seed N)")
     d.add_argument("--quick", action="store_true", help="a smaller study (about 3 minutes), used by the tests")
     d.add_argument("--seed", type=int, default=0,
-                   help="replicate of the whole study: every run gets other seeds (default 0)")
+                   help="replicate of the whole study: every run gets other seeds")
     d.set_defaults(func=_demo)
 
 
@@ -138,6 +142,6 @@ def _collect(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sweeps.demo import run_demo
 
-    out = args.out or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")
+    out = args.root or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")
     result = run_demo(quick=args.quick, out=out, seed=args.seed)
     return 0 if not result["failed"] else 1

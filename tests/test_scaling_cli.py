@@ -81,10 +81,10 @@ def test_report_goes_next_to_the_table_and_includes_tuning(tmp_path: Path) -> No
 def test_register_plugs_into_a_dispatcher(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser(prog="dcsl")
     cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "runs", "--out", str(tmp_path), "--n-boot", "5",
+    args = parser.parse_args(["report", "runs", "--report-dir", str(tmp_path), "--n-boot", "5",
                               "--method", "least-squares", "--x-column",
                               "n_params_non_embedding"])
-    assert args.func is cli.run_report and args.out == tmp_path and args.n_boot == 5
+    assert args.func is cli.run_report and args.report_dir == tmp_path and args.n_boot == 5
     args = parser.parse_args(["fit", "results.parquet", "--json", "--seed", "3"])
     assert args.func is cli.run_fit and args.json and args.seed == 3
     assert (args.x, args.y, args.group) == (None, None, None)

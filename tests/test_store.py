@@ -257,13 +257,13 @@ def test_files_without_source_files_is_refused_before_reading(tmp_path, capsys):
     corpus = tmp_path / "a.jsonl"
     corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     out = tmp_path / "s"
-    code, printed = run_cli(["data", "prepare", "--files", str(corpus), "--out", str(out)], capsys)
+    code, printed = run_cli(["data", "prepare", "--files", str(corpus), "--store", str(out)], capsys)
     assert code == 2
     assert printed.err.count("\n") == 1 and "--files" in printed.err and "--source files" in printed.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]  # no store, no temp folder
-    code, printed = run_cli(["data", "prepare", "--source", "files", "--out", str(out)], capsys)
+    code, printed = run_cli(["data", "prepare", "--source", "files", "--store", str(out)], capsys)
     assert code == 2 and "--source files needs --files" in printed.err
-    code, printed = run_cli(["data", "prepare", "--dataset", "org/name", "--out", str(out)], capsys)
+    code, printed = run_cli(["data", "prepare", "--dataset", "org/name", "--store", str(out)], capsys)
     assert code == 2 and "--dataset needs --source hub" in printed.err
     assert not out.exists()
     with pytest.raises(ValueError, match="read only by kind 'files'"):
@@ -288,7 +288,7 @@ def test_a_missing_codec_names_the_package_to_install(tmp_path, monkeypatch, cap
             list(iter_documents(source))
     out = tmp_path / "s"
     code, printed = run_cli(["data", "prepare", "--source", "hub", "--dataset", str(hub),
-                             "--out", str(out)], capsys)
+                             "--store", str(out)], capsys)
     assert code == 2 and printed.err.count("\n") == 1 and "pip install zstandard" in printed.err
     assert not out.exists()
     # Other ways the same failure is reported; unrelated errors are left alone.
