@@ -225,7 +225,7 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
     if start is None:
         return []
     out = []
-    seq_len = int(study.training.get("seq_len", 128))
+    seq_len = study.training.seq_len
     ens = study.ensembles
     if ens is not None:
         shifted, same = _member_point(study, start)

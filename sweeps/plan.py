@@ -105,7 +105,7 @@ def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, me
     return TrainSpec(size=size, store=str(study.store), store_id=store_id, tokens=budget,
                      epochs=int(values["epochs"]), lr=float(values["lr"]),
                      weight_decay=float(values["weight_decay"]), init_seed=seed, data_seed=seed,
-                     **study.training)
+                     **study.training.spec_fields())
 
 
 def cells(study: Study) -> list[tuple[Recipe, int, str]]:

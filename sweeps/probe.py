@@ -83,7 +83,7 @@ def run_threads(study: Study) -> int:
     """Threads each run uses: ``training.threads``, else the executor's share of the cores."""
     from sweeps.worker import worker_threads
 
-    threads = int(study.training.get("threads", 0) or 0)
+    threads = study.training.threads
     if threads:
         return threads
     if study.executor.kind == "local":
@@ -93,7 +93,7 @@ def run_threads(study: Study) -> int:
 
 def measure(study: Study, sizes: list[str], vocab: int, enabled: bool = True) -> Throughput:
     """Probe the smallest and the largest of ``sizes`` (by FLOPs per token), if allowed."""
-    seq_len = int(study.training.get("seq_len", 128))
+    seq_len = study.training.seq_len
     threads = run_threads(study)
     cpu = cpu_model_name()
     by_cost = sorted(set(sizes), key=lambda s: flops_per_token(get_shape(s, vocab), seq_len))
@@ -153,7 +153,7 @@ def _probe(study: Study, size: str, vocab: int, seq_len: int, threads: int) -> f
     from pretrain.store import TokenStore
 
     per_token = flops_per_token(get_shape(size, vocab), seq_len)
-    batch = int(study.training.get("micro_batch_size") or study.training.get("batch_size", 16))
+    batch = study.training.micro_batch_size or study.training.batch_size
     # Fewer sequences per step than the run uses when a full step would be slow: tokens/s of
     # a step hardly depends on its row count once rows are this long.
     affordable = int(MAX_STEP_SECONDS * ASSUMED_CPU_FLOPS * threads / (per_token * seq_len))

@@ -8,7 +8,8 @@ checked; ``build`` constructs the object and turns a ``ValueError`` of its own c
 positioned one-line error as well.
 
 Supported hints: ``int``, ``float``, ``str``, ``bool``, ``X | None``, ``tuple[X, ...]`` and
-``Mapping[str, scalar]``. Metadata: ``{"min": v}`` (at least v) or ``{"positive": True}``.
+``Mapping[str, scalar]``. Metadata: ``{"min": v}`` (at least v), ``{"positive": True}``, or
+``{"choices": (...)}`` for a string.
 Booleans are never numbers here: ``cpus: yes`` is a mistake, not 1.
 """
 
@@ -62,8 +63,14 @@ def build(sec: Section, cls: type[T], values: Mapping[str, Any]) -> T:
         return cls(**values)
     except ValueError as e:
         message = str(e)
-        named = next((k for k in values if message.startswith(k) or f" {k} " in f" {message} "), None)
-        raise sec.pos.error(sec.path + ((named,) if named else ()), message) from None
+        raise sec.pos.error(sec.path + named_key(message, values), message) from None
+
+
+def named_key(message: str, keys: Iterable[str]) -> tuple[str, ...]:
+    """The key an error message is about: the first one it names as a word, or none."""
+    words = f" {message} ".replace(",", " ").replace(":", " ")
+    found = [(words.find(f" {k} "), k) for k in keys if f" {k} " in words]
+    return (min(found)[1],) if found else ()
 
 
 def _value(sec: Section, name: str, value: Any, hint: Any, meta: dict, path: tuple) -> Any:
@@ -95,6 +102,8 @@ def _value(sec: Section, name: str, value: Any, hint: Any, meta: dict, path: tup
     if hint is str:
         if not isinstance(value, str) or not value.strip():
             raise sec.pos.error(path, f"expected a non-empty string, got {value!r}")
+        if "choices" in meta and value not in meta["choices"]:
+            raise sec.pos.error(path, f"{value!r} is not one of {', '.join(meta['choices'])}")
         return value
     if hint in (int, float):
         return _number(sec, value, hint, meta, path)

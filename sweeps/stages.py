@@ -129,8 +129,8 @@ def ensembles(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Lab
     for (_, size), ids in _finished_members(study, snap, store_id).items():
         out.append(("ensemble", KINDS["ensemble"].spec(
             size=size, member_ids=tuple(ids), member_dirs=_dirs(snap, ids), store=str(study.store),
-            store_id=store_id, seq_len=int(study.training.get("seq_len", 128)),
-            rules=study.ensembles.rules, threads=int(study.training.get("threads", 0)))))
+            store_id=store_id, seq_len=study.training.seq_len,
+            rules=study.ensembles.rules, threads=study.training.threads)))
     return out
 
 
@@ -161,8 +161,8 @@ def _generate_spec(study: Study, snap: Snapshot, store_id: str, d: Distill, ids:
     return KINDS["generate"].spec(
         teacher_ids=tuple(ids), teacher_dirs=_dirs(snap, ids),
         store=str(study.store), store_id=store_id, tokens=tokens, seed=study.seed,
-        seq_len=int(study.training.get("seq_len", 128)), temperature=d.temperature,
-        threads=int(study.training.get("threads", 0)))
+        seq_len=study.training.seq_len, temperature=d.temperature,
+        threads=study.training.threads)
 
 
 def teachers(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
@@ -215,7 +215,7 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
             out.append((label, KINDS["eval"].spec(
                 runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT,
                 members=_dirs(snap, ids), source=EVAL_SOURCE,
-                threads=int(study.training.get("threads", 0)),
+                threads=study.training.threads,
                 label=kind_of(first).spec_from_json(first).readable_name())))
     return out
 

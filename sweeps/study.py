@@ -10,21 +10,39 @@ and its ``file:line:column``. ``sweeps/studies/*.yaml`` are worked examples.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pretrain.spec import TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
+from sweeps.schema import build, named_key, read
 from sweeps.yamlpos import Section, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
 SEARCHES = ("grid", "adaptive")
 RECIPE_ROLES = ("standard", "regularized")
-TRAINING_KEYS = {
-    "batch_size": int, "seq_len": int, "warmup_frac": float, "micro_batch_size": int,
-    "val_every": int, "ckpt_every": int, "threads": int, "precision": str, "keep_checkpoints": bool,
-}
+@dataclass(frozen=True)
+class Training:
+    """How every run of a study trains: TrainSpec's shared fields, with TrainSpec's defaults
+    (written there once). A study file's ``training`` section sets any of them."""
+
+    batch_size: int = field(default=TrainSpec.batch_size, metadata={"positive": True})
+    seq_len: int = field(default=TrainSpec.seq_len, metadata={"positive": True})
+    warmup_frac: float = field(default=TrainSpec.warmup_frac, metadata={"min": 0})
+    micro_batch_size: int | None = field(default=TrainSpec.micro_batch_size, metadata={"positive": True})
+    val_every: int = field(default=TrainSpec.val_every, metadata={"min": 0})
+    ckpt_every: int = field(default=TrainSpec.ckpt_every, metadata={"min": 0})
+    threads: int = field(default=TrainSpec.threads, metadata={"min": 0})
+    precision: str = TrainSpec.precision
+    compile: bool = TrainSpec.compile
+    keep_checkpoints: bool = TrainSpec.keep_checkpoints
+
+    def spec_fields(self) -> dict[str, Any]:
+        """Keyword arguments for TrainSpec."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -112,18 +130,27 @@ class Distill:
 
 @dataclass(frozen=True)
 class Evals:
+    """Downstream evals of a study's best models (offline data, validation splits)."""
+
     tasks: tuple[str, ...] = ("arc_easy", "piqa", "sciq")
-    limit: int | None = None
+    limit: int | None = field(default=None, metadata={"positive": True})
+    """Score only the first this many examples of each task."""
     models: tuple[str, ...] = ("standard", "regularized", "ensemble")
+    """Which models: recipe names, "ensemble" (the largest size's) and/or "students"."""
 
 
 @dataclass(frozen=True)
 class Executor:
-    kind: str = "local"
+    """Where a study's runs go."""
+
+    kind: str = field(default="local", metadata={"choices": ("local", "slurm", "debug")})
     """local (this machine, worker processes), slurm (job arrays via submitit) or debug (in-process)."""
     profile: str = "local"
-    parallelism: int = 2
-    runs_per_task: int = 1
+    """Cluster profile name or YAML file (slurm/profiles/)."""
+    parallelism: int = field(default=2, metadata={"positive": True})
+    """Local workers at once."""
+    runs_per_task: int = field(default=1, metadata={"positive": True})
+    """Runs one Slurm array task works through."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +164,7 @@ class Study:
     """Vocabulary for planning estimates before the store exists (else read from it)."""
     budgets: tuple[int, ...]
     sizes: tuple[str, ...]
-    training: dict[str, Any]
+    training: Training
     lattice: Lattice
     recipes: dict[str, Recipe]
     ensembles: Ensembles | None
@@ -179,7 +206,7 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
         raise pos.error(("budgets",), "at least one budget is required")
     if not sizes:
         raise pos.error(("sizes",), "at least one model size is required")
-    training = _training_section(top.sub("training"))
+    training = _training_section(top.sub("training"), sizes[0])
     lattice = _lattice_section(top.sub("lattice"))
     recipes_sec = top.sub("recipes")
     recipes = {n: _recipe(n, recipes_sec.sub(n), lattice, budgets, sizes) for n in list(recipes_sec.data)}
@@ -232,26 +259,16 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
         try:  # the same mapping `launch` uses, so every value is checked before any work
             prepare_config(prepare, root / "store")
         except (ValueError, TypeError) as e:
-            key = next((k for k in prepare if str(e).startswith(k) or f" {k} " in f" {e} "), None)
-            raise sec.pos.error(sec.path + ("prepare",) + ((key,) if key else ()), str(e)) from None
+            raise sec.pos.error(sec.path + ("prepare",) + named_key(str(e), prepare), str(e)) from None
         return root / "store", prepare
     return Path(store), None
 
 
-def _training_section(sec: Section) -> dict[str, Any]:
-    out = {}
-    for key, kind in TRAINING_KEYS.items():
-        if not sec.has(key):
-            continue
-        if kind is bool:
-            if not isinstance(sec.raw(key), bool):
-                raise sec.pos.error(sec.path + (key,), f"expected true or false, got {sec.raw(key)!r}")
-            out[key] = sec.raw(key)
-        else:
-            out[key] = sec.raw(key) if kind is str else sec.number(key, kind, allow_zero=key in (
-                "warmup_frac", "val_every", "ckpt_every", "threads"))
-    sec.done()
-    return out
+def _training_section(sec: Section, size: str) -> Training:
+    training = build(sec, Training, read(sec, Training))
+    # The combination is TrainSpec's to check (micro_batch_size must divide batch_size, ...).
+    build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **training.spec_fields()})
+    return training
 
 
 def _lattice_section(sec: Section) -> Lattice:
@@ -379,24 +396,11 @@ def _distill(sec: Section, budgets: tuple) -> Distill:
 
 
 def _evals(sec: Section) -> Evals:
-    e = Evals(
-        tasks=tuple(str(v) for v, _ in sec.items("tasks")) or Evals.tasks,
-        limit=sec.number("limit", int, default=None) if sec.has("limit") else None,
-        models=tuple(str(v) for v, _ in sec.items("models")) or Evals.models,
-    )
-    sec.done()
-    return e
+    return build(sec, Evals, read(sec, Evals))
 
 
 def _executor(sec: Section) -> Executor:
-    e = Executor(
-        kind=sec.choice("kind", ("local", "slurm", "debug"), "local"),
-        profile=str(sec.raw("profile", "local")),
-        parallelism=sec.number("parallelism", int, default=2),
-        runs_per_task=sec.number("runs_per_task", int, default=1),
-    )
-    sec.done()
-    return e
+    return build(sec, Executor, read(sec, Executor))
 
 
 __all__ = ["Study", "StudyError", "load_study", "Lattice", "Recipe", "Ensembles", "Distill", "Evals",

@@ -19,7 +19,7 @@ def test_paper_study_plans_the_papers_runs(repo_root):
     assert s.total_runs_now == 16 * 5 + 16 * 7
     assert s.full_lattice_runs == 16 * 7 * 6 + 16 * 7 * 6 * 8
     assert s.member_runs == 16 * 5
-    assert study.training["seq_len"] == 4096 and study.training["batch_size"] == 64
+    assert study.training.seq_len == 4096 and study.training.batch_size == 64
     assert study.budgets == (209_715_200, 419_430_400, 838_860_800, 1_677_721_600)
     assert 1e21 < s.total_flops_now < 1e22 and gpu_hours(s.total_flops_now, 0.4) > 1000
 

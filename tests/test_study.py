@@ -52,6 +52,12 @@ def test_good_study_loads(tmp_path):
     ("budgets: [8k]", "budgets: !!python/tuple [8k]", r"study.yaml:3:10: YAML tag .* is not allowed"),
     ("sizes: [tiny-50k]", "sizes: !mine [tiny-50k]", r"study.yaml:4:8: YAML tag '!mine' is not allowed"),
     ("budgets: [8k]", "budgets: [!!str 8k]", r"YAML tag 'tag:yaml.org,2002:str' is not allowed"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {seq_len: 0}", r"study.yaml:5:\d+: training.seq_len: must be positive"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {batch_size: 8, micro_batch_size: 3}",
+     r"training.micro_batch_size: micro_batch_size 3 must divide batch_size 8"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {precision: fp7}", r"training.precision: precision must be one of"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {threads: two}", r"training.threads: expected an integer, got 'two'"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {epochs: 2}", r"training.epochs: unknown key"),
 ])
 def test_bad_study_files_fail_with_positions(tmp_path, old, new, expected):
     assert old in GOOD

@@ -37,7 +37,7 @@ def scan_table(path: Path, root: Path) -> pd.DataFrame:
     keys = zip(table["recipe"], table["epochs"], table["lr"], table["weight_decay"], strict=True)
     own = pd.Series([k in grid for k in keys], index=table.index)
     done = table[(table["kind"] == "train") & (table["status"] == "succeeded") & own].copy()
-    done["batch"] = int(study.training.get("batch_size", 16))
+    done["batch"] = study.training.batch_size
     return done.drop_duplicates("run_id")
 
 
