@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from pretrain.spec import steps_per_epoch
+
 
 class BatchSchedule(Protocol):
     """Anything that yields the global batch for each optimizer step of a run."""
@@ -47,7 +49,7 @@ class EpochSchedule:
         self.tokens, self.seq_len, self.batch_size = tokens, seq_len, batch_size
         self.epochs, self.data_seed = epochs, data_seed
         self.n_sequences = (len(tokens) - 1) // seq_len
-        self.steps_per_epoch = self.n_sequences // batch_size
+        self.steps_per_epoch = steps_per_epoch(len(tokens), seq_len, batch_size)
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"a budget of {len(tokens):,} tokens makes {self.n_sequences} sequences of "

@@ -27,6 +27,12 @@ def spec_id(kind: str, semantic: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
 
 
+def steps_per_epoch(tokens: int, seq_len: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over a budget: whole sequences of seq_len + 1 tokens (input
+    and shifted target), whole batches of them; the rest of the budget is not trained on."""
+    return (tokens - 1) // seq_len // batch_size
+
+
 def human_tokens(n: int) -> str:
     for unit, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= scale:

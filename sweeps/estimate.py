@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pretrain.sizes import flops_per_token, get_shape
+from pretrain.spec import steps_per_epoch
 from sweeps.plan import Snapshot, cells, lattice_points, member_cells, store_identity, train_spec
 from sweeps.study import Study
 from sweeps.tune import grid_points, next_points, point
@@ -68,7 +69,7 @@ class PlanSummary:
 
 def run_flops(spec, vocab: int) -> float:  # noqa: ANN001 - a TrainSpec
     shape = get_shape(spec.size, vocab)
-    steps = ((spec.tokens - 1) // spec.seq_len // spec.batch_size) * spec.epochs
+    steps = steps_per_epoch(spec.tokens, spec.seq_len, spec.batch_size) * spec.epochs
     return flops_per_token(shape, spec.seq_len) * steps * spec.batch_size * spec.seq_len
 
 
@@ -204,9 +205,7 @@ def _start_point(study: Study) -> dict | None:
 def _member_point(study: Study, start: dict) -> tuple[tuple, bool]:
     """The member rule applied to ``start``, and whether it keeps the point (member 0 is then
     the tuned run itself, already trained)."""
-    ens = study.ensembles
-    shifted = point({"epochs": max(1, round(start["epochs"] * ens.epochs_factor)), "lr": start["lr"],
-                     "weight_decay": start["weight_decay"] * ens.weight_decay_factor})
+    shifted = point(study.ensembles.member_point(start))
     return shifted, shifted == point(start)
 
 

@@ -235,8 +235,7 @@ def member_specs(study: Study, snap: Snapshot, store_id: str) -> dict[tuple[int,
         if t.best is None:
             continue
         best = dict(t.best)
-        shifted = point({"epochs": max(1, round(best["epochs"] * ens.epochs_factor)), "lr": best["lr"],
-                         "weight_decay": best["weight_decay"] * ens.weight_decay_factor})
+        shifted = point(ens.member_point(best))
         first = 0 if shifted == t.best else 1
         out[(budget, size)] = [train_spec(study, store_id, budget, size, shifted, member=first + k)
                                for k in range(ens.members)]

@@ -110,6 +110,11 @@ class Ensembles:
     budgets: tuple[int, ...] = ()
     sizes: tuple[str, ...] = ()
 
+    def member_point(self, tuned: dict[str, Any]) -> dict[str, Any]:
+        """The member rule applied to a tuned point: epochs and weight decay scaled, lr kept."""
+        return {"epochs": max(1, round(tuned["epochs"] * self.epochs_factor)), "lr": tuned["lr"],
+                "weight_decay": tuned["weight_decay"] * self.weight_decay_factor}
+
 
 @dataclass(frozen=True)
 class Distill:
