@@ -10,14 +10,12 @@ from scaling.analysis import StudyAnalysis
 from scaling.downstream import downstream_pivot
 from scaling.plot_style import (
     LABEL_BOX,
-    LOSS_LABEL,
     DrawnFigure,
-    count_axis,
+    finish_budget_axes,
     legend,
     marker_handle,
     new_figure,
     recipe_color,
-    set_loss_limits,
 )
 from scaling.units import format_count
 
@@ -48,15 +46,8 @@ def distillation(analysis: StudyAnalysis) -> DrawnFigure:
                               textcoords="offset points", xytext=(7, -3), fontsize=7.5,
                               color=color, bbox=LABEL_BOX)
                 drawn.annotations.append(f"{recipe} at {format_count(row['budget_tokens'])}")
-    count_axis(axes, sorted(int(b) for b in per_budget.index))
-    axes.set_xlabel("unique training tokens D")
-    axes.set_ylabel(LOSS_LABEL)
-    title = "Distillation: students vs teachers"
-    if drawn.annotations:
-        title += " (labels: share of gain retained)"
-    axes.set_title(title, fontsize=10)
-    set_loss_limits(drawn)
-    legend(drawn)
+    finish_budget_axes(drawn, sorted(int(b) for b in per_budget.index),
+                       "Distillation: students vs teachers", "share of gain retained")
     drawn.caption = ("Best distilled student per recipe and budget, against its teacher and one "
                      "single model of the teacher's size (lines join budgets; no law is fitted).")
     if drawn.annotations:

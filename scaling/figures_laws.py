@@ -15,7 +15,7 @@ from scaling.plot_style import (
     LABEL_BOX,
     LOSS_LABEL,
     DrawnFigure,
-    count_axis,
+    finish_budget_axes,
     join_names,
     legend,
     marker_handle,
@@ -147,15 +147,7 @@ def data_scaling(analysis: StudyAnalysis) -> DrawnFigure:
                         f"bars: {level:.0%} bootstrap interval of a value")
     add_key_entries(drawn, level)
     multiplier_note = _annotate_multipliers(drawn, analysis, values)
-    count_axis(axes, list(analysis.budgets))
-    axes.set_xlabel("unique training tokens D")
-    axes.set_ylabel(LOSS_LABEL)
-    title = "Data scaling laws"
-    if drawn.annotations:
-        title += " (labels: effective-data multipliers)"
-    axes.set_title(title, fontsize=10)
-    set_loss_limits(drawn)
-    legend(drawn)
+    finish_budget_axes(drawn, list(analysis.budgets), "Data scaling laws", "effective-data multipliers")
     caption = ("Each recipe's value at every data budget where it has one (standard: best run; "
                "regularized: asymptote over parameters; ensembles: double limit; distillation: "
                "best student), fitted over D where a recipe has values at 3 or more budgets.")

@@ -170,3 +170,15 @@ def join_names(names: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     names = list(dict.fromkeys(names))
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def finish_budget_axes(drawn: DrawnFigure, budgets: list[int], title: str, labels: str) -> None:
+    """A figure over data budgets: budget ticks, axis labels, the title (naming the point
+    labels when any were placed), loss limits and the legend."""
+    axes = drawn.axes
+    count_axis(axes, budgets)
+    axes.set_xlabel("unique training tokens D")
+    axes.set_ylabel(LOSS_LABEL)
+    axes.set_title(title + (f" (labels: {labels})" if drawn.annotations else ""), fontsize=10)
+    set_loss_limits(drawn)
+    legend(drawn)

@@ -2,10 +2,10 @@
 
 import json
 import re
-import textwrap
 
 import pytest
 import yaml
+from test_sweep import tiny_study
 
 from dcsl_cli import main as dcsl
 from sweeps.estimate import summarize
@@ -24,23 +24,9 @@ class StopAfterFirstRound(Exception):
 
 def overlapping_study(tmp_path, store):
     """Two recipes whose first rounds share runs: the standard grid's points at weight decay
-    0.1 are lattice points of the regularized search, whose start is one of them."""
-    path = tmp_path / "study.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: overlap
-        data: {{store: {store.path}}}
-        budgets: [4k]
-        sizes: [tiny-50k]
-        training: {{batch_size: 8, seq_len: 32, threads: 1}}
-        lattice: {{epochs: [1, 2], lr: [3.0e-3, 1.0e-2], weight_decay: [0.0, 0.1, 0.8]}}
-        recipes:
-          standard: {{weight_decay: 0.1, search: grid}}
-          regularized:
-            search: adaptive
-            start: {{epochs: 1, lr: 3.0e-3, weight_decay: 0.1}}
-        executor: {{kind: debug}}
-        """))
-    return load_study(path, root=tmp_path / "root")
+    0.1 are lattice points of the regularized search, whose start is one of them (the sweep
+    tests' tiny study)."""
+    return tiny_study(tmp_path, store)
 
 
 def test_first_round_count_is_what_launch_runs(tmp_path, bible_store, torch_one_thread):

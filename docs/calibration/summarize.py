@@ -63,14 +63,7 @@ def size_figure(done: pd.DataFrame, out: Path, title: str) -> None:
     for epochs, rows in tuned.groupby("epochs"):
         if rows["size"].nunique() >= 2 and epochs >= 16:
             line(rows, "o-", f"weight decay tuned, {epochs} epochs")
-    ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, "non-embedding parameters", title, out)
 
 
 def decay_figure(done: pd.DataFrame, epochs: int, out: Path, title: str) -> None:
@@ -79,8 +72,12 @@ def decay_figure(done: pd.DataFrame, epochs: int, out: Path, title: str) -> None
     for size, g in rows.sort_values("n_params").groupby("size", sort=False):
         g = g.groupby("weight_decay")["val_loss"].min()
         ax.plot(g.index, g.values, "o-", label=size)
+    _finish(fig, ax, "weight decay", title, out)
+
+
+def _finish(fig, ax, xlabel: str, title: str, out: Path) -> None:  # noqa: ANN001
     ax.set_xscale("log")
-    ax.set_xlabel("weight decay")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
