@@ -3,6 +3,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench clean
 
@@ -13,12 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps ai2-olmo==0.6.0
 	touch $(STAMP)
 
+# The tests also check Hugging Face exports against transformers (a test-only extra).
+$(TEST_STAMP): $(STAMP)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lmeval,hf]'
+	touch $(TEST_STAMP)
+
 ## demo: the embedded study in miniature on this machine
 demo: $(STAMP)
 	$(VENV)/bin/dcsl demo $(ARGS)
 
 ## test: the whole suite, including the real single-node Slurm tests
-test: $(STAMP)
+test: $(TEST_STAMP)
 	bash slurm/local/install.sh
 	# Headless Chromium for the report's browser test (Debian package).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)

@@ -26,6 +26,7 @@ COMMANDS = {
     "report": "scaling",
     "ensemble": "eval",
     "eval": "eval",
+    "export": "eval",
     "distill": "distill",
     "demo": "sweeps",
 }

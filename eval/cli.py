@@ -1,4 +1,5 @@
-"""``dcsl ensemble ...`` and ``dcsl eval ...``: each defined by the module that owns it."""
+"""``dcsl ensemble ...``, ``dcsl eval ...`` and ``dcsl export``: each defined by the module
+that owns it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name in ("eval.ensemble_cli", "eval.downstream_cli"):
+    for name in ("eval.ensemble_cli", "eval.downstream_cli", "eval.export"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -43,7 +43,7 @@ class TrainedRun:
         """The model in eval mode; weights load with safetensors (no pickle)."""
         shape = get_shape(self.spec.size, self.store.vocab_size)
         model = Llama(shape, max_seq_len=max_seq_len or self.spec.seq_len)
-        model.load_state_dict(load_file(self.weights, device="cpu"))
+        model.load_weights(load_file(self.weights, device="cpu"))
         return model.to(device).eval()
 
 

@@ -2,7 +2,8 @@
 
 RMSNorm, rotary position embeddings, grouped-query attention through
 ``scaled_dot_product_attention``, a SwiGLU MLP, no biases, untied input and output
-embeddings, init std 0.02. The shapes of every model dcsl trains live in ``SIZES``.
+embeddings (tied for imported bases that tie them), init std 0.02. The shapes of every
+model dcsl trains live in ``SIZES``; ``pretrain.hf`` maps them to and from Hugging Face.
 
 ``forward`` optionally takes a ``KVCache`` so that sampling (distillation teachers)
 reuses past keys and values instead of recomputing the whole prefix every token, or
@@ -12,11 +13,13 @@ prefix are packed into one row (downstream scoring computes each context once).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.sizes import ModelShape, get_shape
+from pretrain.sizes import Llama3RopeScaling, ModelShape, get_shape
 
 
 class RMSNorm(nn.Module):
@@ -32,8 +35,24 @@ class RMSNorm(nn.Module):
         return xf.type_as(x) * self.weight
 
 
-def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def llama3_inv_freq(inv_freq: torch.Tensor, scaling: Llama3RopeScaling) -> torch.Tensor:
+    """Llama 3.1's rescaling: long wavelengths slowed by ``factor``, short ones kept, and a
+    smooth blend between the two bands (Meta's reference ``apply_scaling``)."""
+    wavelen = 2 * math.pi / inv_freq
+    low_wavelen = scaling.original_max_position_embeddings / scaling.low_freq_factor
+    high_wavelen = scaling.original_max_position_embeddings / scaling.high_freq_factor
+    smooth = (scaling.original_max_position_embeddings / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor)
+    blended = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
+    out = torch.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+    return torch.where((wavelen >= high_wavelen) & (wavelen <= low_wavelen), blended, out)
+
+
+def rope_tables(head_dim: int, max_len: int, theta: float,
+                scaling: Llama3RopeScaling | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    if scaling is not None:
+        inv_freq = llama3_inv_freq(inv_freq, scaling)
     angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
     return angles.cos(), angles.sin()
 
@@ -129,7 +148,9 @@ class Llama(nn.Module):
         self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layers))
         self.norm = RMSNorm(shape.d_model, shape.norm_eps)
         self.head = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
-        cos, sin = rope_tables(shape.head_dim, max_seq_len, shape.rope_theta)
+        if shape.tie_embeddings:
+            self.head.weight = self.embed.weight
+        cos, sin = rope_tables(shape.head_dim, max_seq_len, shape.rope_theta, shape.rope_scaling)
         # Non-persistent: derived from the shape, so checkpoints hold only learned weights.
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -175,6 +196,20 @@ class Llama(nn.Module):
         if cache is not None:
             cache.length += idx.shape[1]
         return self.head(self.norm(x))
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The learned weights for a safetensors file: a tied head is stored once, as the
+        embedding (safetensors refuses two names for one tensor)."""
+        state = self.state_dict()
+        if self.shape.tie_embeddings:
+            del state["head.weight"]
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load what ``weights`` wrote: every weight must be there, and nothing else."""
+        if self.shape.tie_embeddings:
+            weights = {**weights, "head.weight": weights["embed.weight"]}
+        self.load_state_dict(weights)
 
     def decay_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay the matrices of blocks and the output head only.

@@ -11,8 +11,22 @@ from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
+class Llama3RopeScaling:
+    """Llama 3.1's long-context RoPE rescaling (``rope_type: llama3`` in a HF config)."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
+
+
+@dataclass(frozen=True)
 class ModelShape:
-    """The architecture of one model size; the vocabulary comes from the token store."""
+    """The architecture of one model size; the vocabulary comes from the token store.
+
+    The last three fields are what imported bases (Llama 3.x) need; dcsl's own sizes keep
+    their defaults.
+    """
 
     name: str
     d_model: int
@@ -23,6 +37,9 @@ class ModelShape:
     vocab_size: int = 128_256
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-5
+    tie_embeddings: bool = False
+    """The output head is the input embedding (Llama 3.2 1B and 3B)."""
+    rope_scaling: Llama3RopeScaling | None = None
 
     @property
     def head_dim(self) -> int:
@@ -66,13 +83,17 @@ def get_shape(size: str, vocab_size: int) -> ModelShape:
 
 
 def param_counts(shape: ModelShape) -> tuple[int, int]:
-    """(total, non-embedding) parameter counts; the output head counts as non-embedding."""
+    """(total, non-embedding) parameter counts; the output head counts as non-embedding.
+
+    A tied head is counted once in the total, and still as non-embedding: it is the output
+    projection's compute, which is what scaling laws and FLOPs count.
+    """
     d, f, kv_dim = shape.d_model, shape.d_mlp, shape.n_kv_heads * shape.head_dim
     per_layer = d * d + 2 * d * kv_dim + d * d + 3 * d * f + 2 * d  # q, k+v, o, mlp, 2 norms
     body = shape.n_layers * per_layer + d  # final norm
     head = shape.vocab_size * d
     embedding = shape.vocab_size * d
-    return embedding + body + head, body + head
+    return embedding + body + (0 if shape.tie_embeddings else head), body + head
 
 
 def flops_per_token(shape: ModelShape, seq_len: int) -> float:

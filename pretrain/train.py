@@ -300,7 +300,7 @@ def _save_final_weights(module: PretrainModule, path: Path) -> None:
     from safetensors.torch import save_file
 
     tmp = path / ".model.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.model.state_dict().items()}, str(tmp))
+    save_file(module.model.weights(), str(tmp))
     _fsync_rename(tmp, path / "model.safetensors")
 
 
