@@ -38,7 +38,7 @@ from eval.tasks import (
 )
 from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
-from pretrain.sizes import get_shape, param_counts
+from pretrain.sizes import param_counts
 from pretrain.tokenizer import eos_id, load_tokenizer
 
 LOGLIKELIHOODS = "loglikelihoods.jsonl"
@@ -250,7 +250,7 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
 def _model_summary(members: list[TrainedRun]) -> dict:
     """The evaluated model's table fields; a field the members disagree on is None."""
     def one(m: TrainedRun) -> dict:
-        total, _ = param_counts(get_shape(m.spec.size, m.store.vocab_size))
+        total, _ = param_counts(m.spec.shape(m.store.vocab_size))
         return {"size": m.spec.size, "n_params": total, "budget_tokens": m.spec.tokens,
                 "epochs": m.spec.epochs, "lr": m.spec.lr, "weight_decay": m.spec.weight_decay}
     each = [one(m) for m in members]

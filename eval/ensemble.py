@@ -31,7 +31,7 @@ from eval.rules import RULES, check_rules
 from pretrain.data import validation_batches
 from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, execute_run
-from pretrain.sizes import get_shape, param_counts
+from pretrain.sizes import param_counts
 from pretrain.store import TokenStore
 
 T = TypeVar("T")
@@ -240,7 +240,7 @@ def run_ensemble(spec: EnsembleEvalSpec, run_dir: str | Path, log: Callable[[str
         losses = {rule: ev.losses(rule) for rule in spec.rules}
         for rule in spec.rules:
             log(f"{run.path.name} {rule}: " + ", ".join(f"K={k + 1} {v:.4f}" for k, v in enumerate(losses[rule])))
-        total, non_embedding = param_counts(get_shape(spec.size, store.vocab_size))
+        total, non_embedding = param_counts(members[0].spec.shape(store.vocab_size))
         member_losses = ev.member_losses()
         return {
             "kind": "ensemble", "K": len(members), "rules": list(spec.rules), "losses": losses,

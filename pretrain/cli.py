@@ -52,16 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     docs = field_docs(TrainSpec)
     add_run_location(t)
     for f in dataclasses.fields(TrainSpec):
-        if f.name in ("store_id",):
+        if f.name in ("store_id", "init_id"):  # content ids: read from the store and the base
             continue
         flag = "--" + f.name.replace("_", "-")
-        required = f.default is dataclasses.MISSING
+        # A run continued from a base (--init-from) is named by the base, not by a size.
+        required = f.default is dataclasses.MISSING and f.name != "size"
         kind = {"int": int, "float": float, "bool": parse_bool, "str": str}.get(
             str(f.type).split(" |")[0], str)
         if f.name == "tokens":
             kind = str
         choices = list(SIZES) if f.name == "size" else None
-        t.add_argument(flag, type=kind, required=required, default=None if required else f.default,
+        missing = f.default is dataclasses.MISSING
+        t.add_argument(flag, type=kind, required=required, default=None if missing else f.default,
                        choices=choices, help=docs.get(f.name, ""))
     t.set_defaults(func=_train)
 
@@ -173,10 +175,21 @@ def _train(args: argparse.Namespace) -> int:
     from pretrain.store import TokenStore, parse_tokens
     from pretrain.train import train_run
 
+    if args.init_from is None and args.size is None:
+        raise ValueError("--size is required (or --init-from a Hugging Face Llama to continue)")
+    if args.init_from is not None and args.size is not None:
+        raise ValueError("--size and --init-from exclude each other: the base's config is the size")
     store = TokenStore(args.store)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name != "store_id"}
+    skip = ("store_id", "init_id")
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name not in skip}
     values["tokens"] = parse_tokens(values["tokens"])
-    spec = TrainSpec(store_id=store.store_id, **values)
+    init_id = ""
+    if args.init_from is not None:
+        from pretrain.hfconfig import base_id
+
+        values["size"] = Path(args.init_from).resolve().name
+        init_id = base_id(args.init_from)
+    spec = TrainSpec(store_id=store.store_id, init_id=init_id, **values)
     run_dir = run_dir_for(args, spec)
     from pretrain.rundir import RunDir
     from pretrain.train import check_spec

@@ -12,17 +12,16 @@ files itself; transformers is needed only to check the result (the tests do).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from pretrain.hfconfig import hf_config, read_hf_config, shape_from_hf_config, weight_files
 from pretrain.model import Llama
 from pretrain.rundir import atomic_write_json
-from pretrain.sizes import Llama3RopeScaling, ModelShape
+from pretrain.sizes import ModelShape
 from pretrain.tokenizer import load_tokenizer
 
 RENAMED_TOP = {
@@ -41,7 +40,6 @@ FUSED_LAYER = {
     "attn.kv.weight": ("self_attn.k_proj.weight", "self_attn.v_proj.weight"),
     "mlp.gate_up.weight": ("mlp.gate_proj.weight", "mlp.up_proj.weight"),
 }
-SUPPORTED_ROPE = ("default", "llama3")
 
 
 def to_hf_weights(weights: dict[str, torch.Tensor], shape: ModelShape) -> dict[str, torch.Tensor]:
@@ -95,96 +93,10 @@ def _hf_names(shape: ModelShape) -> set[str]:
     return names
 
 
-def hf_config(shape: ModelShape, max_seq_len: int, eos_id: int, bos_id: int | None = None) -> dict[str, Any]:
-    """A ``LlamaForCausalLM`` config.json for ``shape``.
-
-    The rope fields are written both ways: ``rope_theta``/``rope_scaling`` (transformers 4)
-    and ``rope_parameters`` (transformers 5), so either release reads them.
-    """
-    scaling = None
-    if shape.rope_scaling is not None:
-        scaling = {"rope_type": "llama3", **vars(shape.rope_scaling)}
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": shape.vocab_size,
-        "hidden_size": shape.d_model,
-        "intermediate_size": shape.d_mlp,
-        "num_hidden_layers": shape.n_layers,
-        "num_attention_heads": shape.n_heads,
-        "num_key_value_heads": shape.n_kv_heads,
-        "head_dim": shape.head_dim,
-        "hidden_act": "silu",
-        "max_position_embeddings": max_seq_len,
-        "rms_norm_eps": shape.norm_eps,
-        "rope_theta": shape.rope_theta,
-        "rope_scaling": scaling,
-        "rope_parameters": {"rope_type": "default", "rope_theta": shape.rope_theta} if scaling is None
-        else {**scaling, "rope_theta": shape.rope_theta},
-        "tie_word_embeddings": shape.tie_embeddings,
-        "attention_bias": False,
-        "mlp_bias": False,
-        "bos_token_id": bos_id,
-        "eos_token_id": eos_id,
-        "torch_dtype": "float32",
-    }
-
-
-def shape_from_hf_config(config: dict[str, Any], name: str = "hf") -> ModelShape:
-    """The ``ModelShape`` of a Hugging Face Llama config; one-line errors naming the field
-    for anything dcsl's model does not implement."""
-    def need(key: str) -> Any:
-        if key not in config:
-            raise ValueError(f"{name}: config.json has no {key!r}")
-        return config[key]
-
-    if config.get("model_type", "llama") != "llama":
-        raise ValueError(f"{name}: model_type {config['model_type']!r} is not a Llama")
-    for key, ok in (("attention_bias", False), ("mlp_bias", False), ("hidden_act", "silu")):
-        if config.get(key, ok) != ok:
-            raise ValueError(f"{name}: {key}={config[key]!r} is not supported (dcsl's Llama has {key}={ok!r})")
-    d, heads = int(need("hidden_size")), int(need("num_attention_heads"))
-    if config.get("head_dim") not in (None, d // heads):
-        raise ValueError(f"{name}: head_dim {config['head_dim']} != hidden_size / num_attention_heads")
-    rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
-    theta = float(rope.get("rope_theta", config.get("rope_theta", 10_000.0)))
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type not in SUPPORTED_ROPE:
-        raise ValueError(f"{name}: rope_type {rope_type!r} is not supported ({' or '.join(SUPPORTED_ROPE)})")
-    scaling = None
-    if rope_type == "llama3":
-        scaling = Llama3RopeScaling(
-            factor=float(rope["factor"]), low_freq_factor=float(rope["low_freq_factor"]),
-            high_freq_factor=float(rope["high_freq_factor"]),
-            original_max_position_embeddings=int(rope.get("original_max_position_embeddings",
-                                                          need("max_position_embeddings"))))
-    return ModelShape(
-        name=name, d_model=d, n_layers=int(need("num_hidden_layers")), n_heads=heads,
-        n_kv_heads=int(config.get("num_key_value_heads") or heads), d_mlp=int(need("intermediate_size")),
-        vocab_size=int(need("vocab_size")), rope_theta=theta, norm_eps=float(config.get("rms_norm_eps", 1e-6)),
-        tie_embeddings=bool(config.get("tie_word_embeddings", False)), rope_scaling=scaling)
-
-
-def weight_files(directory: str | Path) -> list[Path]:
-    """The safetensors files of a HF checkpoint: one file, or the shards its index names."""
-    directory = Path(directory)
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [directory / s for s in shards]
-    single = directory / "model.safetensors"
-    if single.is_file():
-        return [single]
-    raise FileNotFoundError(f"{directory} has no model.safetensors or model.safetensors.index.json")
-
-
 def load_hf_llama(directory: str | Path, max_seq_len: int | None = None) -> Llama:
     """A Hugging Face Llama directory as dcsl's model (fp32, eval mode)."""
     directory = Path(directory)
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{directory} has no config.json")
-    config = json.loads(config_path.read_text())
+    config = read_hf_config(directory)
     shape = shape_from_hf_config(config, name=directory.name)
     weights: dict[str, torch.Tensor] = {}
     for path in weight_files(directory):

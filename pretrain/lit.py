@@ -62,12 +62,28 @@ def validation_loss(
     return total / count
 
 
+def initial_model(spec: TrainSpec, vocab_size: int) -> Llama:
+    """A fresh init from the spec's seed, or the base it continues from (checked against the
+    content id the spec was made with)."""
+    if spec.init_from is None:
+        return build_model(spec.size, vocab_size, spec.seq_len, spec.init_seed)
+    from pretrain.hf import load_hf_llama
+    from pretrain.hfconfig import base_id
+
+    found = base_id(spec.init_from)
+    if found != spec.init_id:
+        raise ValueError(f"base {spec.init_from} has content id {found}, but the run was made from "
+                         f"{spec.init_id}: the base changed")
+    spec.shape(vocab_size)  # the store's tokenizer must fit the base's vocabulary
+    return load_hf_llama(spec.init_from, max_seq_len=spec.seq_len).train()
+
+
 class PretrainModule(L.LightningModule):
     def __init__(self, spec: TrainSpec, vocab_size: int, total_steps: int, steps_per_epoch: int) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.spec, self.total_steps, self.steps_per_epoch = spec, total_steps, steps_per_epoch
-        self.model: Llama = build_model(spec.size, vocab_size, spec.seq_len, spec.init_seed)
+        self.model: Llama = initial_model(spec, vocab_size)
         self.micro = spec.micro_batch_size or spec.batch_size
         self.warmup_steps = max(1, math.ceil(spec.warmup_frac * total_steps)) if spec.warmup_frac else 0
         self._forward = self.model

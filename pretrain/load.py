@@ -10,7 +10,6 @@ from safetensors.torch import load_file
 
 from pretrain.model import Llama
 from pretrain.rundir import RunDir
-from pretrain.sizes import get_shape
 from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
@@ -41,7 +40,7 @@ class TrainedRun:
 
     def load_model(self, device: str | torch.device = "cpu", max_seq_len: int | None = None) -> Llama:
         """The model in eval mode; weights load with safetensors (no pickle)."""
-        shape = get_shape(self.spec.size, self.store.vocab_size)
+        shape = self.spec.shape(self.store.vocab_size)
         model = Llama(shape, max_seq_len=max_seq_len or self.spec.seq_len)
         model.load_weights(load_file(self.weights, device="cpu"))
         return model.to(device).eval()

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from pretrain.sizes import SIZES
+from pretrain.sizes import SIZES, ModelShape, get_shape
 
 ID_LENGTH = 10
 # Lightning precision names dcsl trains with ("auto": 32-true on CPU, bf16-mixed on GPU).
@@ -45,9 +45,14 @@ class SpecBase:
 
     kind: ClassVar[str]
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset()
+    LATER: ClassVar[frozenset[str]] = frozenset()
+    """Semantic fields added after runs already existed: left out of the id while they hold
+    their default, so those runs keep their ids (and finished work stays found)."""
 
     def semantic(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in self.OPERATIONAL}
+        defaults = {f.name: f.default for f in fields(self)}  # type: ignore[arg-type]
+        return {k: v for k, v in asdict(self).items()
+                if k not in self.OPERATIONAL and not (k in self.LATER and v == defaults[k])}
 
     @property
     def run_id(self) -> str:
@@ -80,11 +85,12 @@ class TrainSpec(SpecBase):
     kind: ClassVar[str] = "train"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
-         "keep_checkpoints"}
+         "keep_checkpoints", "init_from"}
     )
+    LATER: ClassVar[frozenset[str]] = frozenset({"init_id"})
 
     size: str
-    """Model size name (the registry in pretrain/sizes.py)."""
+    """Model size name (the registry in pretrain/sizes.py); with init_from, the base's name."""
     store: str
     """Token store directory (operational: the store's content id is ``store_id``)."""
     store_id: str
@@ -122,10 +128,17 @@ class TrainSpec(SpecBase):
     keep_checkpoints: bool = False
     """Keep the optimizer checkpoints after the run succeeds (default: drop them; the weights
     and result stay)."""
+    init_from: str | None = None
+    """A Hugging Face Llama directory to continue pretraining from, instead of a fresh init
+    (operational: the base's content id is init_id)."""
+    init_id: str = ""
+    """Content id of that base: its config and weight files (pretrain.hfconfig.base_id)."""
 
     def __post_init__(self) -> None:
-        if self.size not in SIZES:
+        if self.init_from is None and self.size not in SIZES:
             raise ValueError(f"unknown model size {self.size!r}; known sizes: {', '.join(SIZES)}")
+        if (self.init_from is None) != (not self.init_id):
+            raise ValueError("init_from and init_id go together (init_id is the base's content id)")
         for name in ("tokens", "epochs", "batch_size", "seq_len"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -143,6 +156,20 @@ class TrainSpec(SpecBase):
             raise ValueError(
                 f"micro_batch_size {self.micro_batch_size} must divide batch_size {self.batch_size}"
             )
+
+    def shape(self, vocab_size: int) -> ModelShape:
+        """The model's architecture: the registered size, or the base's config.json. A base
+        keeps its own vocabulary, which must cover the store's tokenizer."""
+        if self.init_from is None:
+            return get_shape(self.size, vocab_size)
+        from pretrain.hfconfig import read_hf_config, shape_from_hf_config
+
+        shape = shape_from_hf_config(read_hf_config(self.init_from), name=self.size)
+        if vocab_size > shape.vocab_size:
+            raise ValueError(f"the store's tokenizer has {vocab_size:,} tokens, more than the "
+                             f"{shape.vocab_size:,} of base {self.init_from}: prepare the store with "
+                             f"--tokenizer {self.init_from}/tokenizer.json")
+        return shape
 
     def readable_name(self) -> str:
         return (

@@ -29,6 +29,7 @@ from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import TrainSpec
 from pretrain.store import TokenStore
+from pretrain.tokenizer import sha256_file
 
 # Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
 # lines of many small runs; keep its warnings and errors only.
@@ -237,9 +238,21 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
 def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
     """Open the spec's store and data schedule; every input error surfaces here."""
     store = TokenStore.expecting(spec.store, spec.store_id)
+    if spec.init_from is not None:
+        check_base(spec, store)
     schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
                              spec.epochs, spec.data_seed)
     return store, schedule
+
+
+def check_base(spec: TrainSpec, store: TokenStore) -> None:
+    """A base must read as a Llama whose vocabulary covers the store's, and when it ships a
+    tokenizer, the store must have been tokenized with it (token ids must mean the same)."""
+    spec.shape(store.vocab_size)
+    tokenizer = Path(spec.init_from) / "tokenizer.json"
+    if tokenizer.is_file() and sha256_file(tokenizer) != store.tokenizer_sha256:
+        raise ValueError(f"store {store.path} was not tokenized with the tokenizer of base {spec.init_from}: "
+                         f"prepare it with --tokenizer {tokenizer}")
 
 
 def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback]) -> L.Trainer:

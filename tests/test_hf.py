@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -20,8 +21,12 @@ from conftest import train_seeds
 from eval.ensemble import run_ensemble
 from eval.export import export_run
 from eval.kinds import EnsembleEvalSpec
-from pretrain.hf import load_hf_llama, shape_from_hf_config
+from pretrain.hf import load_hf_llama
+from pretrain.hfconfig import base_id, shape_from_hf_config
 from pretrain.load import open_run
+from pretrain.rundir import RunDir
+from pretrain.spec import TrainSpec
+from pretrain.train import check_spec, train_run
 
 TOLERANCE = 1e-4  # fp32 logits; measured differences are ~1e-6
 
@@ -141,3 +146,56 @@ def test_export_refuses_a_non_empty_folder_and_a_soup_of_one_run(runs, tmp_path)
     with pytest.raises(ValueError, match="--soup needs an ensemble run"):
         export_run(runs[0].path, tmp_path / "new", soup=True)
     assert open_run(runs[0].path).run_id == runs[0].run_id
+
+
+def continued_spec(base, store, **kw) -> TrainSpec:
+    values = dict(size=base.name, store=str(store.path), store_id=store.store_id, tokens=4_096, epochs=1,
+                  lr=1e-3, batch_size=8, seq_len=64, init_from=str(base), init_id=base_id(base))
+    return TrainSpec(**{**values, **kw})
+
+
+def test_a_run_continues_from_an_exported_base(runs, bible_store, tmp_path):
+    base = export_run(runs[0].path, tmp_path / "base")[0]
+    # An lr too small to move the weights: the run's validation loss is the base's own.
+    spec = continued_spec(base, bible_store, lr=1e-7)
+    result = train_run(spec, tmp_path / "cpt", log=lambda _: None)
+    base_loss = RunDir(runs[0].path).result()["final_val_loss"]
+    assert result["final_val_loss"] == pytest.approx(base_loss, abs=1e-3)
+    assert open_run(tmp_path / "cpt").load_model().shape == replace(runs[0].load_model().shape, name=base.name)
+    # A changed base is another run, and a run made from the old one refuses to train on it.
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-6}))
+    assert continued_spec(base, bible_store, lr=1e-7).run_id != spec.run_id
+    with pytest.raises(ValueError, match="the base changed"):
+        train_run(continued_spec(base, bible_store, lr=2e-7, init_id=spec.init_id), tmp_path / "stale",
+                  log=lambda _: None)
+
+
+def test_a_tied_base_trains_saves_and_exports(bible_store, tmp_path):
+    random_hf_llama(tmp_path / "tied", vocab_size=bible_store.vocab_size, tie_word_embeddings=True,
+                    num_key_value_heads=2)
+    spec = continued_spec(tmp_path / "tied", bible_store, lr=1e-3)
+    train_run(spec, tmp_path / "run", log=lambda _: None)
+    model = open_run(tmp_path / "run").load_model()
+    assert model.head.weight is model.embed.weight
+    out = export_run(tmp_path / "run", tmp_path / "again")[0]
+    ids = torch.from_numpy(bible_store.val_tokens()[:64].astype("int64"))[None]
+    with torch.no_grad():
+        assert (hf_logits(out, ids) - model(ids)).abs().max().item() < TOLERANCE
+
+
+def test_a_base_is_checked_before_a_run_directory_exists(runs, bible_store, tmp_path):
+    random_hf_llama(tmp_path / "small-vocab", vocab_size=97)
+    with pytest.raises(ValueError, match="more than the 97 of base"):
+        check_spec(continued_spec(tmp_path / "small-vocab", bible_store))
+    base = export_run(runs[0].path, tmp_path / "base")[0]
+    (base / "tokenizer.json").write_text((base / "tokenizer.json").read_text().replace('"<|endoftext|>"', '"<|x|>"'))
+    with pytest.raises(ValueError, match="not tokenized with the tokenizer of base"):
+        check_spec(continued_spec(base, bible_store))
+    for args, message in ((["--size", "tiny-50k", "--init-from", str(base)], "exclude each other"),
+                          ([], "--size is required")):
+        done = subprocess.run([sys.executable, "-m", "dcsl_cli", "train", "--store", str(bible_store.path),
+                               "--tokens", "4096", "--root", str(tmp_path / "runs"), *args],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr
+    assert not (tmp_path / "runs").exists()
