@@ -9,7 +9,9 @@ from pathlib import Path
 from pretrain.cli import add_device_flags, add_run_location, parse_bool, run_dir_for
 
 # Student flags handled here rather than generated from the spec's fields.
-_STUDENT_OWN = {"store_id", "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id"}
+# Filled by the command itself, or not offered to students (continuing a base is dcsl train's).
+_STUDENT_OWN = {"store_id", "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id",
+                "init_from", "init_id"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

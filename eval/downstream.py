@@ -250,7 +250,7 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
 def _model_summary(members: list[TrainedRun]) -> dict:
     """The evaluated model's table fields; a field the members disagree on is None."""
     def one(m: TrainedRun) -> dict:
-        total, _ = param_counts(m.spec.shape(m.store.vocab_size))
+        total, _ = param_counts(m.shape)
         return {"size": m.spec.size, "n_params": total, "budget_tokens": m.spec.tokens,
                 "epochs": m.spec.epochs, "lr": m.spec.lr, "weight_decay": m.spec.weight_decay}
     each = [one(m) for m in members]

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from eval.combine import MemberAccumulator
 from eval.kinds import EnsembleEvalSpec
-from eval.rules import RULES, check_rules
+from eval.rules import LOSS_RULES, RULES, SOUP, check_rules
+from eval.soup import soup_nll
 from pretrain.data import validation_batches
 from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, execute_run
@@ -167,16 +168,17 @@ def ensemble_losses(
     Every token but the first is scored once (full sequences, then the tail), exactly
     as training's validation does, so K = 1 reproduces a member's own validation loss.
     """
-    rules, device = check_rules(list(rules)), torch.device(device)
+    rules, device = check_rules(list(rules), LOSS_RULES), torch.device(device)
     k_max = len(members)
     out = EnsembleLosses(rules, {r: [0.0] * k_max for r in rules}, [0.0] * k_max, chunk_sequences=chunk_sequences)
     max_len = max(seq_len, *(m.spec.seq_len for m in members))
+    soups, rules = SOUP in rules, tuple(r for r in rules if r != SOUP)
     resident = [m.load_model(device, max_len) for m in members] if keep_members else None
     out.loads = k_max if keep_members else 0
     for rows in validation_batches(tokens, seq_len, chunk_sequences):
         rows_t = torch.from_numpy(rows).to(device)
         inputs, targets = rows_t[:, :-1], rows_t[:, 1:]
-        acc = MemberAccumulator(rules)
+        acc = MemberAccumulator(rules) if rules else None
         for k, member in enumerate(members):
             if resident is not None:
                 model = resident[k]
@@ -190,7 +192,8 @@ def ensemble_losses(
             del model  # the reloaded member's weights go before the next one loads
             nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
             out.member_nll[k] += nll.double().sum().item()  # fp64 sums: a chunk can be 1M tokens
-            acc.add(logits)
+            if acc is not None:
+                acc.add(logits)
             out.buffer_bytes = max(out.buffer_bytes, logits.nbytes * (1 + len(rules)))
             del logits
             for rule in rules:
@@ -198,6 +201,9 @@ def ensemble_losses(
                 out.nll[rule][k] -= logp.gather(-1, targets.unsqueeze(-1)).double().sum().item()
                 del logp
         out.tokens += targets.numel()
+    if soups:  # its own pass: one soup model at a time, K member loads
+        out.nll[SOUP] = soup_nll(members, tokens, seq_len, batch_size, device, max_len, autocast)
+        out.loads += k_max
     return out
 
 
@@ -231,7 +237,8 @@ def run_ensemble(spec: EnsembleEvalSpec, run_dir: str | Path, log: Callable[[str
             torch.set_num_threads(spec.threads)
         device = resolve_device(spec.device)
         autocast = device.type == "cuda" and spec.precision in ("auto", "bf16-mixed")
-        chunk = chunk_sequences_for(spec.buffer_mb, spec.seq_len, store.vocab_size, len(spec.rules))
+        chunk = chunk_sequences_for(spec.buffer_mb, spec.seq_len, store.vocab_size,
+                                    len([r for r in spec.rules if r != SOUP]))
         started = time.perf_counter()
         with PeakMemory(device) as mem:
             ev = ensemble_losses(members, store.val_tokens(), spec.seq_len, spec.rules, spec.batch_size,
@@ -240,7 +247,7 @@ def run_ensemble(spec: EnsembleEvalSpec, run_dir: str | Path, log: Callable[[str
         losses = {rule: ev.losses(rule) for rule in spec.rules}
         for rule in spec.rules:
             log(f"{run.path.name} {rule}: " + ", ".join(f"K={k + 1} {v:.4f}" for k, v in enumerate(losses[rule])))
-        total, non_embedding = param_counts(members[0].spec.shape(store.vocab_size))
+        total, non_embedding = param_counts(members[0].shape)
         member_losses = ev.member_losses()
         return {
             "kind": "ensemble", "K": len(members), "rules": list(spec.rules), "losses": losses,

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Members are training run directories, in order; member k joins at K = k + 1.")
     e.add_argument("--members", nargs="+", required=True, metavar="RUN_DIR", help="member run directories")
     e.add_argument("--rules", nargs="+", default=["logit-mean", "prob-mean"],
-                   choices=["logit-mean", "prob-mean"],
+                   choices=["logit-mean", "prob-mean", "uniform-soup"],
                    help="logit-mean: average logits, then softmax (the paper's); prob-mean: average "
-                        "probabilities")
+                        "probabilities; uniform-soup: average the members' weights into one model")
     e.add_argument("--store", default=None, help="store with the validation set (default: member 0's)")
     e.add_argument("--seq-len", type=int, default=None, help="evaluation length (default: member 0's)")
     add_run_location(e)

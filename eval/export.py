@@ -19,6 +19,7 @@ from pretrain.rundir import RunDir
 
 
 def export_model(run: TrainedRun, out: Path) -> Path:
+    """One trained model and its store's tokenizer as a Hugging Face Llama in ``out``."""
     return save_hf_llama(run.load_model(), out, run.store.path / "tokenizer.json", run.store.eos_id,
                          run.spec.seq_len)
 

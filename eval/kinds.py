@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from eval.rules import RULES, check_rules
+from eval.rules import LOSS_RULES, RULES, check_rules
 from eval.tasks import PAPER_TASKS, check_split
 from pretrain.runkind import RunKind, TableRow
 from pretrain.spec import SpecBase
@@ -44,7 +44,7 @@ class EnsembleEvalSpec(SpecBase):
     seq_len: int
     """Evaluation context length (usually the members' training seq_len)."""
     rules: tuple[str, ...] = RULES
-    """Combination rules: logit-mean (the paper's) and/or prob-mean."""
+    """Combination rules: logit-mean (the paper's), prob-mean and/or uniform-soup."""
     batch_size: int = 16
     """Sequences per member forward pass."""
     buffer_mb: int = 512
@@ -59,7 +59,8 @@ class EnsembleEvalSpec(SpecBase):
 
     def __post_init__(self) -> None:
         # Canonical rule order, so ("prob-mean", "logit-mean") is the same run as its reverse.
-        object.__setattr__(self, "rules", tuple(r for r in RULES if r in check_rules(self.rules)))
+        chosen = check_rules(self.rules, LOSS_RULES)
+        object.__setattr__(self, "rules", tuple(r for r in LOSS_RULES if r in chosen))
         if not self.member_ids:
             raise ValueError("an ensemble needs at least one member")
         if len(set(self.member_ids)) != len(self.member_ids):

@@ -1,16 +1,21 @@
 """The ensemble combination rules, named in every result (torch-free; see eval.combine).
 
 - ``logit-mean``: average the members' logits, then softmax (the paper's authors' rule);
-- ``prob-mean``: average the members' probabilities.
+- ``prob-mean``: average the members' probabilities;
+- ``uniform-soup``: average the members' weights into one model (eval.soup). Only
+  validation-loss ensembles offer it; it is not a way of combining outputs.
 """
 
 from __future__ import annotations
 
 RULES = ("logit-mean", "prob-mean")
+SOUP = "uniform-soup"
+LOSS_RULES = (*RULES, SOUP)
+"""What an ensemble's validation loss can be measured under."""
 
 
-def check_rules(rules: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    unknown = [r for r in rules if r not in RULES]
+def check_rules(rules: tuple[str, ...] | list[str], allowed: tuple[str, ...] = RULES) -> tuple[str, ...]:
+    unknown = [r for r in rules if r not in allowed]
     if unknown or not rules:
-        raise ValueError(f"unknown ensemble rule(s) {unknown or rules}; use {' or '.join(RULES)}")
+        raise ValueError(f"unknown ensemble rule(s) {unknown or rules}; use {' or '.join(allowed)}")
     return tuple(rules)

@@ -187,8 +187,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         from pretrain.hfconfig import base_id
 
-        values["size"] = Path(args.init_from).resolve().name
-        init_id = base_id(args.init_from)
+        values["init_from"] = str(Path(args.init_from).resolve())
+        values["size"] = Path(values["init_from"]).name
+        init_id = base_id(values["init_from"])
     spec = TrainSpec(store_id=store.store_id, init_id=init_id, **values)
     run_dir = run_dir_for(args, spec)
     from pretrain.rundir import RunDir

@@ -64,6 +64,7 @@ def from_hf_weights(weights: dict[str, torch.Tensor], shape: ModelShape) -> dict
     if shape.tie_embeddings:
         wanted.pop("lm_head.weight")
     out = {}
+    known = _hf_names(shape)
     for hf_name, name in wanted.items():
         out[name] = _take(weights, hf_name)
     for i in range(shape.n_layers):
@@ -73,7 +74,7 @@ def from_hf_weights(weights: dict[str, torch.Tensor], shape: ModelShape) -> dict
         for name, (first, second) in FUSED_LAYER.items():
             out[ours + name] = torch.cat([_take(weights, theirs + first), _take(weights, theirs + second)])
     # Rotary caches some exporters keep are derived, not learned.
-    left = [k for k in weights if k not in _hf_names(shape) and not k.endswith("rotary_emb.inv_freq")]
+    left = [k for k in weights if k not in known and not k.endswith("rotary_emb.inv_freq")]
     if left:
         raise ValueError(f"unexpected weights for a Llama: {', '.join(sorted(left)[:3])}")
     return out

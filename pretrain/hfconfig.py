@@ -8,6 +8,7 @@ so runs continued from it get other ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +20,8 @@ from pretrain.tokenizer import sha256_file
 SUPPORTED_ROPE = ("default", "llama3")
 
 
-def hf_config(shape: ModelShape, max_seq_len: int, eos_id: int, bos_id: int | None = None) -> dict[str, Any]:
+def hf_config(shape: ModelShape, max_seq_len: int, eos_id: int | None,
+              bos_id: int | None = None) -> dict[str, Any]:
     """A ``LlamaForCausalLM`` config.json for ``shape``.
 
     The rope fields are written both ways: ``rope_theta``/``rope_scaling`` (transformers 4)
@@ -103,6 +105,7 @@ def weight_files(directory: str | Path) -> list[Path]:
 
 
 def read_hf_config(directory: str | Path) -> dict[str, Any]:
+    """A model directory's config.json, or a one-line error saying it is not one."""
     path = Path(directory) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} has no config.json (not a Hugging Face model directory)")
@@ -110,10 +113,20 @@ def read_hf_config(directory: str | Path) -> dict[str, Any]:
 
 
 def base_id(directory: str | Path) -> str:
-    """Content id of a Hugging Face Llama directory: its config.json and weight files."""
+    """Content id of a Hugging Face Llama directory: its config.json and weight files.
+
+    Hashing a 3B base reads 6 GB, so the id is remembered for as long as every file keeps
+    its size and modification time (within one process: the CLI, then the training run).
+    """
     directory = Path(directory)
     read_hf_config(directory)
-    h = hashlib.sha256(sha256_file(directory / "config.json").encode())
-    for path in weight_files(directory):
-        h.update(f"{path.name}:{sha256_file(path)}".encode())
+    files = [directory / "config.json", *weight_files(directory)]
+    return _hashed_id(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@functools.lru_cache(maxsize=16)
+def _hashed_id(files: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256(sha256_file(files[0][0]).encode())
+    for path, _, _ in files[1:]:
+        h.update(f"{Path(path).name}:{sha256_file(path)}".encode())
     return h.hexdigest()[:16]

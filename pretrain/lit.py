@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pretrain.data import validation_batches
+from pretrain.loss import summed_cross_entropy
 from pretrain.model import Llama, build_model
 from pretrain.spec import TrainSpec
 
@@ -38,12 +39,12 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def sequence_loss(model: torch.nn.Module, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy of rows (B, T+1) and the number of scored tokens."""
+def sequence_loss(model: torch.nn.Module, rows: torch.Tensor,
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy of rows (B, T+1) and the number of scored tokens;
+    ``features`` is the model's feature function when it is compiled (pretrain.loss)."""
     inputs, targets = rows[:, :-1], rows[:, 1:]
-    logits = model(inputs)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum")
-    return loss, targets.numel()
+    return summed_cross_entropy(model, inputs, targets, features), targets.numel()
 
 
 @torch.no_grad()
@@ -84,9 +85,11 @@ class PretrainModule(L.LightningModule):
         self.automatic_optimization = False
         self.spec, self.total_steps, self.steps_per_epoch = spec, total_steps, steps_per_epoch
         self.model: Llama = initial_model(spec, vocab_size)
+        self.model.checkpoint_activations = spec.activation_checkpointing
         self.micro = spec.micro_batch_size or spec.batch_size
         self.warmup_steps = max(1, math.ceil(spec.warmup_frac * total_steps)) if spec.warmup_frac else 0
         self._forward = self.model
+        self._features = self.model.features
         # Run history that must survive a resume lives in this dict (saved in checkpoints).
         self.history: dict = {"val": [], "epoch_loss_sum": 0.0, "epoch_steps": 0,
                               "last_epoch_train_loss": None, "elapsed_s": 0.0,
@@ -97,6 +100,8 @@ class PretrainModule(L.LightningModule):
         if self.spec.compile:
             # Compiled forward only; self.model stays plain so checkpoints load anywhere.
             object.__setattr__(self, "_forward", torch.compile(self.model))
+            # The sliced loss of large vocabularies calls the features alone: compiled too.
+            object.__setattr__(self, "_features", torch.compile(self.model.features))
 
     def configure_optimizers(self):  # noqa: ANN201
         opt = torch.optim.AdamW(
@@ -137,7 +142,7 @@ class PretrainModule(L.LightningModule):
 
         A hook: token-level distillation (distill/student.py) overrides it with a KL term.
         """
-        return sequence_loss(self._forward, rows)
+        return sequence_loss(self._forward, rows, self._features)
 
     def _track_epoch_loss(self, loss: float) -> None:
         h = self.history

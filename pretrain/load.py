@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from pretrain.hfconfig import shape_from_hf_config
 from pretrain.model import Llama
 from pretrain.rundir import RunDir
-from pretrain.spec import TrainSpec
+from pretrain.sizes import ModelShape
+from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
 
@@ -38,9 +41,18 @@ class TrainedRun:
     def weights_sha256(self) -> str:
         return sha256_file(self.weights)
 
+    @property
+    def shape(self) -> ModelShape:
+        """The trained architecture. A continued run's is the base config it trained with,
+        saved beside its weights, not whatever the base directory holds now."""
+        saved = self.path / BASE_CONFIG
+        if saved.is_file():
+            return shape_from_hf_config(json.loads(saved.read_text()), name=self.spec.size)
+        return self.spec.shape(self.store.vocab_size)
+
     def load_model(self, device: str | torch.device = "cpu", max_seq_len: int | None = None) -> Llama:
         """The model in eval mode; weights load with safetensors (no pickle)."""
-        shape = self.spec.shape(self.store.vocab_size)
+        shape = self.shape
         model = Llama(shape, max_seq_len=max_seq_len or self.spec.seq_len)
         model.load_weights(load_file(self.weights, device="cpu"))
         return model.to(device).eval()

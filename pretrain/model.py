@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pretrain.sizes import Llama3RopeScaling, ModelShape, get_shape
 
@@ -154,6 +155,8 @@ class Llama(nn.Module):
         # Non-persistent: derived from the shape, so checkpoints hold only learned weights.
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.checkpoint_activations = False
+        """Recompute each block's activations in backward instead of keeping them (training)."""
         self.apply(self._init)
 
     @staticmethod
@@ -175,6 +178,18 @@ class Llama(nn.Module):
         and ``mask`` (B, 1, T, T, True where token i may see token j) which tokens belong
         to it; together they replace the plain causal order.
         """
+        return self.head(self.features(idx, cache, positions=positions, mask=mask))
+
+    def features(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        *,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The normed final hidden states (B, T, d_model) that the output head reads; training
+        applies the head a slice at a time when the logits would be large (pretrain.loss)."""
         if (positions is None) != (mask is None):
             raise ValueError("positions and mask go together")
         if positions is not None:
@@ -191,11 +206,16 @@ class Llama(nn.Module):
                 raise ValueError(f"sequence of {start + t} tokens exceeds max_seq_len")
             cos, sin = self.rope_cos[start : start + t], self.rope_sin[start : start + t]
         x = self.embed(idx)
+        recompute = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, i, mask)
+            if recompute and cache is None:
+                # Keep only each block's input; its activations are recomputed in backward.
+                x = checkpoint(block, x, cos, sin, None, i, mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, cache, i, mask)
         if cache is not None:
             cache.length += idx.shape[1]
-        return self.head(self.norm(x))
+        return self.norm(x)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The learned weights for a safetensors file: a tied head is stored once, as the
@@ -215,11 +235,12 @@ class Llama(nn.Module):
         """AdamW groups: decay the matrices of blocks and the output head only.
 
         Norm gains and the input embedding are not decayed (the paper's rule; litgpt's
-        decay-everything default is a known pitfall).
+        decay-everything default is a known pitfall). A tied embedding is the output head
+        too, and is decayed as the head.
         """
         decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            is_matrix = p.ndim == 2 and not name.startswith("embed.")
+        for name, p in self.named_parameters():  # a tied matrix is listed once, as embed.weight
+            is_matrix = p.ndim == 2 and (self.shape.tie_embeddings or not name.startswith("embed."))
             (decay if is_matrix else no_decay).append(p)
         return [
             {"params": decay, "weight_decay": weight_decay},

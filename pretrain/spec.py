@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from pretrain.sizes import SIZES, ModelShape, get_shape
 
 ID_LENGTH = 10
+BASE_CONFIG = "base-config.json"
+"""A continued run's architecture (a HF config), written beside its final weights."""
 # Lightning precision names dcsl trains with ("auto": 32-true on CPU, bf16-mixed on GPU).
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
@@ -85,7 +87,7 @@ class TrainSpec(SpecBase):
     kind: ClassVar[str] = "train"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
-         "keep_checkpoints", "init_from"}
+         "keep_checkpoints", "init_from", "activation_checkpointing"}
     )
     LATER: ClassVar[frozenset[str]] = frozenset({"init_id"})
 
@@ -123,6 +125,9 @@ class TrainSpec(SpecBase):
     """'auto' is 32-true on CPU and bf16-mixed on GPU."""
     compile: bool = False
     """Train a torch.compile'd model (the checkpoints hold the plain one)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in backward instead of keeping them: less memory
+    for about a third more compute."""
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
     keep_checkpoints: bool = False
@@ -139,6 +144,9 @@ class TrainSpec(SpecBase):
             raise ValueError(f"unknown model size {self.size!r}; known sizes: {', '.join(SIZES)}")
         if (self.init_from is None) != (not self.init_id):
             raise ValueError("init_from and init_id go together (init_id is the base's content id)")
+        if self.init_from is not None and self.init_seed != 0:
+            # The base replaces the init: runs that differ only in init_seed are one run.
+            object.__setattr__(self, "init_seed", 0)
         for name in ("tokens", "epochs", "batch_size", "seq_len"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

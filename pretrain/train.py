@@ -24,10 +24,11 @@ import torch
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
+from pretrain.hfconfig import hf_config
 from pretrain.lit import PretrainModule
-from pretrain.rundir import RunDir, execute_run
+from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
-from pretrain.spec import TrainSpec
+from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
 
@@ -314,6 +315,9 @@ def _save_final_weights(module: PretrainModule, path: Path) -> None:
 
     tmp = path / ".model.safetensors.tmp"
     save_file(module.model.weights(), str(tmp))
+    if module.spec.init_from is not None:  # the shape it trained with, for whoever loads it later
+        shape = module.model.shape
+        atomic_write_json(path / BASE_CONFIG, hf_config(shape, module.spec.seq_len, eos_id=None))
     _fsync_rename(tmp, path / "model.safetensors")
 
 

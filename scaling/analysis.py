@@ -55,6 +55,8 @@ class StudyAnalysis:
     data_laws: dict[str, Curve]
     multipliers: list[Multiplier]
     distill: pd.DataFrame
+    ensemble_rules: pd.DataFrame
+    """Every succeeded ensemble-loss row, under every rule measured (soups included)."""
     downstream: pd.DataFrame
     tuning: pd.DataFrame | None
     n_rows_used: int
@@ -97,7 +99,7 @@ def analyze_study(
 
     Uses succeeded rows only. n_boot = 0 skips the bootstrap (no intervals); `bootstrap` is
     "pairs" or "residual" (see fit_power_law). `rule` selects which ensemble rows to use
-    ("logit-mean", the authors' rule, or "prob-mean"). Raises ValueError for bad settings and
+    ("logit-mean", the authors' rule, "prob-mean" or "uniform-soup"). Raises ValueError for bad settings and
     scaling.table.TableError for a table that breaks the contract; everything else that
     cannot be computed is reported in the result's warnings. `main_budget` is where the
     study's full search ran (a study file knows it); by default the budget with the most sizes
@@ -175,6 +177,8 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
         standard_curves=standard_curves,
         best_standard=best_standard, regularized=regularized, ensembles=ensembles, joint=joint,
         data_laws=laws, multipliers=mults, distill=distill,
+        ensemble_rules=done[done["kind"] == "ensemble"][["budget_tokens", "size", "n_params", "K", "rule",
+                                                          "val_loss"]].reset_index(drop=True),
         downstream=downstream_table(done), tuning=tuning, n_rows_used=len(done),
         skipped=skipped, warnings=warnings,
     )

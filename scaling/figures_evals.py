@@ -1,5 +1,5 @@
 """Figures of evaluated models, without fitted laws: distillation students against their
-teachers, and downstream accuracy. Each function returns its figure unsaved, with a caption
+teachers, ensemble rules (soups among them) against K, and downstream accuracy. Each function returns its figure unsaved, with a caption
 written from what was drawn."""
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from scaling.plot_style import (
     LABEL_BOX,
     DrawnFigure,
     finish_budget_axes,
+    join_names,
     legend,
     marker_handle,
     new_figure,
     recipe_color,
+    set_loss_limits,
 )
 from scaling.units import format_count
 
@@ -53,6 +55,45 @@ def distillation(analysis: StudyAnalysis) -> DrawnFigure:
     if drawn.annotations:
         drawn.caption += (" Labels: the share of the teacher's improvement over the single "
                           "model that the student keeps.")
+    return drawn
+
+
+RULE_STYLES = {"logit-mean": ("#d62728", "o", "-"), "prob-mean": ("#ff7f0e", "s", "--"),
+               "uniform-soup": ("#2ca02c", "^", ":")}
+OTHER_RULE = ("#7f7f7f", "x", "-.")
+
+
+def combination_rules(analysis: StudyAnalysis) -> DrawnFigure:
+    """Validation loss over members K under every rule measured (output ensembles and weight
+    soups), at the main budget: one color and marker per rule, one line per size (named at
+    its end)."""
+    rows = analysis.ensemble_rules
+    with_soups = set(rows.loc[rows["rule"] == "uniform-soup", "budget_tokens"])
+    budget = analysis.main_budget if analysis.main_budget in with_soups else int(max(with_soups))
+    # Several ensembles of one size (K = 1..2 and 1..5, say): the best loss at each K.
+    rows = rows[rows["budget_tokens"] == budget].groupby(["rule", "size", "K"], as_index=False)["val_loss"].min()
+    drawn = new_figure(f"combination_rules_{format_count(budget)}", 7.0, 5.2)
+    rules = [r for r in RULE_STYLES if r in set(rows["rule"])] + sorted(set(rows["rule"]) - set(RULE_STYLES))
+    for rule in rules:
+        color, marker, style = RULE_STYLES.get(rule, OTHER_RULE)
+        drawn.add_entry(marker_handle(color, marker, style, 1.0), rule)
+        for size, line in rows[rows["rule"] == rule].groupby("size"):
+            line = line.sort_values("K")
+            drawn.axes.plot(line["K"], line["val_loss"], marker, ls=style, lw=1.0, color=color)
+            drawn.axes.annotate(str(size), (line["K"].iloc[-1], line["val_loss"].iloc[-1]),
+                                textcoords="offset points", xytext=(5, -3), fontsize=7, color=color)
+            drawn.visible_y += list(line["val_loss"])
+    drawn.axes.set_xlabel("members K")
+    drawn.axes.set_ylabel("validation loss (nats/token)")
+    drawn.axes.set_xticks(sorted(int(k) for k in rows["K"].unique()))
+    drawn.axes.set_title(f"Ensembles and soups vs members, D = {format_count(budget)} tokens", fontsize=10)
+    set_loss_limits(drawn)
+    legend(drawn)
+    drawn.caption = (f"Validation loss against members K at D = {format_count(budget)} tokens under "
+                     f"{join_names(rules)}, one line per size (named at its end; points joined, no law "
+                     "fitted). A soup is one model whose weights are the members' mean: it can help "
+                     "only when the members share a basin (continued from one base), and is poor for "
+                     "members trained from different inits.")
     return drawn
 
 

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from scaling.analysis import StudyAnalysis
-from scaling.figures_evals import distillation, downstream
+from scaling.figures_evals import combination_rules, distillation, downstream
 from scaling.figures_laws import data_scaling, joint_scaling, loss_vs_members, loss_vs_params
 from scaling.plot_style import DrawnFigure, FigureFile, save
 
@@ -33,6 +33,8 @@ def draw_figures(analysis: StudyAnalysis) -> list[Callable[[], DrawnFigure]]:
         drawers.append(partial(joint_scaling, analysis))
     if analysis.data_laws:
         drawers.append(partial(data_scaling, analysis))
+    if (analysis.ensemble_rules["rule"] == "uniform-soup").any():
+        drawers.append(partial(combination_rules, analysis))
     if not analysis.distill.empty:
         drawers.append(partial(distillation, analysis))
     if not analysis.downstream.empty:

@@ -107,6 +107,7 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
                    Table(summary.ensembles_table(analysis))]
         blocks += [figure[n] for n in figure if n.startswith("loss_vs_members_")]
         blocks += [figure[n] for n in figure if n == "joint_scaling"]
+        blocks += [figure[n] for n in figure if n.startswith("combination_rules_")]
 
     blocks += [Heading("All fitted laws"), Paragraph(
         "Held-out error: relative error at the largest x of a fit that never saw that point "

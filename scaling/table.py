@@ -61,6 +61,7 @@ ROLE_MEANINGS = {
 RULE_MEANINGS = {
     "logit-mean": "members' logits averaged (the default, and the authors' rule)",
     "prob-mean": "members' probabilities averaged",
+    "uniform-soup": "members' weights averaged into one model",
 }
 KINDS = tuple(KIND_MEANINGS)
 STATUSES = tuple(STATUS_MEANINGS)

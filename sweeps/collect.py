@@ -17,8 +17,7 @@ import pandas as pd
 
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
-from pretrain.sizes import param_counts
-from pretrain.spec import TrainSpec
+from pretrain.sizes import get_shape, param_counts
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
 from sweeps.runstore import last_error
@@ -114,8 +113,8 @@ def _placeholder_rows(spec: dict, vocab: int | None = None) -> list[dict]:
     """Rows for a run without results: spec fields, empty metrics."""
     if spec.get("kind") == "train":
         row = train_rows(spec, None)[0]
-        if vocab:
-            row["n_params"], row["n_params_non_embedding"] = param_counts(TrainSpec.from_json(spec).shape(vocab))
+        if vocab and not spec.get("init_from"):  # a continued run's shape is its base's, unread here
+            row["n_params"], row["n_params_non_embedding"] = param_counts(get_shape(spec["size"], vocab))
         return [row]
     return [{"kind": spec.get("kind", "?"), "size": spec.get("size", ""), "val_loss": NAN}]
 

@@ -38,6 +38,7 @@ class Training:
     threads: int = field(default=TrainSpec.threads, metadata={"min": 0})
     precision: str = TrainSpec.precision
     compile: bool = TrainSpec.compile
+    activation_checkpointing: bool = TrainSpec.activation_checkpointing
     keep_checkpoints: bool = TrainSpec.keep_checkpoints
 
     def spec_fields(self) -> dict[str, Any]:

@@ -170,3 +170,22 @@ def test_spec_id_is_the_members_and_rules_not_the_paths(members, bible_store):
     assert dataclasses.replace(spec, rules=("logit-mean",)).run_id != spec.run_id
     with pytest.raises(ValueError, match="unknown ensemble rule"):
         dataclasses.replace(spec, rules=("median",))
+
+
+def test_uniform_soup_losses_are_the_averaged_models_own(members, bible_store):
+    from pretrain.lit import validation_loss
+
+    tokens = np.asarray(bible_store.val_tokens()[:300])
+    got = ensemble_losses(members[:3], tokens, 64, rules=("logit-mean", "uniform-soup"), batch_size=3,
+                          chunk_sequences=2)
+    soup = got.losses("uniform-soup")
+    assert soup[0] == pytest.approx(got.member_losses()[0], rel=1e-6)  # a soup of one is the member
+    model = members[0].load_model()
+    w0, w1 = members[0].load_model().weights(), members[1].load_model().weights()
+    model.load_weights({name: (w0[name] + w1[name]) / 2 for name in w0})
+    assert soup[1] == pytest.approx(validation_loss(model, tokens, 64, 3, torch.device("cpu")), rel=1e-5)
+    # Members from different random inits share no basin: their soup is far worse than their
+    # ensemble (the paper's soups are of members continued from one base).
+    assert soup[2] > got.losses("logit-mean")[2] + 0.1  # measured: 5.475 against 5.193
+    spec = ensemble_spec(members[:2], bible_store, rules=("uniform-soup", "logit-mean"))
+    assert spec.rules == ("logit-mean", "uniform-soup")

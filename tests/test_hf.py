@@ -162,9 +162,13 @@ def test_a_run_continues_from_an_exported_base(runs, bible_store, tmp_path):
     base_loss = RunDir(runs[0].path).result()["final_val_loss"]
     assert result["final_val_loss"] == pytest.approx(base_loss, abs=1e-3)
     assert open_run(tmp_path / "cpt").load_model().shape == replace(runs[0].load_model().shape, name=base.name)
-    # A changed base is another run, and a run made from the old one refuses to train on it.
+    # Seeds of the init mean nothing when a base is the init: one run.
+    assert continued_spec(base, bible_store, lr=1e-7, init_seed=3).run_id == spec.run_id
+    # A changed base is another run, and a run made from the old one refuses to train on it;
+    # the finished run keeps the shape it trained with.
     config = json.loads((base / "config.json").read_text())
     (base / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-6}))
+    assert open_run(tmp_path / "cpt").shape.norm_eps == config["rms_norm_eps"]
     assert continued_spec(base, bible_store, lr=1e-7).run_id != spec.run_id
     with pytest.raises(ValueError, match="the base changed"):
         train_run(continued_spec(base, bible_store, lr=2e-7, init_id=spec.init_id), tmp_path / "stale",
@@ -178,6 +182,8 @@ def test_a_tied_base_trains_saves_and_exports(bible_store, tmp_path):
     train_run(spec, tmp_path / "run", log=lambda _: None)
     model = open_run(tmp_path / "run").load_model()
     assert model.head.weight is model.embed.weight
+    decayed = model.decay_groups(0.1)[0]["params"]
+    assert any(p is model.head.weight for p in decayed)  # the tied matrix is decayed as the head
     out = export_run(tmp_path / "run", tmp_path / "again")[0]
     ids = torch.from_numpy(bible_store.val_tokens()[:64].astype("int64"))[None]
     with torch.no_grad():

@@ -338,3 +338,26 @@ def test_plot_modules_form_no_import_circle_and_stay_small() -> None:
                    for n in graph[start])
 
     assert not [name for name in PLOT_MODULES if reaches(name, name)]
+
+
+def test_soup_rows_get_a_combination_rules_figure(small_study) -> None:
+    import pandas as pd
+
+    from scaling.analysis import analyze_study
+    from scaling.plots import draw_figures
+
+    _, table = small_study
+    ensembles = table[(table["kind"] == "ensemble") & (table["rule"] == "logit-mean")]
+    soups = ensembles.assign(rule="uniform-soup", val_loss=ensembles["val_loss"] + 0.3,
+                             run_id=ensembles["run_id"] + "-soup")
+    analysis = analyze_study(pd.concat([table, soups], ignore_index=True), n_boot=0)
+    figures = {drawn.name: drawn for drawn in (draw() for draw in draw_figures(analysis))}
+    (name,) = [n for n in figures if n.startswith("combination_rules")]
+    drawn = figures[name]
+    _check_every_mark_has_a_legend_entry(drawn)
+    assert {"logit-mean", "uniform-soup"} <= set(drawn.legend_labels)
+    assert "uniform-soup" in drawn.caption
+    # The soup rows change no fit: laws read the default rule only.
+    before = analyze_study(table, n_boot=0)
+    assert [c.fit.E for c in before.ensembles.values() if c.fit] == \
+        [c.fit.E for c in analysis.ensembles.values() if c.fit]
