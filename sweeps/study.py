@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eval.rules import LOSS_RULES, RULES
 from pretrain.spec import TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.schema import build, named_key, read
@@ -107,7 +108,8 @@ class Ensembles:
     members: int
     epochs_factor: float = 2.0
     weight_decay_factor: float = 0.5
-    rules: tuple[str, ...] = ("logit-mean", "prob-mean")
+    rules: tuple[str, ...] = RULES
+    """Validation-loss rules: logit-mean, prob-mean, uniform-soup (the weight average)."""
     budgets: tuple[int, ...] = ()
     sizes: tuple[str, ...] = ()
 
@@ -361,7 +363,7 @@ def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ens
         members=sec.number("members", int),
         epochs_factor=rule.number("epochs", float, default=2.0),
         weight_decay_factor=rule.number("weight_decay", float, default=0.5, allow_zero=True),
-        rules=tuple(_rule(sec, v, p) for v, p in sec.items("rules")) or ("logit-mean", "prob-mean"),
+        rules=tuple(_rule(sec, v, p) for v, p in sec.items("rules")) or RULES,
         budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
         sizes=_subset(sec, "sizes", sec.size, sizes),
     )
@@ -371,8 +373,8 @@ def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ens
 
 
 def _rule(sec: Section, value: Any, path: tuple) -> str:
-    if value not in ("logit-mean", "prob-mean"):
-        raise sec.pos.error(path, f"unknown ensemble rule {value!r}; use logit-mean or prob-mean")
+    if value not in LOSS_RULES:
+        raise sec.pos.error(path, f"unknown ensemble rule {value!r}; use {', '.join(LOSS_RULES)}")
     return value
 
 
