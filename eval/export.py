@@ -53,7 +53,8 @@ def export_run(path: str | Path, out: str | Path, soup: bool = False) -> list[Pa
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="write a finished run as a Hugging Face Llama (config.json, safetensors, tokenizer)",
-        description=__doc__.splitlines()[0].split(": ", 1)[1])
+        description="Write a finished run as a Hugging Face Llama directory: config.json, "
+                    "model.safetensors and the store's tokenizer.")
     p.add_argument("run", metavar="RUN", help="a training, distillation or ensemble run directory")
     p.add_argument("out", metavar="OUT", help="new folder to write (an ensemble writes OUT/member-K)")
     p.add_argument("--soup", action="store_true",

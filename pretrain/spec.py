@@ -134,8 +134,8 @@ class TrainSpec(SpecBase):
     """Keep the optimizer checkpoints after the run succeeds (default: drop them; the weights
     and result stay)."""
     init_from: str | None = None
-    """A Hugging Face Llama directory to continue pretraining from, instead of a fresh init
-    (operational: the base's content id is init_id)."""
+    """A Hugging Face Llama directory to continue pretraining from, instead of a fresh init;
+    its config is the model's shape (no --size) and its content hash joins the run id."""
     init_id: str = ""
     """Content id of that base: its config and weight files (pretrain.hfconfig.base_id)."""
 
