@@ -22,6 +22,11 @@ def render_text(r: PlanReview) -> str:
     lines += [_table([{"size": x.name, "params": f"{x.total:,}", "non-embedding": f"{x.non_embedding:,}",
                        "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
                       for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head")), ""]
+    if r.memory:
+        lines += [_table([{"size": m.size, "micro-batch": m.micro_batch, "GB per GPU": f"{m.gb:.1f}",
+                           "largest that fits": "none" if m.fits is None else m.fits}
+                          for m in r.memory], right=("GB per GPU",)),
+                  "(memory is an estimate: pretrain/memory.py counts the tensors a step keeps)", ""]
     lines += [_stage_table(r)]
     if s.full_lattice_runs > s.total_runs_now:
         lines.append(f"(every tuning cell's full lattice instead: {s.full_lattice_runs:,} runs, "

@@ -76,6 +76,10 @@ class ClusterProfile:
     mem_gb: float = field(default=4.0, metadata={"positive": True})
     """Host memory per run in GB (``--mem``)."""
 
+    gpu_memory_gb: float = field(default=0.0, metadata={"min": 0})
+    """Memory of one GPU in GB: ``sweep plan`` estimates each size's need against it and picks
+    micro-batches that fit (0: not said, no check)."""
+
     time_min: int = field(default=60, metadata={"positive": True})
     """Wall-clock limit per job in minutes (``--time``); longer runs checkpoint and requeue."""
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
 from sweeps.estimate import PlanSummary, gpu_hours, summarize
+from sweeps.memoryplan import gpu_memory
 from sweeps.plan import Snapshot
 from sweeps.probe import Throughput, measure
 from sweeps.study import Study
@@ -138,6 +139,8 @@ class PlanReview:
     throughput: Throughput
     time: TimeEstimate
     findings: tuple[Finding, ...]
+    memory: tuple = ()
+    """``sweeps.memoryplan.SizeMemory`` per size, when the profile says its GPUs' memory."""
     simulation: object | None = field(default=None)
     """A ``scaling.design.DesignSimulation`` (None with ``sims`` 0)."""
     succeeded_runs: int = 0
@@ -155,6 +158,8 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     vocab = summary.vocab
     sizes = tuple(size_info(s, vocab) for s in planned_sizes(study))
     findings = design_findings(study, sizes)
+    memory, memory_findings = gpu_memory(study, [s.name for s in sizes], vocab)
+    findings += [Finding(level, "gpu-memory", message) for level, message in memory_findings]
     simulation = None
     if options.sims > 0:
         from scaling.design import simulate_design
@@ -168,7 +173,7 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     throughput = measure(study, [s.name for s in sizes], vocab, enabled=options.probe)
     done = sum(state == "succeeded" for state in Snapshot.read(study.root).states.values())
     return PlanReview(study, options, summary, sizes, throughput,
-                      time_estimate(study, summary, throughput, options), tuple(findings), simulation, done)
+                      time_estimate(study, summary, throughput, options), tuple(findings), memory, simulation, done)
 
 
 def planned_sizes(study: Study) -> list[str]:

@@ -1,0 +1,86 @@
+"""Training memory of one device, estimated from a model's shape (torch-free, for planners).
+
+An estimate, counted tensor by tensor from what dcsl's training step keeps:
+
+- states: fp32 weights, fp32 gradients and AdamW's two fp32 moments, 16 bytes a parameter
+  (bf16-mixed keeps fp32 master weights; autocast's bf16 copies are transient);
+- activations: what autograd saves in each block for backward, per token (below), or with
+  activation checkpointing each block's input plus one block's worth during its recompute;
+- logits: the head's output, its fp32 copy and its gradient, or one slice of them when the
+  loss is sliced (pretrain.loss).
+
+Backward's transients (each block's activation gradients, the allocator's cache) come on
+top: measured CPU peaks (fp32, tests/test_memory_estimate.py) were 1.5-1.55x the counted
+activations and logits for models whose activations pass 250 MiB, so those are scaled by
+``TRANSIENT``. That factor is measured on CPUs only; on a GPU it is an assumption until a
+device run measures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pretrain.sizes import ModelShape, param_counts
+
+CHUNK_LOGITS = 1 << 26  # pretrain.loss.CHUNK_LOGITS (that module imports torch)
+HEADROOM = 0.85
+"""Share of a device's memory the estimate may fill."""
+TRANSIENT = 1.5
+"""Measured peak over counted activations and logits (CPU, fp32; see the module text)."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    states: int
+    activations: int
+    logits: int
+
+    @property
+    def total(self) -> int:
+        return self.states + int(TRANSIENT * (self.activations + self.logits))
+
+
+def activation_bytes_per_token(shape: ModelShape, element: int) -> int:
+    """Bytes autograd keeps for one token of one block, ``element`` bytes a value (2 under
+    bf16 autocast, 4 in fp32). RMSNorm computes in fp32 whatever the precision."""
+    d, f, kv = shape.d_model, shape.d_mlp, shape.n_kv_heads * shape.head_dim
+    norms = 2 * (4 * d + element * d)           # each norm's fp32 input and its output
+    attention = element * (d + 2 * kv)          # q, k, v (after RoPE)
+    attention += element * d + 4 * shape.n_heads  # attention output, its log-sum-exp
+    mlp = element * (2 * f) + element * 2 * f   # gate_up output, silu(gate) and the product
+    residual = 4 * d                            # the block's residual stream between halves
+    return norms + attention + mlp + residual
+
+
+def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision: str = "bf16-mixed",
+                    activation_checkpointing: bool = False) -> MemoryEstimate:
+    """The estimated peak of one device training ``shape`` on micro-batches of ``micro_batch``
+    sequences of ``seq_len`` tokens."""
+    element = 4 if precision in ("32-true", "32") else 2
+    total, _ = param_counts(shape)
+    tokens = micro_batch * seq_len
+    per_block = activation_bytes_per_token(shape, element) * tokens
+    if activation_checkpointing:
+        # Every block's input, plus, during one block's backward, its recomputed activations,
+        # their gradients and the next block's input gradients.
+        activations = shape.n_layers * 4 * shape.d_model * tokens + 3 * per_block
+    else:
+        activations = shape.n_layers * per_block
+    activations += 2 * element * shape.d_model * tokens  # embedding output and final features
+    logits = tokens * shape.vocab_size
+    if logits > CHUNK_LOGITS:  # sliced: one slice's fp32 logits and gradient, the features' gradient
+        logits_bytes = 2 * 4 * CHUNK_LOGITS + element * shape.d_model * tokens
+    else:  # the logits, their fp32 copy, log-softmax and gradient
+        logits_bytes = (element + 3 * 4) * logits
+    return MemoryEstimate(states=16 * total, activations=activations, logits=logits_bytes)
+
+
+def fit_micro_batch(shape: ModelShape, seq_len: int, batch_size: int, memory_bytes: float,
+                    precision: str = "bf16-mixed", activation_checkpointing: bool = False) -> int | None:
+    """The largest divisor of ``batch_size`` whose estimate fits ``HEADROOM`` of
+    ``memory_bytes``; None when not even one sequence fits."""
+    for micro in sorted((m for m in range(1, batch_size + 1) if batch_size % m == 0), reverse=True):
+        estimate = training_memory(shape, seq_len, micro, precision, activation_checkpointing)
+        if estimate.total <= HEADROOM * memory_bytes:
+            return micro
+    return None
