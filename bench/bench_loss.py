@@ -52,6 +52,15 @@ def step(model: HeadOnly, targets: torch.Tensor, chunked: bool) -> float:
     return loss.item()
 
 
+def status_bytes(field: str) -> int:
+    """A /proc/self/status memory field (VmRSS, VmHWM) in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -63,13 +72,14 @@ def cpu_name() -> str:
 
 
 def peak_in_fresh_process(tokens: int, chunked: bool) -> int:
-    code = (f"import resource, torch, json; import bench_loss as b; torch.manual_seed(0); "
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    code = (f"import torch, json; import bench_loss as b; torch.manual_seed(0); "
             f"m = b.HeadOnly({tokens}); t = torch.randint(0, b.VOCAB, (1, {tokens})); "
-            f"base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; b.step(m, t, {chunked}); "
-            f"print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base))")
+            f"base = b.status_bytes('VmRSS'); b.step(m, t, {chunked}); "
+            f"print(json.dumps(b.status_bytes('VmHWM') - base))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=__file__.rsplit("/", 1)[0])
-    return int(json.loads(out.stdout.strip().splitlines()[-1])) * 1024  # ru_maxrss is in KiB
+    return int(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:

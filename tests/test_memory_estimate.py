@@ -1,9 +1,12 @@
 """The training-memory estimate (pretrain.memory) against measured peaks, and the plan's
 memory check.
 
-Peaks are the max RSS of a fresh process over two fp32 training steps on this CPU (the
-only device the tests have); the estimate's transient factor was fitted on such peaks, so
-this holds it to them within the noise of RSS (measured 0.88-1.17x).
+Peaks are a fresh process's high-water RSS (VmHWM) over two fp32 training steps on this
+CPU (the only device the tests have), above its RSS before the model exists. Not
+``ru_maxrss``: Linux carries that over from the forking parent across exec, so a child of
+a large pytest process would start from pytest's size. The estimate's transient factor was
+fitted on such peaks, so this holds it to them within the noise of RSS (measured
+0.88-1.17x).
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ import pytest
 from pretrain.memory import fit_micro_batch, training_memory
 from pretrain.sizes import get_shape
 
-PROBE = """
-import json, resource, sys, torch
+PROBE = r"""
+import json, re, sys, torch
 size, seq, micro, ckpt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 torch.set_num_threads(1)
 from pretrain.lit import sequence_loss
 from pretrain.model import build_model
 rows = torch.randint(0, 512, (micro, seq + 1))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(field):
+    return int(re.search(field + r":\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+base = status("VmRSS")
 model = build_model(size, 512, seq, 0).train()
 model.checkpoint_activations = ckpt
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -33,7 +38,7 @@ for _ in range(2):
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024))
+print(json.dumps(status("VmHWM") - base))
 """
 
 
