@@ -43,8 +43,11 @@ def summed_cross_entropy(model: HasHead, inputs: torch.Tensor, targets: torch.Te
         logits = model(inputs)
         return F.cross_entropy(logits.reshape(-1, vocab).float(), targets.reshape(-1), reduction="sum")
     h = (features or model.features)(inputs)
-    return SlicedLinearCrossEntropy.apply(h.reshape(n, h.shape[-1]), model.head.weight, targets.reshape(-1),
-                                          max(1, limit // vocab))
+    h, targets, step = h.reshape(n, h.shape[-1]), targets.reshape(-1), max(1, limit // vocab)
+    if not torch.is_grad_enabled():  # validation: the loss alone, no gradients to make
+        return sum(F.cross_entropy(F.linear(h[s:s + step], model.head.weight).float(), targets[s:s + step],
+                                   reduction="sum") for s in range(0, n, step))
+    return SlicedLinearCrossEntropy.apply(h, model.head.weight, targets, step)
 
 
 class SlicedLinearCrossEntropy(torch.autograd.Function):
