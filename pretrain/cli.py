@@ -196,6 +196,11 @@ def _train(args: argparse.Namespace) -> int:
     from pretrain.train import check_spec
 
     check_spec(spec)  # every input error before the run directory exists
+    from pretrain.ranks import is_main_process
+
+    if not is_main_process():  # a rank that Lightning's launcher started: rank 0 owns the run
+        train_run(spec, run_dir)
+        return 0
     with RunDir(run_dir).exclusive():
         result = train_run(spec, run_dir)
     print(f"{run_dir}: final validation loss {result['final_val_loss']:.4f} nats/token "

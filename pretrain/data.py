@@ -74,15 +74,23 @@ class EpochSchedule:
 
 
 class StepDataset(torch.utils.data.IterableDataset):
-    """Yields the global batches of a schedule from ``start_step`` on (the resume seek)."""
+    """Yields the global batches of a schedule from ``start_step`` on (the resume seek).
 
-    def __init__(self, schedule: BatchSchedule, start_step: int = 0) -> None:
+    With ``shard=(rank, world)`` it yields rank's contiguous share of each global batch, so
+    the ranks together train on exactly the batches one device would, in the same order,
+    at any world size.
+    """
+
+    def __init__(self, schedule: BatchSchedule, start_step: int = 0, shard: tuple[int, int] = (0, 1)) -> None:
         super().__init__()
         self.schedule, self.start_step = schedule, start_step
+        self.rank, self.world = shard
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for step in range(self.start_step, self.schedule.total_steps):
-            yield torch.from_numpy(self.schedule.batch(step))
+            rows = self.schedule.batch(step)
+            share = len(rows) // self.world
+            yield torch.from_numpy(rows[self.rank * share : (self.rank + 1) * share])
 
 
 def validation_batches(tokens: np.ndarray, seq_len: int, batch_size: int) -> Iterator[np.ndarray]:

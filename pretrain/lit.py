@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import lightning as L
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from pretrain.data import validation_batches
 from pretrain.loss import summed_cross_entropy
 from pretrain.model import Llama, build_model
+from pretrain.ranks import all_sum
 from pretrain.spec import TrainSpec
 
 ADAM_BETAS = (0.9, 0.95)
@@ -49,17 +51,23 @@ def sequence_loss(model: torch.nn.Module, rows: torch.Tensor,
 
 @torch.no_grad()
 def validation_loss(
-    model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, device: torch.device
+    model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, device: torch.device,
+    shard: tuple[int, int] = (0, 1),
 ) -> float:
-    """Token-weighted mean loss over the whole validation set."""
+    """Token-weighted mean loss over the whole validation set. With ``shard=(rank, world)``
+    each rank scores every world-th batch and the sums meet over the process group."""
     was_training = model.training
     model.eval()
+    rank, world = shard
     total, count = 0.0, 0
-    for rows in validation_batches(tokens, seq_len, batch_size):
-        loss, n = sequence_loss(model, torch.from_numpy(rows).to(device))
-        total += loss.item()
-        count += n
+    for i, rows in enumerate(validation_batches(tokens, seq_len, batch_size)):
+        if i % world == rank:
+            loss, n = sequence_loss(model, torch.from_numpy(rows).to(device))
+            total += loss.item()
+            count += n
     model.train(was_training)
+    if world > 1:
+        total, count = all_sum([total, float(count)], device)
     return total / count
 
 
@@ -86,7 +94,7 @@ class PretrainModule(L.LightningModule):
         self.spec, self.total_steps, self.steps_per_epoch = spec, total_steps, steps_per_epoch
         self.model: Llama = initial_model(spec, vocab_size)
         self.model.checkpoint_activations = spec.activation_checkpointing
-        self.micro = spec.micro_batch_size or spec.batch_size
+        self.micro = spec.micro_batch_size or spec.local_batch_size
         self.warmup_steps = max(1, math.ceil(spec.warmup_frac * total_steps)) if spec.warmup_frac else 0
         self._forward = self.model
         self._features = self.model.features
@@ -116,26 +124,47 @@ class PretrainModule(L.LightningModule):
         started = time.perf_counter()
         opt = self.optimizers()
         sched = self.lr_schedulers()
+        # ``batch`` is this rank's share of the global batch (all of it on one device).
         n_tokens = batch.shape[0] * (batch.shape[1] - 1)
         total = torch.zeros((), device=batch.device)
-        for rows in batch.split(self.micro):
-            loss_sum, _ = self.step_loss(rows)
-            # Scale by the global token count so accumulated gradients equal one big batch.
-            self.manual_backward(loss_sum / n_tokens)
+        micro_batches = batch.split(self.micro)
+        for i, rows in enumerate(micro_batches):
+            # Gradients meet over ranks once per step, in the last micro-batch's backward.
+            last = i == len(micro_batches) - 1
+            with nullcontext() if last else self._no_gradient_sync():
+                loss_sum, _ = self.step_loss(rows)
+                # Scale by this rank's token count: DDP averages over the equal shares of the
+                # ranks, so the accumulated gradient is that of the whole global batch.
+                self.manual_backward(loss_sum / n_tokens)
             total += loss_sum.detach()
-        loss = total / n_tokens
-        loss_value = loss.item()
+        world = self.trainer.world_size
+        loss_value = all_sum([total.item()], self.device)[0] / (n_tokens * world)
+        loss = torch.tensor(loss_value)
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(f"diverged at step {self.global_step} (loss {loss_value}): "
                                      f"lower the lr (now {self.spec.lr:g})")
-        self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
+        self._clip_gradients(opt)
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
         self._track_epoch_loss(loss_value)
         self.history["train_step_s"] += time.perf_counter() - started
-        self.history["train_tokens"] += n_tokens
+        self.history["train_tokens"] += n_tokens * world
         return loss
+
+    def _no_gradient_sync(self):  # noqa: ANN202
+        """Keep gradients on this rank (accumulating) instead of reducing them after a backward."""
+        block = getattr(self.trainer.strategy, "block_backward_sync", None)
+        return block() if block is not None and self.trainer.world_size > 1 else nullcontext()
+
+    def _clip_gradients(self, opt) -> None:  # noqa: ANN001
+        """Clip the global gradient norm; FSDP holds gradient shards, so its own root module
+        computes the norm over all of them (Lightning's clip_gradients refuses it)."""
+        wrapped = self.trainer.strategy.model
+        if hasattr(wrapped, "clip_grad_norm_"):
+            wrapped.clip_grad_norm_(GRAD_CLIP)
+        else:
+            self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
 
     def step_loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Summed training loss of a micro-batch and its token count.
@@ -155,11 +184,19 @@ class PretrainModule(L.LightningModule):
 
     def validate_now(self, val_tokens: np.ndarray) -> float:
         with self.trainer.precision_plugin.forward_context():
-            loss = validation_loss(self.model, val_tokens, self.spec.seq_len, self.micro, self.device)
+            loss = validation_loss(self.model, val_tokens, self.spec.seq_len, self.micro, self.device,
+                                   self._validation_shard())
         step = int(self.global_step)
         self.history["val"].append({"step": step, "tokens": step * self.spec.batch_size * self.spec.seq_len,
                                     "val_loss": loss})
         return loss
+
+    def _validation_shard(self) -> tuple[int, int]:
+        # Under FSDP every rank must run every forward (each one gathers weight shards), so
+        # each scores the whole set; under DDP each scores its share and the sums are reduced.
+        if self.trainer.world_size == 1 or hasattr(self.trainer.strategy.model, "clip_grad_norm_"):
+            return (0, 1)
+        return (self.trainer.global_rank, self.trainer.world_size)
 
     def on_train_start(self) -> None:
         self._attempt_start = time.perf_counter()

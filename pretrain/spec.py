@@ -21,6 +21,9 @@ BASE_CONFIG = "base-config.json"
 """A continued run's architecture (a HF config), written beside its final weights."""
 # Lightning precision names dcsl trains with ("auto": 32-true on CPU, bf16-mixed on GPU).
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+# How one run spreads over devices ("auto": one device alone, else DDP when the model and
+# its optimizer state fit one device, FSDP when they do not).
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 def spec_id(kind: str, semantic: dict[str, Any]) -> str:
@@ -87,7 +90,7 @@ class TrainSpec(SpecBase):
     kind: ClassVar[str] = "train"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
-         "keep_checkpoints", "init_from", "activation_checkpointing"}
+         "keep_checkpoints", "init_from", "activation_checkpointing", "devices", "nodes", "strategy"}
     )
     LATER: ClassVar[frozenset[str]] = frozenset({"init_id"})
 
@@ -116,7 +119,8 @@ class TrainSpec(SpecBase):
     data_seed: int = 0
     """Seed of the data order."""
     micro_batch_size: int | None = None
-    """Sequences per forward/backward; gradients accumulate up to batch_size."""
+    """Sequences per forward/backward on one device; gradients accumulate up to the device's
+    share of batch_size (batch_size / world size)."""
     val_every: int = 0
     """Validate every this many steps (0: about ten times per run), and at the end."""
     ckpt_every: int = 0
@@ -130,6 +134,13 @@ class TrainSpec(SpecBase):
     for about a third more compute."""
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
+    devices: int = 1
+    """Processes (GPUs) per node that train this one run together."""
+    nodes: int = 1
+    """Nodes that train this one run together (world size = devices x nodes)."""
+    strategy: str = "auto"
+    """ddp, fsdp, or auto (see STRATEGIES). Like micro_batch_size, none of these three changes
+    what is computed: the global batch and its data order are the same at any world size."""
     keep_checkpoints: bool = False
     """Keep the optimizer checkpoints after the run succeeds (default: drop them; the weights
     and result stay)."""
@@ -158,12 +169,30 @@ class TrainSpec(SpecBase):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 <= self.warmup_frac < 1:
             raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        for name in ("devices", "nodes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.batch_size % self.world_size:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of the world size "
+                             f"{self.world_size} (devices {self.devices} x nodes {self.nodes})")
         if self.micro_batch_size is not None and (
-            self.micro_batch_size <= 0 or self.batch_size % self.micro_batch_size
+            self.micro_batch_size <= 0 or self.local_batch_size % self.micro_batch_size
         ):
-            raise ValueError(
-                f"micro_batch_size {self.micro_batch_size} must divide batch_size {self.batch_size}"
-            )
+            where = f"batch_size {self.batch_size}" if self.world_size == 1 else (
+                f"the per-device batch {self.local_batch_size} (batch_size {self.batch_size} / world size "
+                f"{self.world_size})")
+            raise ValueError(f"micro_batch_size {self.micro_batch_size} must divide {where}")
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.nodes
+
+    @property
+    def local_batch_size(self) -> int:
+        """Sequences of each global batch that one process trains on."""
+        return self.batch_size // self.world_size
 
     def shape(self, vocab_size: int) -> ModelShape:
         """The model's architecture: the registered size, or the base's config.json. A base

@@ -26,6 +26,8 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.hfconfig import hf_config
 from pretrain.lit import PretrainModule
+from pretrain.memory import choose_strategy
+from pretrain.ranks import is_main_process
 from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import BASE_CONFIG, TrainSpec
@@ -44,18 +46,20 @@ DEFAULT_CKPT_STEPS = 100
 DEFAULT_CKPT_SECONDS = 120.0
 
 
-def latest_checkpoint(ckpt_dir: Path, log=None) -> tuple[Path, int] | None:  # noqa: ANN001
+def latest_checkpoint(ckpt_dir: Path, log=None, owner: bool = True) -> tuple[Path, int] | None:  # noqa: ANN001
     """The newest readable checkpoint and its step (temp files never match the pattern).
 
     A checkpoint whose archive fails its checksums (a disk that lost the end of the file, a
     bit flip) is renamed ``*.ckpt.unreadable`` with a one-line warning and the previous one
-    is used: two are kept for this.
+    is used: two are kept for this. Only the run's ``owner`` (rank 0) renames.
     """
     found = [(int(m.group(1)), p) for p in ckpt_dir.glob("step-*.ckpt") if (m := _CKPT.search(p.name))]
     for step, path in sorted(found, reverse=True):
         problem = _unreadable(path)
         if problem is None:
             return path, step
+        if not owner:
+            continue
         path.rename(path.with_name(path.name + ".unreadable"))
         if log is not None:
             log(f"warning: checkpoint {path.name} is unreadable ({problem}); falling back to an "
@@ -86,7 +90,8 @@ class AtomicCheckpoint(L.Callback):
     """Saves ``ckpt/step-N.ckpt`` atomically every few steps (or seconds) and at the end.
 
     The step is in the file name, so the data position of a resume never depends on a
-    second file that a kill could leave out of date.
+    second file that a kill could leave out of date. Every rank takes part in a save (rank 0
+    writes; FSDP gathers shards to it), so whether one is due is agreed over the ranks.
     """
 
     def __init__(self, ckpt_dir: Path, every_steps: int, every_seconds: float, keep: int = 2) -> None:
@@ -97,19 +102,20 @@ class AtomicCheckpoint(L.Callback):
         step = trainer.global_step
         final = self.ckpt_dir / f"step-{step:08d}.ckpt"
         tmp = self.ckpt_dir / f".step-{step:08d}.ckpt.tmp"
-        trainer.save_checkpoint(tmp)
-        _fsync_rename(tmp, final)
-        for old in sorted(self.ckpt_dir.glob("step-*.ckpt"))[: -self.keep]:
-            old.unlink(missing_ok=True)
+        trainer.save_checkpoint(tmp)  # rank 0 writes it; every rank waits for it to be written
+        if trainer.is_global_zero:
+            _fsync_rename(tmp, final)
+            for old in sorted(self.ckpt_dir.glob("step-*.ckpt"))[: -self.keep]:
+                old.unlink(missing_ok=True)
         self._last_save = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         step = trainer.global_step
         if step >= pl_module.total_steps:
             return  # the final checkpoint is written after the final validation
-        due_steps = self.every_steps and step % self.every_steps == 0
+        due_steps = bool(self.every_steps and step % self.every_steps == 0)
         due_time = time.monotonic() - self._last_save >= self.every_seconds
-        if due_steps or due_time:
+        if due_steps or trainer.strategy.reduce_boolean_decision(due_time, all=False):
             self.save(trainer)
 
 
@@ -137,7 +143,8 @@ class CheckpointOnRequest(L.Callback):
         self.checkpoint, self.emit = checkpoint, log
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        if not _checkpoint_then:
+        # A signal reaches each rank at its own moment: all save at the first step any saw one.
+        if not trainer.strategy.reduce_boolean_decision(bool(_checkpoint_then), all=False):
             return
         self.checkpoint.save(trainer)
         self.emit(f"preempted: checkpoint at step {trainer.global_step}/{pl_module.total_steps}")
@@ -194,6 +201,8 @@ class Progress(L.Callback):
         self.t0, self.step0, self.last = time.perf_counter(), trainer.global_step, 0.0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if not trainer.is_global_zero:
+            return
         now = time.perf_counter()
         step, total = trainer.global_step, pl_module.total_steps
         if now - self.last < self.every_seconds and step < total:
@@ -229,6 +238,12 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
     def work(run: RunDir, inputs: tuple[TokenStore, EpochSchedule]) -> dict:
         return fit_run(spec, run, *inputs, log, progress_seconds)
 
+    if not is_main_process():
+        # Another rank of a multi-device run: rank 0 owns the run directory (claim, status,
+        # result); this process trains its share and writes nothing.
+        fit_run(spec, RunDir(Path(run_dir)), *check_spec(spec), log=lambda line: None,
+                progress_seconds=progress_seconds)
+        return {}
     # check_spec opens the store and schedule: bad input fails before a directory exists.
     result = execute_run(spec, run_dir, lambda: check_spec(spec), work)
     if not spec.keep_checkpoints:
@@ -241,6 +256,9 @@ def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
     store = TokenStore.expecting(spec.store, spec.store_id)
     if spec.init_from is not None:
         check_base(spec, store)
+    if spec.world_size > 1 and strategy_name(spec, store.vocab_size) == "fsdp" and not torch.cuda.is_available():
+        raise ValueError(f"strategy fsdp needs CUDA GPUs (Lightning's FSDP does not train on CPU); "
+                         f"train these {spec.world_size} processes with strategy ddp")
     schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
                              spec.epochs, spec.data_seed)
     return store, schedule
@@ -256,16 +274,48 @@ def check_base(spec: TrainSpec, store: TokenStore) -> None:
                          f"prepare it with --tokenizer {tokenizer}")
 
 
-def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback]) -> L.Trainer:
+def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback],
+                  vocab_size: int = 0) -> L.Trainer:
     """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue."""
     # Under Slurm, submitit alone requeues (Lightning's own requeue would fight it).
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return L.Trainer(
-        accelerator="auto", devices=1, precision=_precision(spec), max_steps=total_steps,
+        accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=_strategy(spec, vocab_size),
+        precision=_precision(spec), max_steps=total_steps,
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        use_distributed_sampler=False,  # each rank takes its rows of the global batch itself
         callbacks=callbacks, plugins=plugins, default_root_dir=str(root),
     )
+
+
+def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
+    """What the run trains with: single (one device), ddp or fsdp (auto: see choose_strategy)."""
+    if spec.world_size == 1:
+        return "single"
+    if spec.strategy != "auto":
+        return spec.strategy
+    memory = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+    return choose_strategy(spec.shape(vocab_size), spec.seq_len, memory, _precision(spec),
+                           spec.activation_checkpointing)
+
+
+def _strategy(spec: TrainSpec, vocab_size: int):  # noqa: ANN202
+    name = strategy_name(spec, vocab_size)
+    if name == "single":
+        return "auto"
+    if name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy()
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from pretrain.model import Block
+
+    # One shard unit per transformer block; full state dicts gathered to rank 0, so a
+    # checkpoint is one file that loads at any world size.
+    return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full",
+                        activation_checkpointing_policy={Block} if spec.activation_checkpointing else None)
 
 
 def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
@@ -280,8 +330,10 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
         torch.set_num_threads(spec.threads)
     if module is None:
         module = PretrainModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch)
-    run.ckpt_dir.mkdir(exist_ok=True)
-    resume = latest_checkpoint(run.ckpt_dir, log)
+    owner = is_main_process()
+    if owner:
+        run.ckpt_dir.mkdir(exist_ok=True)
+    resume = latest_checkpoint(run.ckpt_dir, log, owner)
     start_step = resume[1] if resume else 0
     if resume:
         log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
@@ -290,8 +342,9 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
         PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
-        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)])
-    loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step), batch_size=None, num_workers=0)
+        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)], store.vocab_size)
+    shard = (trainer.global_rank, trainer.world_size)
+    loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step, shard), batch_size=None, num_workers=0)
     _training.set()
     try:
         # weights_only: a checkpoint is data, never code (a pickle payload must not run).
@@ -306,22 +359,38 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     if trainer.global_step != schedule.total_steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
     checkpoint.save(trainer)  # final state, with the final validation in its history
-    _save_final_weights(module, run.path)
-    return _result(spec, module, schedule, store)
+    weights = _final_weights(module, trainer)
+    if not trainer.is_global_zero:
+        return {}
+    _save_final_weights(module, weights, run.path)
+    return _result(spec, module, schedule, store, trainer)
 
 
-def _save_final_weights(module: PretrainModule, path: Path) -> None:
+def _final_weights(module: PretrainModule, trainer: L.Trainer) -> dict[str, torch.Tensor]:
+    """The whole model's weights on rank 0 (under FSDP every rank takes part in gathering them)."""
+    if not hasattr(trainer.strategy.model, "clip_grad_norm_"):  # one device or DDP: a whole replica
+        return module.model.weights()
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return {}
+    full = module.model.__class__(module.model.shape)  # a plain model to hold them (no FSDP wrap)
+    full.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    return full.weights()
+
+
+def _save_final_weights(module: PretrainModule, weights: dict[str, torch.Tensor], path: Path) -> None:
     from safetensors.torch import save_file
 
     tmp = path / ".model.safetensors.tmp"
-    save_file(module.model.weights(), str(tmp))
+    save_file(weights, str(tmp))
     if module.spec.init_from is not None:  # the shape it trained with, for whoever loads it later
         shape = module.model.shape
         atomic_write_json(path / BASE_CONFIG, hf_config(shape, module.spec.seq_len, eos_id=None))
     _fsync_rename(tmp, path / "model.safetensors")
 
 
-def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, store: TokenStore) -> dict:
+def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, store: TokenStore,
+            trainer: L.Trainer) -> dict:
     h = module.history
     shape = module.model.shape
     total, non_embedding = param_counts(shape)
@@ -347,5 +416,7 @@ def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, st
         "wall_s": module.elapsed_s(),
         "tokens_per_s": tokens_per_s,
         "device": str(module.device),
+        "world_size": trainer.world_size,
+        "strategy": strategy_name(spec, store.vocab_size),
         "precision": _precision(spec),
     }
