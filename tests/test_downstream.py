@@ -177,7 +177,8 @@ def test_examples_with_a_too_long_choice_are_skipped_whole_and_counted(model, to
 def test_the_split_is_part_of_the_spec_and_follows_the_harness(tmp_path, trained_run):
     assert {n: t.default_split for n, t in TASKS.items()} == {
         "arc_easy": "test", "arc_challenge": "test", "piqa": "validation", "sciq": "test",
-        "hellaswag": "validation"}
+        "hellaswag": "validation", "winogrande": "validation", "openbookqa": "test", "boolq": "validation",
+        "mmlu": "test", "basic_arithmetic": "validation"}
     assert check_split("default", ["arc_easy", "piqa"]) == {"arc_easy": "test", "piqa": "validation"}
     with pytest.raises(ValueError, match=r"^piqa has no 'test' split in lm-evaluation-harness's task file "
                                          r"\(its splits: train, validation\)"):
@@ -335,8 +336,8 @@ def test_local_formats_load_the_same_examples(tmp_path):
 
 
 def test_bad_input_fails_with_one_line_errors(tmp_path, trained_run, bible_store):
-    with pytest.raises(ValueError, match=r"unknown task\(s\) 'mmlu'; known tasks: arc_easy"):
-        check_tasks("arc_easy,mmlu")
+    with pytest.raises(ValueError, match=r"unknown task\(s\) 'mmlu_pro'; known tasks: arc_easy"):
+        check_tasks("arc_easy,mmlu_pro")
     (tmp_path / "piqa.jsonl").write_text(json.dumps({"question": "q", "sol1": "a", "sol2": "b", "label": 0}))
     with pytest.raises(ValueError, match=r"piqa: .*piqa.jsonl lacks field\(s\) goal \(has: question, sol1"):
         load_task("piqa", tmp_path)
