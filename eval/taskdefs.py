@@ -114,7 +114,7 @@ def _boolq(doc: dict) -> Example:
     elif "answer" in doc:  # google/boolq's (the offline data): the same rows, a bool answer
         gold = doc["answer"]
     else:
-        raise TaskDataError("has neither a label (super_glue) nor an answer (google/boolq) field")
+        raise TaskDataError("no label (super_glue) or answer (google/boolq) field")
     if gold not in (0, 1):  # True and False are 1 and 0
         raise TaskDataError(f"label {gold!r} is not 0/1 or false/true")
     return Example(f"{doc['passage']}\nQuestion: {doc['question']}?\nAnswer:", ("no", "yes"), int(gold))
