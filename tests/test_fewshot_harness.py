@@ -98,3 +98,26 @@ def test_harness_and_our_contexts_and_choices_agree(adapter, tmp_path, shots):
     if shots:  # the shots do appear: 5 answered examples before each question
         assert all(ex.context.count("\n\n") == shots for ex in ours["arc_easy"].examples)
         assert all(c.count("\n\n") == shots for ex in ours["winogrande"].examples for c in ex.contexts)
+
+
+def test_mmlu_description_and_first_shots_agree_with_the_harness(adapter, tmp_path):
+    """One MMLU subject through the harness's own file (description, dev split, first_n sampler)."""
+    import datasets
+
+    root = offline_root() / "hails" / "mmlu_no_train" / "anatomy"
+    rows = {s: datasets.load_from_disk(str(root / s)).to_list() for s in ("dev", "test")}
+    for split, split_rows in rows.items():
+        _jsonl(tmp_path / f"anatomy.{split}.jsonl", split_rows)
+        _jsonl(tmp_path / f"mmlu.{split}.jsonl", split_rows)  # ours: rows say their subject
+    (tmp_path / "dcsl_fs_mmlu_anatomy.yaml").write_text(
+        f"include: {HARNESS_TASKS / 'mmlu/default/mmlu_anatomy.yaml'}\ntask: dcsl_fs_mmlu_anatomy\n"
+        "tag: null\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
+        f"    dev: {tmp_path / 'anatomy.dev.jsonl'}\n    test: {tmp_path / 'anatomy.test.jsonl'}\n"
+        f"  cache_dir: {tmp_path / 'cache'}\n")
+    manager = harness_tasks_api.TaskManager(include_path=str(tmp_path), include_defaults=False)
+    out = lm_eval.simple_evaluate(model=adapter, tasks=["dcsl_fs_mmlu_anatomy"], task_manager=manager,
+                                  num_fewshot=2, limit=3, bootstrap_iters=0, log_samples=True)
+    ours = load_tasks(["mmlu"], tmp_path, 3, num_fewshot=2)[0]
+    samples = sorted(out["samples"]["dcsl_fs_mmlu_anatomy"], key=lambda s: s["doc_id"])
+    assert [[tuple(a[:2]) for a in s["arguments"]] for s in samples] == [ex.requests() for ex in ours.examples]
+    assert ours.info["fewshot"]["sampler"] == "first_n" and ours.info["n"] == 3
