@@ -263,7 +263,7 @@ def _load(task: TaskDef, source: str, split: str, scored: bool = True) -> tuple[
     raise ValueError(f"unknown data source {source!r}: use {OFFLINE}, {HUB} or an existing directory")
 
 
-def _load_pool(task: TaskDef, source: str, pool_split: str, n: int) -> tuple[Groups, dict]:
+def _load_pool(task: TaskDef, source: str, pool_split: str) -> tuple[Groups, dict]:
     if source == OFFLINE and pool_split not in (shipped := offline_splits(task.name)):
         raise TaskDataError(
             f"{task.name}: lm-eval draws few-shot examples from the {pool_split} split, which the offline "
@@ -294,7 +294,7 @@ def load_task(name: str, source: str | Path | None = None, limit: int | None = N
     without_self = draws_without_self(task, pool_split, split)
     pools: dict[str, list[dict]] = {}
     if num_fewshot and pool_split != split:
-        pool_groups, pool_info = _load_pool(task, source, pool_split, num_fewshot)
+        pool_groups, pool_info = _load_pool(task, source, pool_split)
         pools = dict(pool_groups)
         pool_where = pool_info.get("location", pool_info.get("dataset", source))
     examples: list[Example] = []

@@ -414,3 +414,15 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
     assert "skipped: 1 piqa example(s) with a choice longer than the model's window (64 tokens)" in out
     assert any(line.split()[:2] == ["piqa", "validation"] and line.split()[-2:] == ["2", "1"]
                for line in out.splitlines())
+    # Few-shot: the flags reach the spec (its own run) and the result; PIQA's shots from the scored split.
+    with pytest.raises(SystemExit) as done:
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--root", "fs", "--tasks", "piqa",
+                       "--split", "validation", "--num-fewshot", "1", "--fewshot-split", "validation"])
+    (fs_run,) = [RunDir(p) for p in (tmp_path / "fs").iterdir()]
+    result = fs_run.result()
+    assert done.value.code == 0 and fs_run.spec()["num_fewshot"] == result["num_fewshot"] == 1
+    assert fs_run.path.name.startswith(f"{spec.readable_name()}-1shot")
+    assert result["tasks"]["piqa"]["data"]["fewshot"] == {
+        "split": "validation", "seed": 1234, "sampler": "default", "without_self": True,
+        "target_delimiter": " ", "fewshot_delimiter": "\n\n"}
+    assert [r["num_fewshot"] for r in table_rows(fs_run.spec(), result)] == [1]
