@@ -1,6 +1,7 @@
-"""Zero-shot multiple-choice benchmarks: scores, metrics, and the eval run kind.
+"""Multiple-choice benchmarks (zero- or few-shot): scores, metrics, and the eval run kind.
 
-For each choice, the log-likelihood of ``" " + choice`` after the prompt, scored by
+For each choice, the log-likelihood of ``" " + choice`` after the prompt (Winogrande: of the
+shared continuation after each choice's context), scored by
 ``eval.likelihood.score_pairs`` (harness tokenisation rules, each context computed once).
 ``acc`` takes the largest summed log-probability, ``acc_norm`` the largest per character
 of the choice. An example with a choice longer than the model's window is skipped whole
@@ -24,10 +25,12 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from eval.fewshot import DEFAULT_FEWSHOT_SEED, DEFAULT_FEWSHOT_SPLIT
 from eval.kinds import MODEL_FIELDS, STUDY_SPLIT, DownstreamEvalSpec
 from eval.likelihood import encode_pairs, score_pairs, too_long
 from eval.tasks import (
     PAPER_TASKS,
+    TASKS,
     TaskData,
     check_split,
     check_tasks,
@@ -35,6 +38,7 @@ from eval.tasks import (
     default_source,
     identity_of,
     load_tasks,
+    resolve_fewshot_split,
 )
 from pretrain.load import TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
@@ -76,7 +80,7 @@ def score_tasks(models: Sequence[torch.nn.Module], tokenizer: Tokenizer, prefix_
     longer than ``max_len`` tokens (a request the harness refuses) skips the example.
     """
     examples = [(task.name, i, ex) for task in tasks for i, ex in enumerate(task.examples)]
-    texts = [(ex.context, " " + c) for _, _, ex in examples for c in ex.choices]
+    texts = [r for name, _, ex in examples for r in ex.requests(TASKS[name].target_delimiter)]
     pairs = encode_pairs(tokenizer, texts, prefix_id)
     refused, spans, start = set(too_long(pairs, max_len)), [], 0
     for _, _, ex in examples:
@@ -175,19 +179,26 @@ def open_members(member_dirs: Sequence[str | Path]) -> list[TrainedRun]:
 def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TASKS,
               rule: str = "logit-mean", limit: int | None = None, source: str | None = None,
               batch_size: int = 32, device: str = "auto", threads: int = 0,
-              split: str = STUDY_SPLIT) -> DownstreamEvalSpec:
+              split: str = STUDY_SPLIT, num_fewshot: int = 0, fewshot_seed: int = DEFAULT_FEWSHOT_SEED,
+              fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> DownstreamEvalSpec:
     """The spec of scoring these runs (an ensemble when several); loads the data to hash it.
 
     ``split``: "default" for the harness's split of each task (``dcsl eval``'s default), or
     a split name for every task; here it defaults to ``STUDY_SPLIT`` for study files.
+    ``num_fewshot`` examples precede each question, drawn with ``fewshot_seed`` from
+    ``fewshot_split`` ("default": where lm-eval draws them; or a split name).
     """
     runs = open_members(member_dirs)
     source = source or default_source()
     tasks = check_tasks(list(tasks))
     check_split(split, tasks)  # a split a task lacks fails before any data is read
+    for name in tasks:
+        resolve_fewshot_split(name, fewshot_split)
+    data = data_identity(source, tasks, limit, split, num_fewshot, fewshot_seed, fewshot_split)
     return DownstreamEvalSpec(
-        runs=tuple(r.run_id for r in runs), data=data_identity(source, tasks, limit, split), tasks=tasks,
-        rule=rule, limit=limit, split=split, members=tuple(str(r.path) for r in runs), source=source,
+        runs=tuple(r.run_id for r in runs), data=data, tasks=tasks,
+        rule=rule, limit=limit, split=split, num_fewshot=num_fewshot, fewshot_seed=fewshot_seed,
+        fewshot_split=fewshot_split, members=tuple(str(r.path) for r in runs), source=source,
         batch_size=batch_size, device=device, threads=threads, label=runs[0].spec.readable_name())
 
 
@@ -202,7 +213,8 @@ def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print
         if (ids := tuple(m.run_id for m in members)) != spec.runs:
             raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
         tokenizer = load_tokenizer(members[0].store.tokenizer_path)
-        tasks = load_tasks(spec.tasks, spec.source, spec.limit, spec.split)
+        tasks = load_tasks(spec.tasks, spec.source, spec.limit, spec.split, spec.num_fewshot,
+                           spec.fewshot_seed, spec.fewshot_split)
         if identity_of(tasks) != spec.data:
             raise ValueError(f"the data at {spec.source} ({identity_of(tasks)[:23]}) is not the data "
                              f"the spec asks for ({spec.data[:23]})")
@@ -219,7 +231,7 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
     max_len = min(m.spec.seq_len for m in members)
     models = [m.load_model(device) for m in members]
     n_requests = sum(len(ex.choices) for t in tasks for ex in t.examples)
-    log(f"{run.path.name}: scoring {n_requests} choices ({', '.join(spec.tasks)}) with "
+    log(f"{run.path.name}: scoring {n_requests} choices ({', '.join(spec.tasks)}, {spec.num_fewshot}-shot) with "
         f"{len(models)} member(s) on {device}")
     t0 = time.perf_counter()
     scores = score_tasks(models, tokenizer, eos_id(tokenizer), tasks, max_len, spec.rule,
@@ -236,7 +248,9 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
     n_scored = sum(s.skipped is None for s in scores)
     log(f"{run.path.name}: scored in {wall:.1f}s ({n_scored / wall:,.0f} examples/s)")
     return {
-        "kind": "eval", "rule": spec.rule, "K": len(members), "split": spec.split, "tasks": metrics,
+        "kind": "eval", "rule": spec.rule, "K": len(members), "split": spec.split,
+        "num_fewshot": spec.num_fewshot, "fewshot_seed": spec.fewshot_seed, "fewshot_split": spec.fewshot_split,
+        "tasks": metrics,
         "average": paper_average(metrics), "model": _model_summary(members),
         "members": [{"run_id": m.run_id, "path": str(m.path), "weights_sha256": m.weights_sha256}
                     for m in members],

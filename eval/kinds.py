@@ -2,7 +2,7 @@
 
 - ``ensemble``: the validation loss of nested ensembles of K trained members
   (``EnsembleEvalSpec``, run by ``eval.ensemble.run_ensemble``);
-- ``eval``: zero-shot downstream accuracy of a model or an ensemble
+- ``eval``: zero- or few-shot downstream accuracy of a model or an ensemble
   (``DownstreamEvalSpec``, run by ``eval.downstream.run_downstream_eval``).
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from eval.fewshot import DEFAULT_FEWSHOT_SEED, DEFAULT_FEWSHOT_SPLIT
 from eval.rules import LOSS_RULES, RULES, check_rules
-from eval.tasks import PAPER_TASKS, check_split
+from eval.tasks import PAPER_TASKS, check_split, resolve_fewshot_split
 from pretrain.runkind import RunKind, TableRow
 from pretrain.spec import SpecBase
 
@@ -77,11 +78,13 @@ class EnsembleEvalSpec(SpecBase):
 
 @dataclass(frozen=True)
 class DownstreamEvalSpec(SpecBase):
-    """Zero-shot downstream accuracy of one model or a K-member ensemble."""
+    """Zero- or few-shot downstream accuracy of one model or a K-member ensemble."""
 
     kind: ClassVar[str] = "eval"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"members", "source", "batch_size", "device", "threads", "label"})
+    # Added with few-shot evals: at their defaults (0-shot) they stay out of the id.
+    LATER: ClassVar[frozenset[str]] = frozenset({"num_fewshot", "fewshot_seed", "fewshot_split"})
 
     runs: tuple[str, ...]
     """Run ids of the evaluated training runs (ensemble members, in order)."""
@@ -94,6 +97,12 @@ class DownstreamEvalSpec(SpecBase):
     """Score only the first this many examples of each task."""
     split: str = STUDY_SPLIT
     """"default" (the harness's: test where a task has one, else validation) or a split name."""
+    num_fewshot: int = 0
+    """Examples (with their answers) before each question, drawn as lm-evaluation-harness does."""
+    fewshot_seed: int = DEFAULT_FEWSHOT_SEED
+    """Seed of the few-shot sampler (lm-eval's fewshot_random_seed)."""
+    fewshot_split: str = DEFAULT_FEWSHOT_SPLIT
+    """Where shots come from: "default" (lm-eval's split per task) or a split name."""
     members: tuple[str, ...] = ()
     """Run directories of the members (operational: the ids are in ``runs``)."""
     source: str = "offline"
@@ -115,6 +124,10 @@ class DownstreamEvalSpec(SpecBase):
         if len(self.runs) == 1:  # one member scores the same under both rules: one run id
             object.__setattr__(self, "rule", RULES[0])
         check_split(self.split, self.tasks)
+        if self.num_fewshot < 0:
+            raise ValueError(f"num_fewshot must be 0 or more, got {self.num_fewshot}")
+        for name in self.tasks:
+            resolve_fewshot_split(name, self.fewshot_split)
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit must be positive, got {self.limit}")
         if self.batch_size <= 0:
@@ -122,7 +135,8 @@ class DownstreamEvalSpec(SpecBase):
 
     def readable_name(self) -> str:
         k = f"-K{len(self.runs)}-{self.rule}" if len(self.runs) > 1 else ""
-        return f"eval-{self.label or self.runs[0]}{k}"
+        shots = f"-{self.num_fewshot}shot" if self.num_fewshot else ""
+        return f"eval-{self.label or self.runs[0]}{k}{shots}"
 
 
 def ensemble_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
@@ -146,6 +160,7 @@ def eval_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
     model = result_json.get("model", {})
     base = {"kind": "eval", "K": result_json.get("K", len(spec_json.get("runs", ()))),
             "rule": result_json.get("rule", spec_json.get("rule")),
+            "num_fewshot": result_json.get("num_fewshot", 0),
             **{k: model.get(k) for k in MODEL_FIELDS}}
     keys = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "chance", "n")
     # Results from before splits were recorded scored validation; whether they cut a too-long

