@@ -87,6 +87,8 @@ def run_distill(spec: DistillSpec, run_dir: str | Path, log: Callable[[str], Any
             module = KDModule(spec, store.vocab_size, schedule.total_steps, schedule.steps_per_epoch, teachers)
         result = fit_run(spec, run, store, schedule, log, progress_seconds, module=module)
         del module
+        if not result:  # another rank of a multi-process student: rank 0 scores the teacher
+            return result
         device = resolve_device("auto")
         ev = ensemble_losses(inputs.teachers, store.val_tokens(), spec.seq_len, (spec.rule,),
                              batch_size=spec.micro_batch_size or spec.batch_size,
@@ -114,7 +116,7 @@ def run_distill(spec: DistillSpec, run_dir: str | Path, log: Callable[[str], Any
         return result
 
     result = execute_run(spec, run_dir, lambda: _prepare(spec), work)
-    if not spec.keep_checkpoints:
+    if not spec.keep_checkpoints and result:
         from pretrain.train import drop_training_state
 
         drop_training_state(Path(run_dir))

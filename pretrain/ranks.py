@@ -11,9 +11,10 @@ because a collective that only some ranks enter hangs them all.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:  # torch is imported where it is used: the run directory code reads ranks too
+    import torch
 
 
 def is_main_process() -> bool:
@@ -28,6 +29,8 @@ def is_main_process() -> bool:
 
 
 def distributed() -> bool:
+    import torch.distributed as dist
+
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -35,6 +38,9 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
     """Element-wise sums over ranks (the values themselves on one process)."""
     if not distributed():
         return values
+    import torch
+    import torch.distributed as dist
+
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pretrain.ranks import is_main_process
+
 T = TypeVar("T")
 
 STATES = ("pending", "running", "succeeded", "failed")
@@ -146,11 +148,16 @@ def execute_run(spec: Any, run_dir: str | Path, prepare: Callable[[], T],
 
     A succeeded run returns its result untouched; ``prepare`` validates every input
     before the directory exists; failures are recorded in status.json and re-raised;
-    interrupts leave the run pending (resumable), as ``train_run`` does.
+    interrupts leave the run pending (resumable), as ``train_run`` does. Only global rank 0
+    of a multi-process run keeps this contract; the others just work.
     """
     run = RunDir(run_dir)
     if run.status().get("state") == "succeeded" and (done := run.result()) is not None:
         return done
+    if not is_main_process():
+        # Another rank of a run on several processes: rank 0 owns the run directory (spec,
+        # status, result); this one computes its share and writes nothing (returns {}).
+        return work(run, prepare())
     inputs = prepare()
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_spec(spec.to_json())

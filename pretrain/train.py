@@ -238,15 +238,9 @@ def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds:
     def work(run: RunDir, inputs: tuple[TokenStore, EpochSchedule]) -> dict:
         return fit_run(spec, run, *inputs, log, progress_seconds)
 
-    if not is_main_process():
-        # Another rank of a multi-device run: rank 0 owns the run directory (claim, status,
-        # result); this process trains its share and writes nothing.
-        fit_run(spec, RunDir(Path(run_dir)), *check_spec(spec), log=lambda line: None,
-                progress_seconds=progress_seconds)
-        return {}
     # check_spec opens the store and schedule: bad input fails before a directory exists.
     result = execute_run(spec, run_dir, lambda: check_spec(spec), work)
-    if not spec.keep_checkpoints:
+    if not spec.keep_checkpoints and is_main_process():
         drop_training_state(Path(run_dir))
     return result
 
@@ -333,6 +327,8 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     owner = is_main_process()
     if owner:
         run.ckpt_dir.mkdir(exist_ok=True)
+    else:
+        log = _silent  # rank 0 keeps the run's log
     resume = latest_checkpoint(run.ckpt_dir, log, owner)
     start_step = resume[1] if resume else 0
     if resume:
@@ -376,6 +372,10 @@ def _final_weights(module: PretrainModule, trainer: L.Trainer) -> dict[str, torc
     full = module.model.__class__(module.model.shape)  # a plain model to hold them (no FSDP wrap)
     full.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     return full.weights()
+
+
+def _silent(line: str) -> None:
+    pass
 
 
 def _save_final_weights(module: PretrainModule, weights: dict[str, torch.Tensor], path: Path) -> None:

@@ -70,11 +70,32 @@ def check_budgets(study: Study) -> None:
                          f"of the {where}")
 
 
+def check_world(study: Study, executor: Executor) -> None:
+    """A run on several processes needs a job of as many tasks: only Slurm starts those, and
+    the profile must ask for exactly the study's devices per node and nodes."""
+    t = study.training
+    world = t.devices * t.nodes
+    if executor.kind != "slurm":
+        if world > 1:
+            raise ValueError(f"training.devices {t.devices} x nodes {t.nodes} trains each run on {world} "
+                             f"processes, which the {executor.kind} executor cannot start: use executor "
+                             "kind slurm with a profile of as many tasks (or dcsl train --devices)")
+        return
+    from sweeps.profiles import load_profile
+
+    profile = load_profile(executor.profile)
+    if (profile.ranks_per_node, profile.nodes_per_run) != (t.devices, t.nodes):
+        raise ValueError(f"profile {profile.name} starts {profile.ranks_per_node} tasks per node on "
+                         f"{profile.nodes_per_run} node(s) per run, but the study's training has devices "
+                         f"{t.devices} and nodes {t.nodes}: make them agree")
+
+
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
            log: Callable[[str], None] = print, progress_every_s: float = 10.0,
            poll_s: float = 5.0) -> LaunchReport:
     executor = executor or study.executor
     check_budgets(study)
+    check_world(study, executor)
     ensure_store(study, log)
     store_id, vocab = store_identity(study)
     pinned = pin_eval_data(study)  # once per launch: planning then opens no dataset

@@ -109,8 +109,12 @@ def _time_lines(r: PlanReview) -> list[str]:
     lines.append(f"  first round {cost(t.first_round_s)}; all stages ~{cost(t.study_s)}, "
                  f"at most {_hours(t.cpu_hours(t.study_max_s))} CPU-hours")
     o = r.options
-    lines.append(f"GPU: first round {_hours(t.gpu_hours_first)} GPU-hours, all stages ~{_hours(t.gpu_hours_study)}, "
-                 f"at {o.mfu:.0%} MFU of {o.peak_tflops:g} TFLOP/s")
+    tr = r.study.training
+    lines.append(f"GPU: {t.gpus_per_run} per run (training.devices {tr.devices} x nodes {tr.nodes}, strategy "
+                 f"{tr.strategy}); first round {_hours(t.gpu_hours_first)} GPU-hours, all stages "
+                 f"~{_hours(t.gpu_hours_study)}, at {o.mfu:.0%} MFU of {o.peak_tflops:g} TFLOP/s per GPU")
+    if t.gpus_per_run > 1:
+        lines.append(f"  each run's wall clock is its GPU-hours / {t.gpus_per_run}, at perfect scaling")
     return lines
 
 

@@ -68,10 +68,18 @@ class ClusterProfile:
     """Quality of service (``--qos``); None for the site default."""
 
     gpus_per_run: int = field(default=0, metadata={"min": 0})
-    """GPUs per run (``--gpus-per-node``); 0 for CPU-only runs."""
+    """GPUs per node of one run (``--gpus-per-node``); 0 for CPU-only runs."""
+
+    nodes_per_run: int = field(default=1, metadata={"positive": True})
+    """Nodes that train one run together (``--nodes``)."""
+
+    tasks_per_node: int = field(default=0, metadata={"min": 0})
+    """Processes of one run on each node (``--ntasks-per-node``), one per rank; 0: one per GPU
+    (one without GPUs). A run's world size is nodes_per_run x this; the study's
+    ``training.devices`` and ``training.nodes`` must say the same."""
 
     cpus_per_run: int = field(default=1, metadata={"positive": True})
-    """CPU cores per run (``--cpus-per-task``)."""
+    """CPU cores per process of a run (``--cpus-per-task``)."""
 
     mem_gb: float = field(default=4.0, metadata={"positive": True})
     """Host memory per run in GB (``--mem``)."""
@@ -100,6 +108,15 @@ class ClusterProfile:
     source: str = field(default="", compare=False)
     """File the profile was read from (for error messages); empty when built in code."""
 
+    @property
+    def ranks_per_node(self) -> int:
+        return self.tasks_per_node or max(1, self.gpus_per_run)
+
+    @property
+    def gpus_per_job(self) -> int:
+        """GPUs one run holds, over all its nodes (what GPU-hours are counted in)."""
+        return self.gpus_per_run * self.nodes_per_run
+
     def submitit_parameters(self) -> dict[str, Any]:
         """Keyword arguments for ``submitit.AutoExecutor.update_parameters``.
 
@@ -108,6 +125,8 @@ class ClusterProfile:
         submitted with requeue off, the default where ``JobRequeue=0``.
         """
         params: dict[str, Any] = {
+            "nodes": self.nodes_per_run,
+            "tasks_per_node": self.ranks_per_node,
             "cpus_per_task": self.cpus_per_run,
             "mem_gb": self.mem_gb,
             "timeout_min": self.time_min,

@@ -113,6 +113,8 @@ class TimeEstimate:
     """Runs at once on this machine (None: a cluster executor, wall time is the cluster's)."""
     gpu_hours_first: float
     gpu_hours_study: float
+    gpus_per_run: int = 1
+    """training.devices x training.nodes: GPU-hours count every GPU a run holds."""
 
     def cpu_hours(self, seconds: float) -> float:
         return seconds * self.threads / 3600.0
@@ -122,6 +124,7 @@ class TimeEstimate:
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"threads_per_run": self.threads, "parallelism": self.parallelism,
+                                  "gpus_per_run": self.gpus_per_run,
                                   "gpu_hours_first_round": self.gpu_hours_first,
                                   "gpu_hours_study": self.gpu_hours_study}
         for name, s in (("first_round", self.first_round_s), ("study", self.study_s),
@@ -389,4 +392,5 @@ def time_estimate(study: Study, summary: PlanSummary, throughput: Throughput,
     parallelism = None if kind == "slurm" else (1 if kind == "debug" else study.executor.parallelism)
     return TimeEstimate(first_s, study_s, max_s, throughput.threads, parallelism,
                         gpu_hours(sum(s.flops for s in first), options.mfu, peak),
-                        gpu_hours(sum(s.flops for s in summary.stages), options.mfu, peak))
+                        gpu_hours(sum(s.flops for s in summary.stages), options.mfu, peak),
+                        study.training.devices * study.training.nodes)

@@ -213,7 +213,7 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
         if label in e.models or (student and "students" in e.models):
             first = snap.specs[ids[0]]
             out.append((label, KINDS["eval"].spec(
-                runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT,
+                runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT, **e.fewshot,
                 members=_dirs(snap, ids), source=EVAL_SOURCE,
                 threads=study.training.threads,
                 label=kind_of(first).spec_from_json(first).readable_name())))
@@ -227,7 +227,8 @@ def pin_eval_data(study: Study) -> dict[str, str]:
         return {}
     from eval.tasks import data_identity
 
-    return {EVAL_DATA: data_identity(EVAL_SOURCE, list(study.evals.tasks), study.evals.limit, STUDY_SPLIT)}
+    return {EVAL_DATA: data_identity(EVAL_SOURCE, list(study.evals.tasks), study.evals.limit, STUDY_SPLIT,
+                                      **study.evals.fewshot)}
 
 
 def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list[str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.rules import LOSS_RULES, RULES
-from pretrain.spec import TrainSpec
+from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.schema import build, named_key, read
 from sweeps.yamlpos import Section, StudyError, load_yaml
@@ -41,6 +41,9 @@ class Training:
     compile: bool = TrainSpec.compile
     activation_checkpointing: bool = TrainSpec.activation_checkpointing
     keep_checkpoints: bool = TrainSpec.keep_checkpoints
+    devices: int = field(default=TrainSpec.devices, metadata={"positive": True})
+    nodes: int = field(default=TrainSpec.nodes, metadata={"positive": True})
+    strategy: str = field(default=TrainSpec.strategy, metadata={"choices": STRATEGIES})
 
     def spec_fields(self) -> dict[str, Any]:
         """Keyword arguments for TrainSpec."""
@@ -145,6 +148,16 @@ class Evals:
     """Score only the first this many examples of each task."""
     models: tuple[str, ...] = ("standard", "regularized", "ensemble")
     """Which models: recipe names, "ensemble" (the largest size's) and/or "students"."""
+    num_fewshot: int = field(default=0, metadata={"min": 0})
+    """Examples before each question, drawn as lm-evaluation-harness draws them (seed 1234);
+    the offline data has validation splits only, so shots come from it, never the question itself."""
+
+    @property
+    def fewshot(self) -> dict:
+        """The few-shot arguments of the eval spec and its data identity."""
+        if not self.num_fewshot:
+            return {}
+        return {"num_fewshot": self.num_fewshot, "fewshot_split": "validation"}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ The worker is ``submitit.helpers.Checkpointable``: on preemption or timeout, sub
 calls ``checkpoint`` and requeues the same worker; each run then resumes from its
 own last checkpoint. The worker never raises for a failed run (the run's status.json
 holds the error and traceback); it returns what happened to each run.
+
+A job of several tasks (a profile with ``tasks_per_node`` or ``nodes_per_run`` above 1)
+runs the same worker in every task, one per rank of each run. Task 0 claims and decides;
+it tells the others, run by run, whether to train with it, through a torch.distributed
+``FileStore`` in the job's folder (every rank must enter the same runs, or the first
+collective hangs them all).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import submitit
@@ -38,14 +45,77 @@ class RunWorker(submitit.helpers.Checkpointable):
 
             torch.set_num_threads(self.threads)
         _checkpoint_before_requeue()
+        decisions = _rank_decisions()
         outcome: dict[str, str] = {}
-        for d in self.run_dirs:
-            outcome[Path(d).name] = run_one(Path(d))
+        for i, d in enumerate(self.run_dirs):
+            if decisions is None:
+                outcome[Path(d).name] = run_one(Path(d))
+            elif decisions.rank == 0:
+                outcome[Path(d).name] = decisions.lead(i, Path(d))
+            elif decisions.store.get(str(i)) == TRAIN:
+                outcome[Path(d).name] = follow(Path(d))
         return outcome
 
 
-def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
-    """Claim and run one run directory; returns its final state (or 'skipped')."""
+TRAIN, SKIP = b"train", b"skip"
+
+
+class _Decisions:
+    def __init__(self, rank: int, store) -> None:  # noqa: ANN001
+        self.rank, self.store = rank, store
+
+    def lead(self, index: int, run_dir: Path) -> str:
+        """Task 0: run the run, saying to the others whether they train it too."""
+        told = False
+
+        def tell(together: bool) -> None:
+            nonlocal told
+            told = True
+            self.store.set(str(index), TRAIN if together else SKIP)
+
+        state = run_one(run_dir, starting=tell)
+        if not told:  # skipped, already done, failed before it started
+            self.store.set(str(index), SKIP)
+        return state
+
+
+def _rank_decisions() -> _Decisions | None:
+    """The channel from task 0 to the others, in a job of several tasks (else None)."""
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job (tests call workers directly)
+        return None
+    if env.num_tasks == 1:
+        return None
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    # One file per attempt: a requeued job must not read the decisions of the one before.
+    attempt = os.environ.get("SLURM_RESTART_COUNT", "0")
+    store = dist.FileStore(str(env.paths.folder / f"{env.job_id}.attempt{attempt}.ranks"), env.num_tasks)
+    store.set_timeout(timedelta(days=7))  # task 0 may score an eval alone for a long time
+    return _Decisions(env.global_rank, store)
+
+
+def follow(run_dir: Path) -> str:
+    """Run one run as a rank other than 0: compute its share, write nothing (rank 0 records)."""
+    try:
+        spec_json = RunDir(run_dir).spec()
+        kind = kind_of(spec_json)
+        kind.run(kind.spec_from_json(spec_json), run_dir, log=lambda line: None)
+    except Exception as e:  # noqa: BLE001 - rank 0 records the run's failure; say it here too
+        print(f"[{run_dir.name}] this rank failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return "failed"
+    return "followed"
+
+
+def run_one(run_dir: Path, log_to_stdout: bool = True, starting: Callable[[bool], None] | None = None) -> str:
+    """Claim and run one run directory; returns its final state (or 'skipped').
+
+    ``starting(together)`` is called just before the run starts, ``together`` saying whether
+    it trains on several processes (every task of the job then runs it).
+    """
     with claim(run_dir) as mine:
         if not mine:
             return "skipped"  # another worker holds it
@@ -66,7 +136,10 @@ def run_one(run_dir: Path, log_to_stdout: bool = True) -> str:
 
         try:
             kind = kind_of(spec_json)
-            kind.run(kind.spec_from_json(spec_json), run_dir, log=log)
+            spec = kind.spec_from_json(spec_json)
+            if starting is not None:
+                starting(getattr(spec, "world_size", 1) > 1)
+            kind.run(spec, run_dir, log=log)
         except KeyboardInterrupt:
             raise
         except BaseException as e:  # noqa: BLE001 - recorded, never swallowed silently

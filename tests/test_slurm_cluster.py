@@ -318,3 +318,13 @@ def test_preempted_job_checkpoints_requeues_and_resumes(
         == uninterrupted
         == {"total": sum(k * k for k in range(1, steps + 1)), "steps": steps}
     )
+
+
+def test_a_profile_of_several_nodes_asks_for_a_task_per_gpu(slurm_cluster: LocalSlurmCluster, tmp_path: Path) -> None:
+    profile = tmp_path / "two-nodes.yaml"
+    profile.write_text("gpus_per_run: 8\nnodes_per_run: 2\ncpus_per_run: 12\nmem_gb: 900\ntime_min: 600\n")
+    loaded = load_profile(profile)
+    assert (loaded.ranks_per_node, loaded.gpus_per_job) == (8, 16)
+    text = make_executor(loaded, tmp_path)._executor._make_submission_file_text(command="echo hi", uid="t")
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8"):
+        assert line in text, f"{line!r} missing from sbatch script:\n{text}"

@@ -104,3 +104,53 @@ def test_preempted_run_is_requeued_and_resumes_to_the_same_result(tmp_path, bibl
     ref_dir = next((reference.root / "runs").iterdir())
     assert ref_dir.name == run_dir.name  # same spec, same id
     assert read_json(run_dir / "result.json")["final_val_loss"] == read_json(ref_dir / "result.json")["final_val_loss"]
+
+
+def test_a_run_on_two_tasks_trains_with_two_ranks_and_resumes_after_requeue(tmp_path, bible_store, slurm_cluster):
+    """A profile of two tasks per run: Slurm starts both, Lightning's SLURMEnvironment reads
+    the ranks, task 0 owns the run. ``scontrol requeue`` kills both mid-run; the requeued job
+    resumes from the last checkpoint and ends as one process training the same run would."""
+    profile = tmp_path / "two-tasks.yaml"
+    profile.write_text("partition: debug\ngpus_per_run: 0\ntasks_per_node: 2\ncpus_per_run: 1\n"
+                       "mem_gb: 2\ntime_min: 30\n")
+    body = f"""\
+        budgets: [32k]
+        sizes: [tiny-50k]
+        training: {{batch_size: 8, micro_batch_size: 2, seq_len: 64, threads: 1, ckpt_every: 20, devices: 2}}
+        lattice: {{epochs: [8], lr: [3.0e-3], weight_decay: [0.1]}}
+        recipes:
+          standard: {{weight_decay: 0.1, search: grid}}
+        executor: {{kind: slurm, profile: {profile}}}
+        """
+    path = study_file(tmp_path, bible_store, body).read_text().replace(
+        "executor: {kind: slurm, profile: local}\n", "")
+    (tmp_path / "study.yaml").write_text(path)
+    study = load_study(tmp_path / "study.yaml", root=tmp_path / "two")
+    thread = threading.Thread(target=launch, args=(study,), kwargs=QUIET)
+    thread.start()
+    deadline, run_dir = time.time() + 180, None
+    while time.time() < deadline and run_dir is None:
+        found = list((study.root / "runs").glob("*/ckpt/step-0000004*.ckpt"))
+        run_dir = found[0].parents[1] if found else None
+        time.sleep(0.1)
+    assert run_dir is not None, "the run never reached step 40"
+    status = RunDir(run_dir).status()
+    job_id = status["job_id"] if status["array_task"] is None else f"{status['job_id']}_{status['array_task']}"
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    final = RunDir(run_dir).status()
+    assert final["state"] == "succeeded" and final["attempts"] == 2
+    assert re.search(r"resuming \S+ from step [1-9]\d*/", (run_dir / "log.txt").read_text())
+    result = read_json(run_dir / "result.json")
+    assert (result["world_size"], result["strategy"]) == (2, "ddp")
+
+    # The same spec on one process (devices is operational: the same run id) ends alike.
+    one = load_study(tmp_path / "study.yaml", root=tmp_path / "one")
+    one = replace(one, training=replace(one.training, devices=1))
+    launch(one, executor=replace(one.executor, kind="debug"), **QUIET)
+    ref_dir = next((one.root / "runs").iterdir())
+    assert ref_dir.name == run_dir.name
+    ref = read_json(ref_dir / "result.json")
+    for a, b in zip(ref["val_history"], result["val_history"], strict=True):
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-5

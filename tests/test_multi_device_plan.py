@@ -1,0 +1,42 @@
+"""Runs on several devices, as a study asks for them: the plan's GPU lines and the checks
+that stop a launch before any compute when the executor cannot start such runs."""
+
+import pytest
+from test_plan_review import QUICK, variant
+
+from sweeps.launch import launch
+from sweeps.planview import render_text
+from sweeps.review import review
+
+
+def _devices(n):
+    return lambda d: d["training"].update(devices=n)
+
+
+def test_plan_shows_gpus_per_run_and_counts_gpu_hours_over_them(tmp_path, repo_root):
+    one = review(variant(tmp_path, repo_root, "one", lambda d: None), QUICK)
+    four = review(variant(tmp_path, repo_root, "four", _devices(4)), QUICK)
+    text = render_text(four)
+    assert "GPU: 4 per run (training.devices 4 x nodes 1, strategy auto)" in text
+    assert "each run's wall clock is its GPU-hours / 4" in text
+    assert four.time.to_dict()["gpus_per_run"] == 4
+    # The work does not change with the world size (perfect scaling assumed).
+    assert four.time.gpu_hours_study == pytest.approx(one.time.gpu_hours_study)
+
+
+def test_a_local_executor_cannot_start_a_run_on_two_processes(tmp_path, repo_root):
+    study = variant(tmp_path, repo_root, "two", _devices(2))
+    with pytest.raises(ValueError, match="training.devices 2 x nodes 1 trains each run on 2 processes, "
+                                         "which the local executor cannot start"):
+        launch(study, log=lambda _: None)
+    assert not (study.root / "store").exists()  # refused before any work
+
+
+def test_the_profile_must_start_as_many_tasks_as_the_study_has_devices(tmp_path, repo_root):
+    profile = tmp_path / "four-gpus.yaml"
+    profile.write_text("gpus_per_run: 4\ncpus_per_run: 8\nmem_gb: 64\ntime_min: 60\n")
+    study = variant(tmp_path, repo_root, "mismatch",
+                    lambda d: d.update(executor={"kind": "slurm", "profile": str(profile)}) or _devices(2)(d))
+    with pytest.raises(ValueError, match="profile four-gpus starts 4 tasks per node on 1 node"):
+        launch(study, log=lambda _: None)
+    assert not (study.root / "store").exists()
