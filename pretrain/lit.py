@@ -103,9 +103,14 @@ class PretrainModule(L.LightningModule):
                               "last_epoch_train_loss": None, "elapsed_s": 0.0,
                               "train_step_s": 0.0, "train_tokens": 0}
         self._attempt_start, self._earlier_s = time.perf_counter(), 0.0
+        self.compiled = False
 
     def setup(self, stage: str) -> None:
-        if self.spec.compile:
+        compile_on = self.spec.compile
+        if compile_on is None:
+            compile_on = self.trainer.strategy.root_device.type == "cuda"
+        self.compiled = compile_on
+        if compile_on:
             # Compiled forward only; self.model stays plain so checkpoints load anywhere.
             object.__setattr__(self, "_forward", torch.compile(self.model))
             # The sliced loss of large vocabularies calls the features alone: compiled too.

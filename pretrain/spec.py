@@ -127,8 +127,9 @@ class TrainSpec(SpecBase):
     """Checkpoint every this many steps (0: every 100 steps or ~2 minutes, whichever first)."""
     precision: str = "auto"
     """'auto' is 32-true on CPU and bf16-mixed on GPU."""
-    compile: bool = False
-    """Train a torch.compile'd model (the checkpoints hold the plain one)."""
+    compile: bool | None = None
+    """Train a torch.compile'd model (the checkpoints hold the plain one); unset: on when
+    training on CUDA, where it pays, off on CPU, where compiling takes longer than small runs."""
     activation_checkpointing: bool = False
     """Recompute each block's activations in backward instead of keeping them: less memory
     for about a third more compute."""

@@ -418,5 +418,6 @@ def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, st
         "device": str(module.device),
         "world_size": trainer.world_size,
         "strategy": strategy_name(spec, store.vocab_size),
+        "compiled": module.compiled,
         "precision": _precision(spec),
     }

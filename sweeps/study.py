@@ -38,7 +38,7 @@ class Training:
     ckpt_every: int = field(default=TrainSpec.ckpt_every, metadata={"min": 0})
     threads: int = field(default=TrainSpec.threads, metadata={"min": 0})
     precision: str = TrainSpec.precision
-    compile: bool = TrainSpec.compile
+    compile: bool | None = TrainSpec.compile
     activation_checkpointing: bool = TrainSpec.activation_checkpointing
     keep_checkpoints: bool = TrainSpec.keep_checkpoints
     devices: int = field(default=TrainSpec.devices, metadata={"positive": True})

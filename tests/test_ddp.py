@@ -51,6 +51,7 @@ def test_two_ranks_match_one_process_accumulating(bible_store, two_ranks, tmp_pa
     subprocess.run(_train(bible_store, one), check=True, env=ENV, capture_output=True)
     a, b = _result(one), _result(two_ranks)
     assert (b["world_size"], b["strategy"], a["world_size"]) == (2, "ddp", 1)
+    assert not a["compiled"] and not b["compiled"]  # compile is on by default on CUDA only
     assert a["steps"] == b["steps"] and a["tokens_seen"] == b["tokens_seen"]
     assert [v["step"] for v in a["val_history"]] == [v["step"] for v in b["val_history"]]
     for x, y in zip(a["val_history"], b["val_history"], strict=True):
