@@ -1,54 +1,98 @@
-"""``sweep plan``'s memory check: each size's estimated memory on one of the profile's GPUs at
-the micro-batch its runs will use, and the largest micro-batch that would fit
-(pretrain.memory). Runs use ``training.micro_batch_size``, or the whole batch when it is
-unset; the plan says which value to set when that does not fit."""
+"""Micro-batches that fit the profile's GPUs: ``sweep plan`` shows each size's estimated memory
+per GPU (pretrain.memory), and launch gives each run the micro-batch the plan picked.
+
+A study that sets ``training.micro_batch_size`` keeps it (the plan warns when it overfills
+a GPU and says which value would fit). One that leaves it unset gets, per size, the
+largest divisor of the per-device batch whose estimate fits the profile's
+``gpu_memory_gb``; without a GPU memory in the profile, runs take the whole per-device
+batch at once. The micro-batch is operational: picking it never changes a run id.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from pretrain.memory import HEADROOM, fit_micro_batch, training_memory
 from pretrain.sizes import get_shape
-from sweeps.profiles import load_profile
-from sweeps.study import Study
+from sweeps.profiles import ClusterProfile, load_profile
+from sweeps.study import Executor, Study
 
 
 @dataclass(frozen=True)
 class SizeMemory:
     size: str
     micro_batch: int
-    """What the runs use: training.micro_batch_size, or batch_size when it is unset."""
+    """What the runs use: training.micro_batch_size, else the plan's pick, else the per-device batch."""
     gb: float
     """Estimated memory per GPU at that micro-batch."""
     fits: int | None
-    """The largest divisor of batch_size whose estimate fits; None when not even one does."""
+    """The largest divisor of the per-device batch whose estimate fits; None when not even one does."""
+    picked: bool
+    """Whether micro_batch is the plan's pick (training.micro_batch_size unset)."""
+
+
+def _gpu_profile(executor: Executor) -> ClusterProfile | None:
+    profile = load_profile(executor.profile)
+    return profile if profile.gpus_per_run and profile.gpu_memory_gb else None
+
+
+def _precision(study: Study) -> str:
+    return "bf16-mixed" if study.training.precision == "auto" else study.training.precision
+
+
+def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int) -> SizeMemory:
+    t = study.training
+    shape = get_shape(size, vocab)
+    local = t.batch_size // (t.devices * t.nodes)
+    fits = fit_micro_batch(shape, t.seq_len, local, profile.gpu_memory_gb * 1e9, _precision(study),
+                           t.activation_checkpointing)
+    micro = t.micro_batch_size or fits or local
+    gb = training_memory(shape, t.seq_len, micro, _precision(study), t.activation_checkpointing).total / 1e9
+    return SizeMemory(size, micro, gb, fits, picked=t.micro_batch_size is None and fits is not None)
 
 
 def gpu_memory(study: Study, sizes: list[str], vocab: int) -> tuple[tuple[SizeMemory, ...], list[tuple[str, str]]]:
     """Rows for the plan and (level, message) findings; nothing when the study's profile has
     no GPUs or does not say their memory."""
-    profile = load_profile(study.executor.profile)
-    if not (profile.gpus_per_run and profile.gpu_memory_gb):
+    profile = _gpu_profile(study.executor)
+    if profile is None:
         return (), []
-    t = study.training
-    precision = "bf16-mixed" if t.precision == "auto" else t.precision
     limit = HEADROOM * profile.gpu_memory_gb
     rows, findings = [], []
     for size in sizes:
-        shape = get_shape(size, vocab)
-        micro = t.micro_batch_size or t.batch_size
-        gb = training_memory(shape, t.seq_len, micro, precision, t.activation_checkpointing).total / 1e9
-        fits = fit_micro_batch(shape, t.seq_len, t.batch_size, limit * 1e9 / HEADROOM, precision,
-                               t.activation_checkpointing)
-        rows.append(SizeMemory(size, micro, gb, fits))
-        if gb <= limit:
-            continue
-        if fits is None:
+        m = size_memory(study, profile, size, vocab)
+        rows.append(m)
+        if m.fits is None:
             findings.append(("error", f"size {size} needs more than {limit:.0f} GB per GPU ({HEADROOM:.0%} of the "
                                       f"profile's {profile.gpu_memory_gb:g} GB) even at micro-batch 1: set "
                                       "training.activation_checkpointing: true or use larger GPUs"))
-        else:
-            findings.append(("warning", f"size {size} at micro-batch {micro} needs ~{gb:.0f} GB per GPU, more than "
-                                        f"{HEADROOM:.0%} of {profile.gpu_memory_gb:g} GB: set "
-                                        f"training.micro_batch_size: {fits} (or lower)"))
+        elif m.gb > limit:
+            findings.append(("warning", f"size {size} at micro-batch {m.micro_batch} needs ~{m.gb:.0f} GB per GPU, "
+                                        f"more than {HEADROOM:.0%} of {profile.gpu_memory_gb:g} GB: set "
+                                        f"training.micro_batch_size: {m.fits} (or lower), or leave it unset "
+                                        "for launch to pick per size"))
     return tuple(rows), findings
+
+
+def with_planned_micro_batches(study: Study, executor: Executor, specs: list, vocab: int) -> list:
+    """Training specs (and students) with the plan's micro-batch for their size, where the study
+    leaves micro_batch_size unset and the profile says its GPUs' memory; others unchanged."""
+    if study.training.micro_batch_size is not None or executor.kind != "slurm" or not vocab:
+        return specs
+    profile = _gpu_profile(executor)
+    if profile is None:
+        return specs
+    picked: dict[str, int | None] = {}
+    out: list[Any] = []
+    for spec in specs:
+        size = getattr(spec, "size", None)
+        if size is None or not hasattr(spec, "micro_batch_size") or getattr(spec, "init_from", None):
+            out.append(spec)
+            continue
+        if size not in picked:
+            m = size_memory(study, profile, size, vocab)
+            picked[size] = m.micro_batch if m.picked else None
+        out.append(dataclasses.replace(spec, micro_batch_size=picked[size]) if picked[size] else spec)
+    return out

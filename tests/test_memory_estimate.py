@@ -72,8 +72,30 @@ def test_plan_warns_when_the_micro_batch_overfills_the_gpu(tmp_path, repo_root):
     paper = repo_root / "sweeps" / "studies" / "paper.yaml"
     study = load_study(paper)
     rows, findings = gpu_memory(study, list(study.sizes), 128_256)
-    assert [r.size for r in rows] == list(study.sizes) and not findings  # micro-batch 4 fits everywhere
-    text = paper.read_text().replace("micro_batch_size: 4 ", "micro_batch_size: 16 ")
+    assert [r.size for r in rows] == list(study.sizes) and not findings  # picked per size: all fit
+    text = paper.read_text().replace("  seq_len: 4096\n", "  seq_len: 4096\n  micro_batch_size: 16\n")
     (tmp_path / "paper.yaml").write_text(text)
     _, findings = gpu_memory(load_study(tmp_path / "paper.yaml"), list(study.sizes), 128_256)
     assert findings and all("set training.micro_batch_size:" in message for _, message in findings)
+
+
+def test_launch_gives_each_size_the_micro_batch_the_plan_picked(tmp_path, repo_root):
+    """With micro_batch_size unset, each size trains at the largest micro-batch that fits the
+    profile's GPU (smaller for bigger models); the run ids do not change."""
+    from sweeps.memoryplan import gpu_memory, with_planned_micro_batches
+    from sweeps.plan import train_spec
+    from sweeps.study import load_study
+    from sweeps.tune import point
+
+    paper = repo_root / "sweeps" / "studies" / "paper.yaml"
+    study = load_study(paper)
+    assert study.training.micro_batch_size is None and study.executor.kind == "slurm"
+    rows, findings = gpu_memory(study, list(study.sizes), 128_256)
+    assert not findings and all(r.picked for r in rows)
+    picks = [r.micro_batch for r in rows]
+    assert picks == sorted(picks, reverse=True) and picks[0] > picks[-1]
+    p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
+    specs = [train_spec(study, "sid", 200_000_000, size, p) for size in study.sizes]
+    applied = with_planned_micro_batches(study, study.executor, specs, 128_256)
+    assert [s.micro_batch_size for s in applied] == picks
+    assert [s.run_id for s in applied] == [s.run_id for s in specs]
