@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pretrain.memory import HEADROOM, fit_micro_batch, training_memory
-from pretrain.sizes import get_shape
+from sweeps.base import shape_of
 from sweeps.profiles import load_profile
 from sweeps.study import Study
 
@@ -35,7 +35,7 @@ def gpu_memory(study: Study, sizes: list[str], vocab: int) -> tuple[tuple[SizeMe
     limit = HEADROOM * profile.gpu_memory_gb
     rows, findings = [], []
     for size in sizes:
-        shape = get_shape(size, vocab)
+        shape = shape_of(study, size, vocab)
         micro = t.micro_batch_size or t.batch_size
         gb = training_memory(shape, t.seq_len, micro, precision, t.activation_checkpointing).total / 1e9
         fits = fit_micro_batch(shape, t.seq_len, t.batch_size, limit * 1e9 / HEADROOM, precision,

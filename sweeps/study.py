@@ -18,6 +18,7 @@ from typing import Any
 
 from pretrain.spec import TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
+from sweeps.base import Base, read_base
 from sweeps.schema import build, named_key, read
 from sweeps.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
 from sweeps.yamlpos import Section, StudyError, load_yaml
@@ -146,6 +147,9 @@ class Study:
     seed: int = 0
     """Replicate of the whole study: run k of a member set trains with init and data seed
     ``seed * SEED_STRIDE + k`` (seed 0 keeps seeds 0, 1, ...), so two replicates share no run."""
+    base: Base | None = None
+    """Continued pretraining: the pretrained model every training run starts from (its name is
+    the study's one size; sweeps.base)."""
 
     @property
     def main_budget(self) -> int:
@@ -173,12 +177,20 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
     store, prepare = _data_section(data_sec, study_root)
     budgets = tuple(top.tokens("budgets", v, p) for v, p in top.items("budgets"))
+    base = read_base(top.sub("base"), Path(path)) if top.has("base") else None
     sizes = tuple(top.size(v, p) for v, p in top.items("sizes"))
+    if base is not None:
+        if sizes:
+            raise pos.error(("sizes",), "a study with a base trains the base: remove 'sizes'")
+        if prepare is not None and not prepare.get("tokenizer"):
+            raise pos.error(("data", "prepare", "tokenizer"), "a study with a base needs its store tokenized "
+                            "with the base's tokenizer: set it to the base's tokenizer.json")
+        sizes = (base.name,)
     if not budgets:
         raise pos.error(("budgets",), "at least one budget is required")
     if not sizes:
         raise pos.error(("sizes",), "at least one model size is required")
-    training = _training_section(top.sub("training"), sizes[0])
+    training = _training_section(top.sub("training"), sizes[0], base)
     lattice = _lattice_section(top.sub("lattice"))
     recipes_sec = top.sub("recipes")
     recipes = {n: _recipe(n, recipes_sec.sub(n), lattice, budgets, sizes) for n in list(recipes_sec.data)}
@@ -213,7 +225,7 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
                  vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor,
-                 seed=study_seed)
+                 seed=study_seed, base=base)
 
 
 def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
@@ -236,10 +248,12 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
     return Path(store), None
 
 
-def _training_section(sec: Section, size: str) -> Training:
+def _training_section(sec: Section, size: str, base: Base | None) -> Training:
     training = build(sec, Training, read(sec, Training))
     # The combination is TrainSpec's to check (micro_batch_size must divide batch_size, ...).
-    build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **training.spec_fields()})
+    continued = {"init_from": base.path, "init_id": "unpinned"} if base else {}
+    build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **continued,
+                           **training.spec_fields()})
     return training
 
 
