@@ -32,6 +32,8 @@ from sweeps.yamlpos import Section
 if TYPE_CHECKING:
     from sweeps.study import Study
 
+BASE_FILE = "base.json"
+"""In a study's root: the base launch pinned (name, path, content id)."""
 UNPINNED = "unpinned"
 """The base id in a plan made before launch pinned it (like the store's 'unprepared')."""
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -117,7 +119,26 @@ def pin_base(study: Study) -> Study:
         raise ValueError(f"base {base.name}: the config.json in {directory} is not {base.config} (a different "
                          "model): update the checked-in config or point base.path at the right model")
     check_store_tokenizer(study, directory)
-    return dataclasses.replace(study, base=dataclasses.replace(base, path=str(directory), id=base_id(directory)))
+    pinned = dataclasses.replace(base, path=str(directory), id=base_id(directory))
+    from pretrain.rundir import atomic_write_json
+
+    study.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(study.root / BASE_FILE, {"name": base.name, "path": pinned.path, "id": pinned.id})
+    return dataclasses.replace(study, base=pinned)
+
+
+def launched_base(study: Study) -> Study:
+    """The study with the base id its last launch pinned (``BASE_FILE`` in its root), so that
+    collect and status name the runs launch made without hashing the base again; unchanged
+    without a base or before any launch."""
+    if study.base is None or study.base.id:
+        return study
+    from pretrain.rundir import read_json
+
+    pinned = read_json(study.root / BASE_FILE) or {}
+    if pinned.get("name") != study.base.name or not pinned.get("id"):
+        return study
+    return dataclasses.replace(study, base=dataclasses.replace(study.base, path=pinned["path"], id=pinned["id"]))
 
 
 def check_store_tokenizer(study: Study, directory: Path) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pretrain.sizes import flops_per_token
 from pretrain.spec import steps_per_epoch
-from sweeps.base import shape_of
+from sweeps.base import launched_base, shape_of
 from sweeps.plan import Snapshot, cells, lattice_points, member_cells, store_identity, train_spec
 from sweeps.study import Study
 from sweeps.tune import grid_points, next_points, point
@@ -80,6 +80,7 @@ def forward_flops(study: Study, size: str, vocab: int, seq_len: int, tokens: flo
 
 
 def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
+    study = launched_base(study)  # a launched base study counts its runs by their real ids
     store_id, store_vocab = store_identity(study)
     vocab = vocab or store_vocab
     if not vocab:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from pretrain.sizes import param_counts
+from pretrain.sizes import get_shape, param_counts
 from sweeps.base import shape_of
 from sweeps.estimate import PlanSummary, gpu_hours, summarize
 from sweeps.memoryplan import gpu_memory
@@ -157,7 +157,7 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     assumed = parse_assumptions(options.assume)  # bad input fails before any work
     summary = summarize(study, vocab=options.vocab)
     vocab = summary.vocab
-    sizes = tuple(size_info(study, s, vocab) for s in planned_sizes(study))
+    sizes = tuple(size_info(s, vocab, study) for s in planned_sizes(study))
     findings = design_findings(study, sizes)
     memory, memory_findings = gpu_memory(study, [s.name for s in sizes], vocab)
     findings += [Finding(level, "gpu-memory", message) for level, message in memory_findings]
@@ -188,8 +188,9 @@ def planned_sizes(study: Study) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def size_info(study: Study, name: str, vocab: int) -> SizeInfo:
-    total, non_embedding = param_counts(shape_of(study, name, vocab))
+def size_info(name: str, vocab: int, study: Study | None = None) -> SizeInfo:
+    """Parameter counts of a registered size, or of the study's base."""
+    total, non_embedding = param_counts(shape_of(study, name, vocab) if study else get_shape(name, vocab))
     return SizeInfo(name, total, non_embedding)
 
 
@@ -216,8 +217,8 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     reg = _role(study, "regularized")
     # A study with a base continues one model and compares losses directly (the paper's CPT
     # setting): size and data laws are not what it is for, so their design warnings stay out.
-    laws = study.base is None
-    if reg is not None and laws:
+    with_laws = study.base is None
+    if reg is not None and with_laws:
         fitted = list(reg.sizes or study.sizes)
         ensembled = list(dict.fromkeys(s for _, s in member_cells(study)))
         laws = [law for law, n in (("size law", len(fitted)), ("double limit", len(ensembled)))
@@ -250,7 +251,7 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
                            f"ensembles: {_count(ens.members, 'member')}; a K-law needs >= {MIN_MEMBERS} points "
                            f"(K = 1..{ens.members}): set members >= {MIN_MEMBERS}"))
     std = _role(study, "standard")
-    if std is not None and laws:
+    if std is not None and with_laws:
         budgets = sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
         if len(budgets) < MIN_DATA_BUDGETS:
             what = ("no data law can be fitted (it needs >= 3)" if len(budgets) < 3
