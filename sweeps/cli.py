@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--quick", action="store_true", help="a smaller study (about 3 minutes), used by the tests")
     d.add_argument("--seed", type=int, default=0,
                    help="replicate of the whole study: every run gets other seeds")
+    d.add_argument("--cpt", action="store_true",
+                   help="continued pretraining instead: a Bible-trained base continued on Wikipedia "
+                        "paragraphs, epochs against ensembles and soups (default root: cpt-demo-output)")
     d.set_defaults(func=_demo)
 
 
@@ -140,6 +143,11 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.cpt:
+        from sweeps.cptdemo import run_cpt_demo
+
+        out = args.root or ("cpt-demo-output" if args.seed == 0 else f"cpt-demo-output-seed{args.seed}")
+        return 0 if not run_cpt_demo(out, quick=args.quick, seed=args.seed)["failed"] else 1
     from sweeps.demo import run_demo
 
     out = args.root or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")

@@ -18,6 +18,7 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
+from sweeps.base import launched_base
 from sweeps.kinds import kind_of
 from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
 from sweeps.runstore import last_error
@@ -50,6 +51,7 @@ def recipes_of(study: Study, spec: dict, store_id: str) -> list[str]:
 
 def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(results table, tuning table, summary) for the study's run store."""
+    study = launched_base(study)  # the base id the last launch pinned (no 6 GB re-hash)
     snap = Snapshot.read(study.root, pin_eval_data(study))
     store_id, vocab = store_identity(study)
     # Planned once: what every stage asks for now gives the labels of later stages' runs and

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pretrain.sizes import flops_per_token, get_shape
+from pretrain.sizes import flops_per_token
 from pretrain.spec import steps_per_epoch
+from sweeps.base import launched_base, shape_of
 from sweeps.plan import Snapshot, cells, lattice_points, member_cells, store_identity, train_spec
 from sweeps.study import Study
 from sweeps.tune import grid_points, next_points, point
@@ -67,18 +68,19 @@ class PlanSummary:
     vocab: int = 0
 
 
-def run_flops(spec, vocab: int) -> float:  # noqa: ANN001 - a TrainSpec
-    shape = get_shape(spec.size, vocab)
+def run_flops(spec, vocab: int, study: Study) -> float:  # noqa: ANN001 - a TrainSpec
+    shape = shape_of(study, spec.size, vocab)
     steps = steps_per_epoch(spec.tokens, spec.seq_len, spec.batch_size) * spec.epochs
     return flops_per_token(shape, spec.seq_len) * steps * spec.batch_size * spec.seq_len
 
 
-def forward_flops(size: str, vocab: int, seq_len: int, tokens: float) -> float:
+def forward_flops(study: Study, size: str, vocab: int, seq_len: int, tokens: float) -> float:
     """Forward passes only (scoring, sampling): a third of training's FLOPs per token."""
-    return flops_per_token(get_shape(size, vocab), seq_len) / 3.0 * tokens
+    return flops_per_token(shape_of(study, size, vocab), seq_len) / 3.0 * tokens
 
 
 def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
+    study = launched_base(study)  # a launched base study counts its runs by their real ids
     store_id, store_vocab = store_identity(study)
     vocab = vocab or store_vocab
     if not vocab:
@@ -101,14 +103,14 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
             "recipe": recipe.name, "search": search, "size": size, "budget_tokens": budget,
             "runs": len(specs_now), "full_lattice": len(specs_full),
             "succeeded": sum(snap.state(s.run_id) == "succeeded" for s in specs_full),
-            "flops": sum(run_flops(s, vocab) for s in specs_now),
-            "flops_full": sum(run_flops(s, vocab) for s in specs_full),
+            "flops": sum(run_flops(s, vocab, study) for s in specs_now),
+            "flops_full": sum(run_flops(s, vocab, study) for s in specs_full),
         })
     table = pd.DataFrame(rows)
     unique_first = {s.run_id: s for _, s in first}
     stages = tuple(stage_runs(study, store_id, vocab, first))
     members = next((s for s in stages if s.stage == "ensemble members"), None)
-    return PlanSummary(table, len(unique_first), sum(run_flops(s, vocab) for s in unique_first.values()),
+    return PlanSummary(table, len(unique_first), sum(run_flops(s, vocab, study) for s in unique_first.values()),
                        int(table["full_lattice"].sum()), float(table["flops_full"].sum()),
                        members.runs if members else 0, members.flops if members else 0.0, store_id,
                        stages, int(vocab))
@@ -143,7 +145,7 @@ def stage_runs(study: Study, store_id: str, vocab: int, first: list) -> list[Sta
                 continue
             shared = len({s.run_id for s in specs}) - len(new)
             out.append(StageRuns("data-scaling repeats, round 1" if repeat else "tuning, round 1", name,
-                                 len(new), True, _by_size(new.values(), vocab),
+                                 len(new), True, _by_size(study, new.values(), vocab),
                                  note=f"{shared} more shared with an earlier recipe" if shared else ""))
     out += _later_rounds(study, store_id, vocab, first)
     out += _repeats_at_tuned_point(study, store_id, vocab)
@@ -151,10 +153,10 @@ def stage_runs(study: Study, store_id: str, vocab: int, first: list) -> list[Sta
     return out
 
 
-def _by_size(specs, vocab: int) -> dict[str, float]:  # noqa: ANN001
+def _by_size(study: Study, specs, vocab: int) -> dict[str, float]:  # noqa: ANN001
     flops: dict[str, float] = defaultdict(float)
     for s in specs:
-        flops[s.size] += run_flops(s, vocab)
+        flops[s.size] += run_flops(s, vocab, study)
     return dict(flops)
 
 
@@ -174,7 +176,7 @@ def _later_rounds(study: Study, store_id: str, vocab: int, first: list) -> list[
             left = max(0, lattice - len(specs))
             expected += min(per_round, left)
             bound += min((r.max_rounds - 1) * per_round, left)
-            mean = sum(run_flops(s, vocab) for s in specs) / max(len(specs), 1)
+            mean = sum(run_flops(s, vocab, study) for s in specs) / max(len(specs), 1)
             flops[size] += mean * min(per_round, left)
         if bound:
             out.append(StageRuns("tuning, later rounds", name, expected, False, dict(flops), bound,
@@ -188,7 +190,7 @@ def _repeats_at_tuned_point(study: Study, store_id: str, vocab: int) -> list[Sta
         specs = [train_spec(study, store_id, b, s, stand_in_point(study, r))
                  for r, b, s in cells(study) if r.name == name and r.at_tuned_point]
         if specs:
-            out.append(StageRuns("data-scaling repeats", name, len(specs), True, _by_size(specs, vocab),
+            out.append(StageRuns("data-scaling repeats", name, len(specs), True, _by_size(study, specs, vocab),
                                  note="one run each at the tuned point (costed at the first point)"))
     return out
 
@@ -231,12 +233,12 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
         new = ens.members - 1 if same else ens.members
         members = [train_spec(study, store_id, b, s, shifted, member=k)
                    for b, s in member_cells(study) for k in range(new)]
-        out.append(StageRuns("ensemble members", ens.from_recipe, len(members), True, _by_size(members, vocab),
+        out.append(StageRuns("ensemble members", ens.from_recipe, len(members), True, _by_size(study, members, vocab),
                              note=("member 0 is the tuned run; " if same else "")
                              + "costed at the first point"))
         scored: dict[str, float] = defaultdict(float)
         for _, size in member_cells(study):
-            scored[size] += forward_flops(size, vocab, seq_len, ens.members * val_tokens(study))
+            scored[size] += forward_flops(study, size, vocab, seq_len, ens.members * val_tokens(study))
         out.append(StageRuns("ensemble evals", "", len(member_cells(study)), True, dict(scored),
                              note="one per member set, every nested K" + (
                                  "" if val_tokens(study) else "; cost unknown until the store exists")))
@@ -247,8 +249,8 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
         base = train_spec(study, store_id, d.budget, d.student_size, point(start))
         synthetic = d.synthetic_tokens or d.budget * start["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight)
         n_teachers = d.members if d.teacher == "ensemble" else 1
-        teacher_work = forward_flops(d.teacher_size, vocab, seq_len, n_teachers * synthetic)
-        students[d.student_size] += run_flops(base, vocab) / (1 - d.synthetic_weight)
+        teacher_work = forward_flops(study, d.teacher_size, vocab, seq_len, n_teachers * synthetic)
+        students[d.student_size] += run_flops(base, vocab, study) / (1 - d.synthetic_weight)
         if d.method == "sequence":
             teachers[d.teacher_size] += teacher_work
         else:  # token-level: the teachers score every token the student sees

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pretrain.rundir import RunDir, atomic_write_json
+from sweeps.base import check_store_tokenizer, pin_base
 from sweeps.executors import submit, wait
 from sweeps.memoryplan import with_planned_micro_batches
 from sweeps.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
@@ -97,7 +98,10 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
     executor = executor or study.executor
     check_budgets(study)
     check_world(study, executor)
+    study = pin_base(study)  # a missing base fails here, before the store or any run
     ensure_store(study, log)
+    if study.base is not None:
+        check_store_tokenizer(study, Path(study.base.path))
     store_id, vocab = store_identity(study)
     pinned = pin_eval_data(study)  # once per launch: planning then opens no dataset
     report = LaunchReport()
@@ -122,7 +126,7 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             log(f"waiting for {len(running)} runs that another launcher is running")
             time.sleep(poll_s)
             continue
-        todo = with_planned_micro_batches(study, executor, _longest_first(todo, vocab), vocab)
+        todo = with_planned_micro_batches(study, executor, _longest_first(todo, vocab, study), vocab)
         dirs = [_materialise(study.root, s) for s in todo]
         new_ids = {s.run_id for s in todo}
         # After the directories exist: a kill before this line loses no round (the pending
@@ -202,14 +206,14 @@ def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
     return out
 
 
-def _longest_first(specs: list, vocab: int | None) -> list:
+def _longest_first(specs: list, vocab: int | None, study: Study) -> list:
     """Training runs by estimated FLOPs, largest first (then everything else, in plan order):
     workers take runs in list order, so a round does not end waiting on one big straggler."""
     from pretrain.spec import TrainSpec
     from sweeps.estimate import run_flops
 
     def cost(spec) -> float:  # noqa: ANN001
-        return run_flops(spec, vocab) if vocab and isinstance(spec, TrainSpec) else 0.0
+        return run_flops(spec, vocab, study) if vocab and isinstance(spec, TrainSpec) else 0.0
 
     return sorted(specs, key=cost, reverse=True)
 

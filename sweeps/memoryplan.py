@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pretrain.memory import HEADROOM, fit_micro_batch, training_memory
-from pretrain.sizes import get_shape
+from sweeps.base import shape_of
 from sweeps.profiles import ClusterProfile, load_profile
 from sweeps.study import Executor, Study
 
@@ -44,7 +44,7 @@ def _precision(study: Study) -> str:
 
 def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int) -> SizeMemory:
     t = study.training
-    shape = get_shape(size, vocab)
+    shape = shape_of(study, size, vocab)
     local = t.batch_size // (t.devices * t.nodes)
     fits = fit_micro_batch(shape, t.seq_len, local, profile.gpu_memory_gb * 1e9, _precision(study),
                            t.activation_checkpointing)
@@ -88,7 +88,7 @@ def with_planned_micro_batches(study: Study, executor: Executor, specs: list, vo
     out: list[Any] = []
     for spec in specs:
         size = getattr(spec, "size", None)
-        if size is None or not hasattr(spec, "micro_batch_size") or getattr(spec, "init_from", None):
+        if size is None or not hasattr(spec, "micro_batch_size"):
             out.append(spec)
             continue
         if size not in picked:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from pretrain.rundir import read_json
 from pretrain.runkind import final_loss
 from pretrain.spec import TrainSpec
+from sweeps.base import UNPINNED
 from sweeps.runstore import last_error, run_state, runs_dir
 from sweeps.study import AXES, SEED_STRIDE, Recipe, Study
 from sweeps.tune import Point, Tuned, point, tuned
@@ -95,6 +96,8 @@ def store_identity(study: Study) -> tuple[str, int | None]:
         store = TokenStore(study.store)
         return store.store_id, store.vocab_size
     vocab = study.vocab_size or (study.prepare or {}).get("vocab_size")
+    if not vocab and study.base is not None:
+        vocab = study.base.shape.vocab_size  # the base's tokenizer makes the store
     return UNPREPARED, vocab
 
 
@@ -102,10 +105,13 @@ def train_spec(study: Study, store_id: str, budget: int, size: str, p: Point, me
     """The training run of one lattice point; ``member`` k > 0 is the k-th extra seed."""
     values = dict(p)
     seed = study.seed * SEED_STRIDE + member
+    base = study.base
+    continued = ({"init_from": base.path, "init_id": base.id or UNPINNED}
+                 if base is not None and size == base.name else {})
     return TrainSpec(size=size, store=str(study.store), store_id=store_id, tokens=budget,
                      epochs=int(values["epochs"]), lr=float(values["lr"]),
                      weight_decay=float(values["weight_decay"]), init_seed=seed, data_seed=seed,
-                     **study.training.spec_fields())
+                     **continued, **study.training.spec_fields())
 
 
 def cells(study: Study) -> list[tuple[Recipe, int, str]]:

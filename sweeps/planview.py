@@ -15,6 +15,9 @@ def render_text(r: PlanReview) -> str:
     lines = [f"study {study.name} ({study.path}): {len(study.budgets)} budgets x {len(study.sizes)} sizes, "
              f"recipes {', '.join(study.recipes)}",
              f"store {study.store} ({s.store_id}), vocab {s.vocab:,}"]
+    if study.base is not None:
+        lines.append(f"base {study.base.name}: every run continues {study.base.path} (shape from "
+                     f"{study.base.config}; its content id is pinned at launch)")
     if r.succeeded_runs:
         lines.append(f"run store {study.root}: {r.succeeded_runs} runs succeeded already (launch skips them; "
                      "the counts below are from nothing)")

@@ -18,7 +18,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from pretrain.sizes import flops_per_token, get_shape
+from pretrain.sizes import flops_per_token
+from sweeps.base import shape_of
 from sweeps.study import Study
 
 # FLOP/s of one single-threaded training run when nothing was measured: the demo's runs
@@ -96,7 +97,7 @@ def measure(study: Study, sizes: list[str], vocab: int, enabled: bool = True) ->
     seq_len = study.training.seq_len
     threads = run_threads(study)
     cpu = cpu_model_name()
-    by_cost = sorted(set(sizes), key=lambda s: flops_per_token(get_shape(s, vocab), seq_len))
+    by_cost = sorted(set(sizes), key=lambda s: flops_per_token(shape_of(study, s, vocab), seq_len))
     notes, measured = [], {}
     started = time.perf_counter()
     if not enabled:
@@ -117,13 +118,13 @@ def measure(study: Study, sizes: list[str], vocab: int, enabled: bool = True) ->
     if not measured:
         notes.append(f"assumed {ASSUMED_CPU_FLOPS * threads:.2g} FLOP/s per run ({threads} thread"
                      f"{'s' if threads > 1 else ''})")
-    rates = _rates(by_cost, measured, vocab, seq_len, threads)
+    rates = _rates(study, by_cost, measured, vocab, seq_len, threads)
     return Throughput(cpu, threads, measured, "; ".join(notes), time.perf_counter() - started, rates)
 
 
-def _rates(sizes: list[str], measured: dict[str, float], vocab: int, seq_len: int,
+def _rates(study: Study, sizes: list[str], measured: dict[str, float], vocab: int, seq_len: int,
            threads: int) -> dict[str, float]:
-    cost = {s: flops_per_token(get_shape(s, vocab), seq_len) for s in sizes}
+    cost = {s: flops_per_token(shape_of(study, s, vocab), seq_len) for s in sizes}
     points = sorted((math.log(cost[s]), math.log(tok_s * cost[s])) for s, tok_s in measured.items())
     out = {}
     for s in sizes:
@@ -149,10 +150,10 @@ def _probe(study: Study, size: str, vocab: int, seq_len: int, threads: int) -> f
     import torch
     import torch.nn.functional as F
 
-    from pretrain.model import build_model
+    from pretrain.model import Llama
     from pretrain.store import TokenStore
 
-    per_token = flops_per_token(get_shape(size, vocab), seq_len)
+    per_token = flops_per_token(shape_of(study, size, vocab), seq_len)
     batch = study.training.micro_batch_size or study.training.batch_size
     # Fewer sequences per step than the run uses when a full step would be slow: tokens/s of
     # a step hardly depends on its row count once rows are this long.
@@ -167,7 +168,8 @@ def _probe(study: Study, size: str, vocab: int, seq_len: int, threads: int) -> f
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        model = build_model(size, vocab, seq_len, seed=0)
+        torch.manual_seed(0)
+        model = Llama(shape_of(study, size, vocab), max_seq_len=seq_len)  # a base's shape too
         # The run's AdamW (pretrain.lit; not imported here: Lightning takes seconds to import).
         opt = torch.optim.AdamW(model.decay_groups(0.1), lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         data = torch.from_numpy(tokens).view(rows, seq_len + 1)

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
+from sweeps.base import shape_of
 from sweeps.estimate import PlanSummary, gpu_hours, summarize
 from sweeps.memoryplan import gpu_memory
 from sweeps.plan import Snapshot
@@ -159,7 +160,7 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     assumed = parse_assumptions(options.assume)  # bad input fails before any work
     summary = summarize(study, vocab=options.vocab)
     vocab = summary.vocab
-    sizes = tuple(size_info(s, vocab) for s in planned_sizes(study))
+    sizes = tuple(size_info(s, vocab, study) for s in planned_sizes(study))
     findings = design_findings(study, sizes)
     memory, memory_findings = gpu_memory(study, [s.name for s in sizes], vocab)
     findings += [Finding(level, "gpu-memory", message) for level, message in memory_findings]
@@ -172,6 +173,8 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
         simulation = simulate_design(study_design(study, vocab), assumed, noise=options.noise,
                                      n_sims=options.sims, n_boot=options.n_boot, seed=options.seed)
         findings = simulated_findings(simulation, findings)
+        if study.base is not None:  # one base: no double limit is meant (the K-law is)
+            findings = [f for f in findings if f.code != "unidentifiable-joint"]
     findings = [*budget_errors(study), *findings]
     throughput = measure(study, [s.name for s in sizes], vocab, enabled=options.probe)
     done = sum(state == "succeeded" for state in Snapshot.read(study.root).states.values())
@@ -188,8 +191,9 @@ def planned_sizes(study: Study) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def size_info(name: str, vocab: int) -> SizeInfo:
-    total, non_embedding = param_counts(get_shape(name, vocab))
+def size_info(name: str, vocab: int, study: Study | None = None) -> SizeInfo:
+    """Parameter counts of a registered size, or of the study's base."""
+    total, non_embedding = param_counts(shape_of(study, name, vocab) if study else get_shape(name, vocab))
     return SizeInfo(name, total, non_embedding)
 
 
@@ -214,7 +218,10 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     info = {s.name: s for s in sizes}
     out = []
     reg = _role(study, "regularized")
-    if reg is not None:
+    # A study with a base continues one model and compares losses directly (the paper's CPT
+    # setting): size and data laws are not what it is for, so their design warnings stay out.
+    with_laws = study.base is None
+    if reg is not None and with_laws:
         fitted = list(reg.sizes or study.sizes)
         ensembled = list(dict.fromkeys(s for _, s in member_cells(study)))
         laws = [law for law, n in (("size law", len(fitted)), ("double limit", len(ensembled)))
@@ -247,7 +254,7 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
                            f"ensembles: {_count(ens.members, 'member')}; a K-law needs >= {MIN_MEMBERS} points "
                            f"(K = 1..{ens.members}): set members >= {MIN_MEMBERS}"))
     std = _role(study, "standard")
-    if std is not None:
+    if std is not None and with_laws:
         budgets = sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
         if len(budgets) < MIN_DATA_BUDGETS:
             what = ("no data law can be fitted (it needs >= 3)" if len(budgets) < 3
@@ -285,17 +292,18 @@ def study_design(study: Study, vocab: int):  # noqa: ANN201 - a scaling.design.D
     from sweeps.plan import member_cells
 
     def total(size: str) -> float:
-        return float(param_counts(get_shape(size, vocab))[0])
+        return float(param_counts(shape_of(study, size, vocab))[0])
 
     size_laws = []
     reg = _role(study, "regularized")
-    if reg is not None:
+    if reg is not None and study.base is None:  # a base study fits no size or data law
         sizes = tuple(total(s) for s in reg.sizes or study.sizes)
         size_laws = [(b, sizes) for b in reg.budgets or study.budgets]
         size_laws += [(b, tuple(total(s) for s in reg.repeat_sizes)) for b in reg.repeat_budgets]
     cells = member_cells(study)
     std = _role(study, "standard")
-    data = sorted({*(std.budgets or study.budgets), *std.repeat_budgets}) if std is not None else []
+    data = (sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
+            if std is not None and study.base is None else [])
     return Design(size_laws=tuple(size_laws), members=study.ensembles.members if study.ensembles else 0,
                   ensemble_sizes=tuple(total(s) for s in dict.fromkeys(s for _, s in cells)),
                   ensemble_budgets=tuple(dict.fromkeys(b for b, _ in cells)), data_budgets=tuple(data),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eval.kinds import STUDY_SPLIT
-from pretrain.sizes import SIZES
+from sweeps.base import shape_of
 from sweeps.kinds import KINDS, kind_of
 from sweeps.plan import (
     Snapshot,
@@ -248,7 +248,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
         _, rid = min(outcomes, key=lambda o: o[0].loss)
         out[recipe.name] = [rid]
     if study.ensembles is not None:
-        key = max(member_cells(study), key=lambda k: (k[0] == budget, SIZES[k[1]].d_model * SIZES[k[1]].n_layers))
+        key = max(member_cells(study), key=lambda k: (k[0] == budget, _depth_width(study, k[1])))
         finished = _finished_members(study, snap, store_id)
         if key in finished:
             out["ensemble"] = finished[key]
@@ -256,6 +256,11 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
         if snap.state(spec.run_id) == "succeeded":
             out[label] = [spec.run_id]
     return out
+
+
+def _depth_width(study: Study, size: str) -> int:
+    shape = shape_of(study, size, 1)
+    return shape.d_model * shape.n_layers
 
 
 STAGES: list[Stage] = [

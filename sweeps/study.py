@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.rules import LOSS_RULES, RULES
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
+from sweeps.base import Base, read_base
 from sweeps.schema import build, named_key, read
+from sweeps.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
 from sweeps.yamlpos import Section, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
@@ -104,42 +105,6 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class Ensembles:
-    """K seeds at a tuned point shifted by the member rule (double epochs, halve decay)."""
-
-    from_recipe: str
-    members: int
-    epochs_factor: float = 2.0
-    weight_decay_factor: float = 0.5
-    rules: tuple[str, ...] = RULES
-    """Validation-loss rules: logit-mean, prob-mean, uniform-soup (the weight average)."""
-    budgets: tuple[int, ...] = ()
-    sizes: tuple[str, ...] = ()
-
-    def member_point(self, tuned: dict[str, Any]) -> dict[str, Any]:
-        """The member rule applied to a tuned point: epochs and weight decay scaled, lr kept."""
-        return {"epochs": max(1, round(tuned["epochs"] * self.epochs_factor)), "lr": tuned["lr"],
-                "weight_decay": tuned["weight_decay"] * self.weight_decay_factor}
-
-
-@dataclass(frozen=True)
-class Distill:
-    """A student trained on real data mixed with a teacher's samples (or token-level KD)."""
-
-    name: str
-    teacher: str
-    """'ensemble' (the K-member ensemble of teacher_size) or 'single' (self-distillation)."""
-    teacher_size: str
-    student_size: str
-    budget: int
-    members: int = 1
-    method: str = "sequence"
-    synthetic_weight: float = 0.75
-    synthetic_tokens: int = 0
-    temperature: float = 1.0
-
-
-@dataclass(frozen=True)
 class Evals:
     """Downstream evals of a study's best models (offline data, validation splits)."""
 
@@ -195,6 +160,9 @@ class Study:
     seed: int = 0
     """Replicate of the whole study: run k of a member set trains with init and data seed
     ``seed * SEED_STRIDE + k`` (seed 0 keeps seeds 0, 1, ...), so two replicates share no run."""
+    base: Base | None = None
+    """Continued pretraining: the pretrained model every training run starts from (its name is
+    the study's one size; sweeps.base)."""
 
     @property
     def main_budget(self) -> int:
@@ -222,12 +190,20 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
     store, prepare = _data_section(data_sec, study_root)
     budgets = tuple(top.tokens("budgets", v, p) for v, p in top.items("budgets"))
+    base = read_base(top.sub("base"), Path(path)) if top.has("base") else None
     sizes = tuple(top.size(v, p) for v, p in top.items("sizes"))
+    if base is not None:
+        if sizes:
+            raise pos.error(("sizes",), "a study with a base trains the base: remove 'sizes'")
+        if prepare is not None and not prepare.get("tokenizer"):
+            raise pos.error(("data", "prepare", "tokenizer"), "a study with a base needs its store tokenized "
+                            "with the base's tokenizer: set it to the base's tokenizer.json")
+        sizes = (base.name,)
     if not budgets:
         raise pos.error(("budgets",), "at least one budget is required")
     if not sizes:
         raise pos.error(("sizes",), "at least one model size is required")
-    training = _training_section(top.sub("training"), sizes[0])
+    training = _training_section(top.sub("training"), sizes[0], base)
     lattice = _lattice_section(top.sub("lattice"))
     recipes_sec = top.sub("recipes")
     recipes = {n: _recipe(n, recipes_sec.sub(n), lattice, budgets, sizes) for n in list(recipes_sec.data)}
@@ -262,7 +238,7 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
                  vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor,
-                 seed=study_seed)
+                 seed=study_seed, base=base)
 
 
 def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
@@ -285,10 +261,12 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
     return Path(store), None
 
 
-def _training_section(sec: Section, size: str) -> Training:
+def _training_section(sec: Section, size: str, base: Base | None) -> Training:
     training = build(sec, Training, read(sec, Training))
     # The combination is TrainSpec's to check (micro_batch_size must divide batch_size, ...).
-    build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **training.spec_fields()})
+    continued = {"init_from": base.path, "init_id": "unpinned"} if base else {}
+    build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **continued,
+                           **training.spec_fields()})
     return training
 
 
@@ -314,14 +292,6 @@ def _on_lattice(sec: Section, axis: str, value: Any, path: tuple, lattice: Latti
     return v
 
 
-def _subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
-    values = tuple(parse(v, p) for v, p in sec.items(key))
-    for v, (_, p) in zip(values, sec.items(key), strict=True):
-        if v not in universe:
-            raise sec.pos.error(p, f"{v!r} is not among the study's {key} {list(universe)}")
-    return values
-
-
 def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tuple) -> Recipe:
     search = sec.choice("search", SEARCHES, "grid")
     if not sec.has("role") and name not in RECIPE_ROLES:
@@ -345,10 +315,10 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
     recipe = Recipe(
         name=name, search=search, role=role, fixed=fixed, start=start, grid=grid,
         max_rounds=sec.number("max_rounds", int, default=10),
-        budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
-        sizes=_subset(sec, "sizes", sec.size, sizes),
-        repeat_budgets=_subset(rep, "budgets", lambda v, p: rep.tokens("budgets", v, p), budgets),
-        repeat_sizes=_subset(rep, "sizes", rep.size, sizes),
+        budgets=subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
+        sizes=subset(sec, "sizes", sec.size, sizes),
+        repeat_budgets=subset(rep, "budgets", lambda v, p: rep.tokens("budgets", v, p), budgets),
+        repeat_sizes=subset(rep, "sizes", rep.size, sizes),
         repeat_rounds=rep.number("max_rounds", int, default=0, allow_zero=True),
     )
     rep.done()
@@ -364,56 +334,6 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
         raise sec.pos.error(sec.path + ("repeat", "sizes"),
                             f"{sorted(missing)} are not tuned at the main budget, so have no point to repeat")
     return recipe
-
-
-def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ensembles:
-    source = sec.raw("from")
-    if source not in recipes:
-        raise sec.pos.error(sec.path + ("from",), f"{source!r} is not a recipe of this study ({', '.join(recipes)})")
-    rule = sec.sub("member_rule")
-    ens = Ensembles(
-        from_recipe=source,
-        members=sec.number("members", int),
-        epochs_factor=rule.number("epochs", float, default=2.0),
-        weight_decay_factor=rule.number("weight_decay", float, default=0.5, allow_zero=True),
-        rules=tuple(_rule(sec, v, p) for v, p in sec.items("rules")) or RULES,
-        budgets=_subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
-        sizes=_subset(sec, "sizes", sec.size, sizes),
-    )
-    rule.done()
-    sec.done()
-    return ens
-
-
-def _rule(sec: Section, value: Any, path: tuple) -> str:
-    if value not in LOSS_RULES:
-        raise sec.pos.error(path, f"unknown ensemble rule {value!r}; use {', '.join(LOSS_RULES)}")
-    return value
-
-
-def _distill(sec: Section, budgets: tuple) -> Distill:
-    budget = sec.tokens("budget", sec.raw("budget", budgets[0]), sec.path + ("budget",))
-    if budget not in budgets:
-        raise sec.pos.error(sec.path + ("budget",), f"{budget} is not among the study's budgets {list(budgets)}")
-    teacher = sec.choice("teacher", ("ensemble", "single"), "ensemble")
-    d = Distill(
-        name=str(sec.raw("name") or f"distill-{teacher}"),
-        teacher=teacher,
-        teacher_size=sec.size(sec.raw("teacher_size"), sec.path + ("teacher_size",)),
-        student_size=sec.size(sec.raw("student_size"), sec.path + ("student_size",)),
-        budget=budget,
-        members=sec.number("members", int, default=1),
-        method=sec.choice("method", ("sequence", "token"), "sequence"),
-        synthetic_weight=sec.number("synthetic_weight", float, default=0.75),
-        # 0 or absent: enough synthetic tokens that the student sees each once.
-        synthetic_tokens=(sec.tokens("synthetic_tokens", sec.raw("synthetic_tokens"), sec.path + ("synthetic_tokens",))
-                          if sec.raw("synthetic_tokens", 0) else 0),
-        temperature=sec.number("temperature", float, default=1.0),
-    )
-    if not d.synthetic_weight < 1:
-        raise sec.pos.error(sec.path + ("synthetic_weight",), "must be below 1")
-    sec.done()
-    return d
 
 
 def _evals(sec: Section) -> Evals:
