@@ -33,6 +33,13 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the run stops as failed."""
 
 
+def sharded(trainer: L.Trainer) -> bool:
+    """Whether the run trains under FSDP (weights, gradients and optimizer state in shards)."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    return isinstance(trainer.strategy, FSDPStrategy)
+
+
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     """Learning-rate multiplier: linear warmup, then cosine decay to 0 at ``total_steps``."""
     if step < warmup_steps:
@@ -165,9 +172,8 @@ class PretrainModule(L.LightningModule):
     def _clip_gradients(self, opt) -> None:  # noqa: ANN001
         """Clip the global gradient norm; FSDP holds gradient shards, so its own root module
         computes the norm over all of them (Lightning's clip_gradients refuses it)."""
-        wrapped = self.trainer.strategy.model
-        if hasattr(wrapped, "clip_grad_norm_"):
-            wrapped.clip_grad_norm_(GRAD_CLIP)
+        if sharded(self.trainer):
+            self.trainer.strategy.model.clip_grad_norm_(GRAD_CLIP)
         else:
             self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
 
@@ -199,7 +205,7 @@ class PretrainModule(L.LightningModule):
     def _validation_shard(self) -> tuple[int, int]:
         # Under FSDP every rank must run every forward (each one gathers weight shards), so
         # each scores the whole set; under DDP each scores its share and the sums are reduced.
-        if self.trainer.world_size == 1 or hasattr(self.trainer.strategy.model, "clip_grad_norm_"):
+        if self.trainer.world_size == 1 or sharded(self.trainer):
             return (0, 1)
         return (self.trainer.global_rank, self.trainer.world_size)
 

@@ -25,7 +25,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.hfconfig import hf_config
-from pretrain.lit import PretrainModule
+from pretrain.lit import PretrainModule, sharded
 from pretrain.memory import choose_strategy
 from pretrain.ranks import is_main_process
 from pretrain.rundir import RunDir, atomic_write_json, execute_run
@@ -250,9 +250,10 @@ def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
     store = TokenStore.expecting(spec.store, spec.store_id)
     if spec.init_from is not None:
         check_base(spec, store)
-    if spec.world_size > 1 and strategy_name(spec, store.vocab_size) == "fsdp" and not torch.cuda.is_available():
+    if strategy_name(spec, store.vocab_size) == "fsdp" and not torch.cuda.is_available():
         raise ValueError(f"strategy fsdp needs CUDA GPUs (Lightning's FSDP does not train on CPU); "
-                         f"train these {spec.world_size} processes with strategy ddp")
+                         f"train {'these ' + str(spec.world_size) + ' processes' if spec.world_size > 1 else 'it'} "
+                         "with strategy ddp")
     schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
                              spec.epochs, spec.data_seed)
     return store, schedule
@@ -284,11 +285,13 @@ def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list
 
 
 def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
-    """What the run trains with: single (one device), ddp or fsdp (auto: see choose_strategy)."""
-    if spec.world_size == 1:
-        return "single"
+    """What the run trains with: single (one device), ddp or fsdp (auto: see choose_strategy).
+    Asked for by name, ddp or fsdp runs even on one device (FSDP then shards nothing, but its
+    code paths run: a one-GPU machine can check them)."""
     if spec.strategy != "auto":
         return spec.strategy
+    if spec.world_size == 1:
+        return "single"
     memory = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
     return choose_strategy(spec.shape(vocab_size), spec.seq_len, memory, _precision(spec),
                            spec.activation_checkpointing)
@@ -364,7 +367,7 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
 
 def _final_weights(module: PretrainModule, trainer: L.Trainer) -> dict[str, torch.Tensor]:
     """The whole model's weights on rank 0 (under FSDP every rank takes part in gathering them)."""
-    if not hasattr(trainer.strategy.model, "clip_grad_norm_"):  # one device or DDP: a whole replica
+    if not sharded(trainer):  # one device or DDP: a whole replica
         return module.model.weights()
     state = trainer.strategy.lightning_module_state_dict()
     if not trainer.is_global_zero:

@@ -78,10 +78,16 @@ def _kill_mid_run(store, run_dir, **kw) -> int:
     return int(max((run_dir / "ckpt").glob("step-*.ckpt")).name[5:13])
 
 
-def test_killed_two_rank_run_resumes_bit_identical(bible_store, two_ranks, tmp_path):
-    killed = tmp_path / "killed"
+def test_killed_two_rank_run_resumes_bit_identical_and_on_one_process(bible_store, two_ranks, tmp_path):
+    """Resumed on two ranks it ends bit-identical. A DDP checkpoint is the whole model and
+    optimizer state, and each rank's rows are cut from the one global batch, so the same
+    checkpoint also resumes on one process and ends where the run would have."""
+    import shutil
+
+    killed, moved = tmp_path / "killed", tmp_path / "moved"
     step = _kill_mid_run(bible_store, killed, devices=2)
     assert 0 < step < _result(two_ranks)["steps"]
+    shutil.copytree(killed, moved)
     out = subprocess.run(_train(bible_store, killed, devices=2), check=True, env=ENV, capture_output=True, text=True)
     assert f"resuming killed from step {step}" in out.stdout + out.stderr
     ref, resumed = _result(two_ranks), _result(killed)
@@ -90,16 +96,10 @@ def test_killed_two_rank_run_resumes_bit_identical(bible_store, two_ranks, tmp_p
     assert all(torch.equal(wr[k], wk[k]) for k in wr)
     assert RunDir(killed).status()["attempts"] == 2
 
-
-def test_a_two_rank_checkpoint_resumes_on_one_process(bible_store, two_ranks, tmp_path):
-    """A DDP checkpoint is the whole model and optimizer state, and each rank's rows are cut
-    from the one global batch: the run resumes at another world size and ends where it would."""
-    moved = tmp_path / "moved"
-    _kill_mid_run(bible_store, moved, devices=2)
-    subprocess.run(_train(bible_store, moved), check=True, env=ENV, capture_output=True)
-    ref, resumed = _result(two_ranks), _result(moved)
-    assert resumed["world_size"] == 1
-    for x, y in zip(ref["val_history"], resumed["val_history"], strict=True):
+    out = subprocess.run(_train(bible_store, moved), check=True, env=ENV, capture_output=True, text=True)
+    assert f"resuming moved from step {step}" in out.stdout + out.stderr
+    assert _result(moved)["world_size"] == 1
+    for x, y in zip(ref["val_history"], _result(moved)["val_history"], strict=True):
         assert abs(x["val_loss"] - y["val_loss"]) < 1e-5
 
 
