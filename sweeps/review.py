@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
 from sweeps.base import shape_of
-from sweeps.estimate import PlanSummary, gpu_hours, summarize
+from sweeps.estimate import PlanSummary, summarize
 from sweeps.memoryplan import gpu_memory
 from sweeps.plan import Snapshot
 from sweeps.probe import Throughput, measure
 from sweeps.study import Study
+from sweeps.timeplan import TimeEstimate, time_estimate
 
 MIN_SIZES = 4
 MIN_MEMBERS = 4
@@ -32,9 +33,6 @@ MIN_DATA_BUDGETS = 4
 MIN_DECADES = 1.0
 MAX_EMBEDDING_SHARE = 0.5
 MIN_ADAPTIVE_ROUNDS = 2
-# Start-up, validation and checkpoint writes of one run on a CPU, beyond its training FLOPs
-# (the demo: ~75 s over 104 runs on 2 workers).
-RUN_OVERHEAD_S = 1.5
 # Verdicts on a simulated law: identifiable in at least this share of draws is "yes",
 # at least SHAKY_SHARE "fragile", below it "no" (and a warning).
 SOLID_SHARE, SHAKY_SHARE = 0.8, 0.5
@@ -100,40 +98,6 @@ class Finding:
         return {"level": self.level, "code": self.code, "message": self.message}
 
 
-@dataclass(frozen=True)
-class TimeEstimate:
-    """Run-seconds on this machine and GPU-hours, for the first round and the whole study."""
-
-    first_round_s: float
-    study_s: float
-    """Every stage, later adaptive rounds at their estimate."""
-    study_max_s: float
-    """Later adaptive rounds at their bound."""
-    threads: int
-    parallelism: int | None
-    """Runs at once on this machine (None: a cluster executor, wall time is the cluster's)."""
-    gpu_hours_first: float
-    gpu_hours_study: float
-    gpus_per_run: int = 1
-    """training.devices x training.nodes: GPU-hours count every GPU a run holds."""
-
-    def cpu_hours(self, seconds: float) -> float:
-        return seconds * self.threads / 3600.0
-
-    def wall_s(self, seconds: float) -> float | None:
-        return None if self.parallelism is None else seconds / self.parallelism
-
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"threads_per_run": self.threads, "parallelism": self.parallelism,
-                                  "gpus_per_run": self.gpus_per_run,
-                                  "gpu_hours_first_round": self.gpu_hours_first,
-                                  "gpu_hours_study": self.gpu_hours_study}
-        for name, s in (("first_round", self.first_round_s), ("study", self.study_s),
-                        ("study_max", self.study_max_s)):
-            out[name] = {"run_seconds": s, "cpu_hours": self.cpu_hours(s), "wall_seconds": self.wall_s(s)}
-        return out
-
-
 @dataclass(frozen=True, eq=False)
 class PlanReview:
     study: Study
@@ -179,7 +143,7 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     throughput = measure(study, [s.name for s in sizes], vocab, enabled=options.probe)
     done = sum(state == "succeeded" for state in Snapshot.read(study.root).states.values())
     return PlanReview(study, options, summary, sizes, throughput,
-                      time_estimate(study, summary, throughput, options), tuple(findings), memory, simulation, done)
+                      time_estimate(study, summary, throughput, options.mfu, options.peak_tflops), tuple(findings), memory, simulation, done)
 
 
 def planned_sizes(study: Study) -> list[str]:
@@ -383,22 +347,3 @@ def law_name(kind: str) -> str:
 
 def verdict(share: float) -> str:
     return "yes" if share >= SOLID_SHARE else "fragile" if share >= SHAKY_SHARE else "no"
-
-
-def time_estimate(study: Study, summary: PlanSummary, throughput: Throughput,
-                  options: PlanOptions) -> TimeEstimate:
-    def seconds(stage, scale: float = 1.0) -> float:  # noqa: ANN001 - a StageRuns
-        work = sum(f / throughput.rate(size) for size, f in stage.flops_by_size.items())
-        return scale * (work + RUN_OVERHEAD_S * stage.runs)
-
-    first = [s for s in summary.stages if s.stage.endswith("round 1")]
-    first_s = sum(seconds(s) for s in first)
-    study_s = sum(seconds(s) for s in summary.stages)
-    max_s = sum(seconds(s, (s.runs_max or s.runs) / s.runs if s.runs else 1.0) for s in summary.stages)
-    peak = options.peak_tflops * 1e12
-    kind = study.executor.kind
-    parallelism = None if kind == "slurm" else (1 if kind == "debug" else study.executor.parallelism)
-    return TimeEstimate(first_s, study_s, max_s, throughput.threads, parallelism,
-                        gpu_hours(sum(s.flops for s in first), options.mfu, peak),
-                        gpu_hours(sum(s.flops for s in summary.stages), options.mfu, peak),
-                        study.training.devices * study.training.nodes)

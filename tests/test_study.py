@@ -111,3 +111,16 @@ def test_prepare_options_are_the_commands_own(tmp_path):
     assert cfg.source.shuffle_buffer == 100 and cfg.val_tokens == 8000 and cfg.vocab_size == 512
     with pytest.raises(StudyError, match=r"study.yaml:2:\d+: data.prepare.val_tokens: .*lots"):
         load_study(write(tmp_path, text.replace("val_tokens: 8k", "val_tokens: lots")))
+
+
+def test_a_study_eval_section_asks_for_few_shot(tmp_path, repo_root):
+    from sweeps.stages import pin_eval_data
+
+    quick = repo_root / "sweeps" / "studies" / "demo-quick.yaml"
+    text = quick.read_text().replace("  limit: 20\n", "  limit: 20\n  num_fewshot: 2\n")
+    assert "num_fewshot: 2" in text
+    study = load_study(write(tmp_path, text))
+    assert study.evals.fewshot == {"num_fewshot": 2, "fewshot_split": "validation"}
+    assert load_study(quick).evals.fewshot == {}  # zero-shot specs keep their ids
+    # The pinned identity is of the examples as scored, shots included.
+    assert pin_eval_data(study) != pin_eval_data(load_study(quick))
