@@ -32,50 +32,84 @@ class HasHead(Protocol):
     def features(self, inputs: torch.Tensor) -> torch.Tensor: ...
 
 
+SliceLoss = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
+"""A loss over one slice of tokens: (its fp32 logits, which tokens) -> (the summed loss, its
+gradient with respect to those logits). It may overwrite the logits it is given."""
+
+
 def summed_cross_entropy(model: HasHead, inputs: torch.Tensor, targets: torch.Tensor,
                          features: Callable[[torch.Tensor], torch.Tensor] | None = None,
                          chunk_logits: int | None = None) -> torch.Tensor:
     """Summed next-token loss on (B, T) ids. ``features`` is the model's feature function to
     call (a compiled one, when training compiles); ``chunk_logits`` overrides CHUNK_LOGITS."""
-    limit = CHUNK_LOGITS if chunk_logits is None else chunk_logits
     n, vocab = targets.numel(), model.shape.vocab_size
-    if n * vocab <= limit:
+    if not sliced(n, vocab, chunk_logits):
         logits = model(inputs)
         return F.cross_entropy(logits.reshape(-1, vocab).float(), targets.reshape(-1), reduction="sum")
     h = (features or model.features)(inputs)
-    h, targets, step = h.reshape(n, h.shape[-1]), targets.reshape(-1), max(1, limit // vocab)
-    if not torch.is_grad_enabled():  # validation: the loss alone, no gradients to make
-        return sum(F.cross_entropy(F.linear(h[s:s + step], model.head.weight).float(), targets[s:s + step],
-                                   reduction="sum") for s in range(0, n, step))
-    return SlicedLinearCrossEntropy.apply(h, model.head.weight, targets, step)
+    return sliced_linear_loss(h.reshape(n, h.shape[-1]), model.head.weight,
+                              cross_entropy_slices(targets.reshape(-1)), slice_tokens(vocab, chunk_logits))
 
 
-class SlicedLinearCrossEntropy(torch.autograd.Function):
-    """sum CE(features @ weight.T, targets), one slice of tokens at a time; the gradients are
-    made in forward and only scaled in backward."""
+def sliced(n_tokens: int, vocab: int, chunk_logits: int | None = None) -> bool:
+    """Whether a micro-batch's logits are too many to hold at once (see CHUNK_LOGITS)."""
+    return n_tokens * vocab > (CHUNK_LOGITS if chunk_logits is None else chunk_logits)
+
+
+def slice_tokens(vocab: int, chunk_logits: int | None = None) -> int:
+    return max(1, (CHUNK_LOGITS if chunk_logits is None else chunk_logits) // vocab)
+
+
+def cross_entropy_slices(targets: torch.Tensor) -> SliceLoss:
+    """Next-token cross-entropy, slice by slice: d loss / d logits = softmax - one_hot(target)."""
+    def loss(logits: torch.Tensor, tokens: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        t = targets[tokens]
+        log_z = torch.logsumexp(logits, dim=-1)
+        total = (log_z - logits.gather(1, t[:, None]).squeeze(1)).sum()
+        grad = logits.sub_(log_z[:, None]).exp_()  # in place over the logits
+        grad[torch.arange(len(t), device=t.device), t] -= 1.0
+        return total, grad
+    return loss
+
+
+def sliced_linear_loss(features: torch.Tensor, weight: torch.Tensor, slice_loss: SliceLoss,
+                       slice_tokens: int) -> torch.Tensor:
+    """The summed ``slice_loss`` of ``features @ weight.T`` (N, V), one slice of tokens at a
+    time; with gradients enabled, theirs are made in the forward pass (SlicedLinearLoss)."""
+    if torch.is_grad_enabled():
+        return SlicedLinearLoss.apply(features, weight, slice_loss, slice_tokens)
+    dtype = _matmul_dtype(features)  # validation: the loss alone
+    w = weight.to(dtype)
+    return sum(slice_loss((features[s:s + slice_tokens].to(dtype) @ w.T).float(), slice(s, s + slice_tokens))[0]
+               for s in range(0, features.shape[0], slice_tokens))
+
+
+def _matmul_dtype(features: torch.Tensor) -> torch.dtype:
+    # Under autocast the matmuls run in the autocast dtype, as the head's Linear would.
+    device = features.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else features.dtype
+
+
+class SlicedLinearLoss(torch.autograd.Function):
+    """sum slice_loss(features @ weight.T), one slice of tokens at a time; the gradients are
+    made in forward and only scaled in backward. The softmax, the loss and the weight
+    gradient's running sum are fp32."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # noqa: ANN001
+    def forward(ctx, features: torch.Tensor, weight: torch.Tensor, slice_loss: SliceLoss,  # noqa: ANN001
                 slice_tokens: int) -> torch.Tensor:
-        # Under autocast the matmuls run in the autocast dtype, as the head's Linear would;
-        # softmax, the loss and the weight gradient's running sum are fp32.
-        dtype = torch.get_autocast_dtype(features.device.type) if torch.is_autocast_enabled(
-            features.device.type) else features.dtype
+        dtype = _matmul_dtype(features)
         w = weight.to(dtype)
         grad_features = torch.empty_like(features)
         grad_weight = torch.zeros_like(weight, dtype=torch.float32)
         total = torch.zeros((), dtype=torch.float32, device=features.device)
         for start in range(0, features.shape[0], slice_tokens):
-            h = features[start:start + slice_tokens].to(dtype)
-            t = targets[start:start + slice_tokens]
-            logits = (h @ w.T).float()
-            log_z = torch.logsumexp(logits, dim=-1)
-            total += (log_z - logits.gather(1, t[:, None]).squeeze(1)).sum()
-            # d loss / d logits = softmax - one_hot(target), in place over the logits.
-            grad = logits.sub_(log_z[:, None]).exp_()
-            grad[torch.arange(len(t), device=t.device), t] -= 1.0
+            tokens = slice(start, start + slice_tokens)
+            h = features[tokens].to(dtype)
+            loss, grad = slice_loss((h @ w.T).float(), tokens)
+            total += loss
             grad = grad.to(dtype)
-            grad_features[start:start + slice_tokens] = (grad @ w).to(features.dtype)
+            grad_features[tokens] = (grad @ w).to(features.dtype)
             grad_weight += (grad.T @ h).float()
         ctx.save_for_backward(grad_features, grad_weight.to(weight.dtype))
         return total

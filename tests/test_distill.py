@@ -206,3 +206,28 @@ def test_specs_round_trip_and_ids_ignore_paths(teachers, bible_store):
         generate_spec(teachers, bible_store, temperature=0.0)
     with pytest.raises(ValueError, match="kd_temperature and kd_weight apply to token-level"):
         student_spec(teachers, bible_store, kd_temperature=2.0)  # a sequence-level student
+
+
+@pytest.mark.parametrize("rule, kd_weight", [("logit-mean", 0.5), ("prob-mean", 1.0)])
+def test_sliced_token_level_loss_equals_the_plain_one_with_its_gradients(teachers, bible_store, monkeypatch,
+                                                                         rule, kd_weight):
+    """Above CHUNK_LOGITS the student's and the teachers' heads run a slice of tokens at a time:
+    the same loss and gradients as the whole logits, without ever holding them."""
+    from pretrain import loss as loss_module
+
+    spec = student_spec(teachers, bible_store, mode="token", kd_temperature=2.0, kd_weight=kd_weight, rule=rule)
+    module = KDModule(spec, bible_store.vocab_size, 10, 10, [t.load_model() for t in teachers])
+    rows = torch.from_numpy(np.asarray(bible_store.val_tokens()[:4 * 65], dtype=np.int64).reshape(4, 65))
+
+    def loss_and_grads():
+        module.model.zero_grad()
+        loss, _ = module.step_loss(rows)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in module.model.named_parameters()}
+
+    plain, plain_grads = loss_and_grads()
+    monkeypatch.setattr(loss_module, "CHUNK_LOGITS", 37 * bible_store.vocab_size)  # slices of 37 tokens
+    sliced, sliced_grads = loss_and_grads()
+    assert sliced == pytest.approx(plain, rel=1e-5)
+    for name, grad in plain_grads.items():
+        assert torch.allclose(sliced_grads[name], grad, rtol=1e-4, atol=1e-6), name

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from pretrain import loss as loss_module
-from pretrain.loss import SlicedLinearCrossEntropy, summed_cross_entropy
+from pretrain.loss import SlicedLinearLoss, summed_cross_entropy
 from pretrain.model import Block, build_model
 from pretrain.spec import TrainSpec
 from pretrain.train import train_run
@@ -34,7 +34,7 @@ def model_and_ids(torch_one_thread):
 def counted(monkeypatch):
     """Calls of the sliced loss and of every block's forward, counted."""
     counts = {"sliced": 0, "block": 0}
-    sliced_apply, block_forward = SlicedLinearCrossEntropy.apply, Block.forward
+    sliced_apply, block_forward = SlicedLinearLoss.apply, Block.forward
 
     def apply(*args):
         counts["sliced"] += 1
@@ -44,7 +44,7 @@ def counted(monkeypatch):
         counts["block"] += 1
         return block_forward(self, *args, **kw)
 
-    monkeypatch.setattr(SlicedLinearCrossEntropy, "apply", apply)
+    monkeypatch.setattr(SlicedLinearLoss, "apply", apply)
     monkeypatch.setattr(Block, "forward", forward)
     return counts
 
