@@ -65,13 +65,13 @@ def test_two_ranks_match_one_process_accumulating(bible_store, two_ranks, tmp_pa
     assert TrainSpec.from_json({**spec, "devices": 2, "nodes": 2}).run_id == spec["id"]
 
 
-def _kill_mid_run(store, run_dir, **kw) -> int:
+def kill_once_checkpointed(args: list[str], run_dir, pattern: str, timeout: float = 120) -> int:
     """Start a run in its own process group, SIGKILL the whole group (every rank) once a
-    mid-run checkpoint exists; returns the step of the newest checkpoint."""
-    proc = subprocess.Popen(_train(store, run_dir, **kw), env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((run_dir / "ckpt").glob("step-0000000[8-9].ckpt")):
+    checkpoint matching ``pattern`` exists; returns the step of the newest checkpoint."""
+    proc = subprocess.Popen(args, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not list((run_dir / "ckpt").glob(pattern)):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -85,7 +85,7 @@ def test_killed_two_rank_run_resumes_bit_identical_and_on_one_process(bible_stor
     import shutil
 
     killed, moved = tmp_path / "killed", tmp_path / "moved"
-    step = _kill_mid_run(bible_store, killed, devices=2)
+    step = kill_once_checkpointed(_train(bible_store, killed, devices=2), killed, "step-0000000[8-9].ckpt")
     assert 0 < step < _result(two_ranks)["steps"]
     shutil.copytree(killed, moved)
     out = subprocess.run(_train(bible_store, killed, devices=2), check=True, env=ENV, capture_output=True, text=True)
@@ -113,9 +113,11 @@ def test_fsdp_on_cpu_is_refused_in_one_line_before_any_run_directory(bible_store
     assert not (tmp_path / "r").exists()
 
 
-def test_batch_must_split_evenly_over_the_ranks(bible_store, tmp_path):
-    out = subprocess.run(_train(bible_store, tmp_path / "r", devices=3), capture_output=True, text=True, env=ENV)
-    assert out.returncode == 2 and "batch_size 8 must be a multiple of the world size 3" in out.stderr
-    out = subprocess.run(_train(bible_store, tmp_path / "r", devices=2, micro_batch_size=8),
-                         capture_output=True, text=True, env=ENV)
-    assert "micro_batch_size 8 must divide the per-device batch 4" in out.stderr
+def test_batch_must_split_evenly_over_the_ranks(bible_store):
+    base = dict(size="tiny-50k", store=str(bible_store.path), store_id=bible_store.store_id, tokens=16_000,
+                batch_size=8)
+    with pytest.raises(ValueError, match="batch_size 8 must be a multiple of the world size 3"):
+        TrainSpec(**base, devices=3)
+    with pytest.raises(ValueError, match="micro_batch_size 8 must divide the per-device batch 4"):
+        TrainSpec(**base, devices=2, micro_batch_size=8)
+    assert TrainSpec(**base, devices=2, nodes=2, micro_batch_size=1).local_batch_size == 2

@@ -11,14 +11,13 @@ device. Skipped entirely without CUDA.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_ddp import kill_once_checkpointed
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA GPUs")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -61,13 +60,7 @@ def test_fsdp_on_one_gpu_trains_like_a_single_device_and_exports_whole_weights(b
 
 def test_a_killed_fsdp_run_resumes_from_its_full_state_checkpoint(bible_store, single, tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train(bible_store, killed, strategy="fsdp"), env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((killed / "ckpt").glob("step-000000[2-9]0.ckpt")):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_once_checkpointed(_train(bible_store, killed, strategy="fsdp"), killed, "step-000000[2-9]0.ckpt", 300)
     out = subprocess.run(_train(bible_store, killed, strategy="fsdp"), check=True, env=ENV,
                          capture_output=True, text=True)
     assert "resuming killed from step" in out.stdout + out.stderr
