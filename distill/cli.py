@@ -106,6 +106,8 @@ def _student(args: argparse.Namespace) -> int:
     )
     run_dir = run_dir_for(args, spec)
     r = run_distill(spec, run_dir)
+    if not r:  # a rank other than 0 of a multi-process student: rank 0 reports
+        return 0
     share = "undefined" if r["retained_share"] is None else f"{r['retained_share']:.3f}"
     print(f"{run_dir}: student {r['final_val_loss']:.4f} nats/token in {r['steps']} steps; teacher "
           f"{r['teacher_loss']:.4f}, single {r['single_loss']:.4f}, retained share {share}")

@@ -33,13 +33,6 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the run stops as failed."""
 
 
-def sharded(trainer: L.Trainer) -> bool:
-    """Whether the run trains under FSDP (weights, gradients and optimizer state in shards)."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    return isinstance(trainer.strategy, FSDPStrategy)
-
-
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     """Learning-rate multiplier: linear warmup, then cosine decay to 0 at ``total_steps``."""
     if step < warmup_steps:
@@ -155,7 +148,7 @@ class PretrainModule(L.LightningModule):
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(f"diverged at step {self.global_step} (loss {loss_value}): "
                                      f"lower the lr (now {self.spec.lr:g})")
-        self._clip_gradients(opt)
+        self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
@@ -168,14 +161,6 @@ class PretrainModule(L.LightningModule):
         """Keep gradients on this rank (accumulating) instead of reducing them after a backward."""
         block = getattr(self.trainer.strategy, "block_backward_sync", None)
         return block() if block is not None and self.trainer.world_size > 1 else nullcontext()
-
-    def _clip_gradients(self, opt) -> None:  # noqa: ANN001
-        """Clip the global gradient norm; FSDP holds gradient shards, so its own root module
-        computes the norm over all of them (Lightning's clip_gradients refuses it)."""
-        if sharded(self.trainer):
-            self.trainer.strategy.model.clip_grad_norm_(GRAD_CLIP)
-        else:
-            self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
 
     def step_loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Summed training loss of a micro-batch and its token count.
@@ -203,14 +188,18 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def _validation_shard(self) -> tuple[int, int]:
-        # Under FSDP every rank must run every forward (each one gathers weight shards), so
-        # each scores the whole set; under DDP each scores its share and the sums are reduced.
-        if self.trainer.world_size == 1 or sharded(self.trainer):
-            return (0, 1)
+        # Each rank scores every world-th batch (a whole replica each, under DDP).
         return (self.trainer.global_rank, self.trainer.world_size)
 
     def on_train_start(self) -> None:
         self._attempt_start = time.perf_counter()
+        if self.trainer.world_size > 1:
+            # Each rank chose its checkpoint itself: a shared filesystem's caches could show
+            # them different newest files, and they would then train out of step.
+            steps = self.all_gather(torch.tensor(self.global_step, device=self.device)).flatten().tolist()
+            if len(set(steps)) > 1:
+                raise RuntimeError(f"the ranks resumed from different checkpoints (steps {steps}); "
+                                   "start the run again")
 
     def elapsed_s(self) -> float:
         """Training wall time over all attempts so far (a killed attempt counts to its last save)."""

@@ -85,13 +85,3 @@ def fit_micro_batch(shape: ModelShape, seq_len: int, batch_size: int, memory_byt
             return micro
     return None
 
-
-def choose_strategy(shape: ModelShape, seq_len: int, memory_bytes: float | None, precision: str = "bf16-mixed",
-                    activation_checkpointing: bool = False) -> str:
-    """``auto``'s choice for a run on several devices: DDP (a whole replica per device) when the
-    weights, gradients and optimizer state plus one sequence's activations fit ``HEADROOM`` of
-    a device, else FSDP (each device holds a shard of them). Unknown memory (CPU): DDP."""
-    if memory_bytes is None:
-        return "ddp"
-    one_sequence = training_memory(shape, seq_len, 1, precision, activation_checkpointing)
-    return "ddp" if one_sequence.total <= HEADROOM * memory_bytes else "fsdp"

@@ -1,6 +1,6 @@
 """What each process of a multi-device run does alone, and what the processes agree on.
 
-One run may train on several processes (Lightning's DDP or FSDP; ranks started by
+One run may train on several processes (Lightning's DDP; ranks started by
 Lightning's launcher on one machine, or by Slurm as tasks). Global rank 0 owns the run
 directory: it claims the run, writes status, checkpoints, weights and the result; the
 other ranks train and write nothing. Decisions that would otherwise depend on a
@@ -17,15 +17,19 @@ if TYPE_CHECKING:  # torch is imported where it is used: the run directory code 
     import torch
 
 
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK")
+"""Set by torchrun or by Lightning's launcher for the processes it starts (the first has none,
+or 0s)."""
+
+
 def is_main_process() -> bool:
-    """Whether this process is global rank 0, read before any process group exists: torchrun's
-    RANK, a Slurm task's SLURM_PROCID (in a job of several tasks), or Lightning's launcher
-    (the processes it starts carry LOCAL_RANK and NODE_RANK; the first has neither, or 0s)."""
-    if "RANK" in os.environ:
-        return int(os.environ["RANK"]) == 0
+    """Whether this process is global rank 0, read before any process group exists: every rank
+    its launcher gave it is 0 (torchrun's or Lightning's variables, and a Slurm task's
+    SLURM_PROCID in a job of several tasks)."""
+    ranks = [os.environ[v] for v in RANK_VARIABLES if v in os.environ]
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
-        return int(os.environ["SLURM_PROCID"]) == 0
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+        ranks.append(os.environ["SLURM_PROCID"])
+    return all(int(r) == 0 for r in ranks)
 
 
 def distributed() -> bool:

@@ -25,8 +25,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.hfconfig import hf_config
-from pretrain.lit import PretrainModule, sharded
-from pretrain.memory import choose_strategy
+from pretrain.lit import PretrainModule
 from pretrain.ranks import is_main_process
 from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
@@ -91,7 +90,7 @@ class AtomicCheckpoint(L.Callback):
 
     The step is in the file name, so the data position of a resume never depends on a
     second file that a kill could leave out of date. Every rank takes part in a save (rank 0
-    writes; FSDP gathers shards to it), so whether one is due is agreed over the ranks.
+    writes), so whether one is due is agreed over the ranks.
     """
 
     def __init__(self, ckpt_dir: Path, every_steps: int, every_seconds: float, keep: int = 2) -> None:
@@ -150,7 +149,8 @@ class CheckpointOnRequest(L.Callback):
         self.emit(f"preempted: checkpoint at step {trainer.global_step}/{pl_module.total_steps}")
         waiting = list(_checkpoint_then)
         _checkpoint_then.clear()
-        _training.clear()
+        if waiting:  # a rank that saved for another's signal keeps deferring its own
+            _training.clear()
         for then in waiting:
             then()
 
@@ -250,10 +250,6 @@ def check_spec(spec: TrainSpec) -> tuple[TokenStore, EpochSchedule]:
     store = TokenStore.expecting(spec.store, spec.store_id)
     if spec.init_from is not None:
         check_base(spec, store)
-    if strategy_name(spec, store.vocab_size) == "fsdp" and not torch.cuda.is_available():
-        raise ValueError(f"strategy fsdp needs CUDA GPUs (Lightning's FSDP does not train on CPU); "
-                         f"train {'these ' + str(spec.world_size) + ' processes' if spec.world_size > 1 else 'it'} "
-                         "with strategy ddp")
     schedule = EpochSchedule(store.train_tokens(spec.tokens), spec.seq_len, spec.batch_size,
                              spec.epochs, spec.data_seed)
     return store, schedule
@@ -269,13 +265,12 @@ def check_base(spec: TrainSpec, store: TokenStore) -> None:
                          f"prepare it with --tokenizer {tokenizer}")
 
 
-def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback],
-                  vocab_size: int = 0) -> L.Trainer:
+def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback]) -> L.Trainer:
     """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue."""
     # Under Slurm, submitit alone requeues (Lightning's own requeue would fight it).
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return L.Trainer(
-        accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=_strategy(spec, vocab_size),
+        accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=_strategy(spec),
         precision=_precision(spec), max_steps=total_steps,
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
@@ -284,35 +279,17 @@ def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list
     )
 
 
-def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
-    """What the run trains with: single (one device), ddp or fsdp (auto: see choose_strategy).
-    Asked for by name, ddp or fsdp runs even on one device (FSDP then shards nothing, but its
-    code paths run: a one-GPU machine can check them)."""
-    if spec.strategy != "auto":
-        return spec.strategy
-    if spec.world_size == 1:
-        return "single"
-    memory = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
-    return choose_strategy(spec.shape(vocab_size), spec.seq_len, memory, _precision(spec),
-                           spec.activation_checkpointing)
+def strategy_name(spec: TrainSpec) -> str:
+    """What the run trains with: single (one process) or ddp (several, or asked for by name)."""
+    return "ddp" if spec.world_size > 1 or spec.strategy == "ddp" else "single"
 
 
-def _strategy(spec: TrainSpec, vocab_size: int):  # noqa: ANN202
-    name = strategy_name(spec, vocab_size)
-    if name == "single":
+def _strategy(spec: TrainSpec):  # noqa: ANN202
+    if strategy_name(spec) == "single":
         return "auto"
-    if name == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
+    from lightning.pytorch.strategies import DDPStrategy
 
-        return DDPStrategy()
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    from pretrain.model import Block
-
-    # One shard unit per transformer block; full state dicts gathered to rank 0, so a
-    # checkpoint is one file that loads at any world size.
-    return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full",
-                        activation_checkpointing_policy={Block} if spec.activation_checkpointing else None)
+    return DDPStrategy()
 
 
 def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
@@ -341,7 +318,10 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
         PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
-        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)], store.vocab_size)
+        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)])
+    if owner != trainer.is_global_zero:
+        raise RuntimeError(f"this process took itself for rank {'0' if owner else 'other than 0'} from its "
+                           f"environment, but Lightning made it rank {trainer.global_rank}")
     shard = (trainer.global_rank, trainer.world_size)
     loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step, shard), batch_size=None, num_workers=0)
     _training.set()
@@ -358,23 +338,10 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     if trainer.global_step != schedule.total_steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
     checkpoint.save(trainer)  # final state, with the final validation in its history
-    weights = _final_weights(module, trainer)
     if not trainer.is_global_zero:
         return {}
-    _save_final_weights(module, weights, run.path)
+    _save_final_weights(module, module.model.weights(), run.path)
     return _result(spec, module, schedule, store, trainer)
-
-
-def _final_weights(module: PretrainModule, trainer: L.Trainer) -> dict[str, torch.Tensor]:
-    """The whole model's weights on rank 0 (under FSDP every rank takes part in gathering them)."""
-    if not sharded(trainer):  # one device or DDP: a whole replica
-        return module.model.weights()
-    state = trainer.strategy.lightning_module_state_dict()
-    if not trainer.is_global_zero:
-        return {}
-    full = module.model.__class__(module.model.shape)  # a plain model to hold them (no FSDP wrap)
-    full.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
-    return full.weights()
 
 
 def _silent(line: str) -> None:
@@ -420,7 +387,7 @@ def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, st
         "tokens_per_s": tokens_per_s,
         "device": str(module.device),
         "world_size": trainer.world_size,
-        "strategy": strategy_name(spec, store.vocab_size),
+        "strategy": strategy_name(spec),
         "compiled": module.compiled,
         "precision": _precision(spec),
     }

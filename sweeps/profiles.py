@@ -135,6 +135,9 @@ class ClusterProfile:
             "slurm_signal_delay_s": self.signal_delay_s,
             "slurm_additional_parameters": {"requeue": True, **self.additional_parameters},
         }
+        if self.ranks_per_node * self.nodes_per_run > 1:
+            # One task failing a run ends them all, not left waiting in a collective.
+            params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
         # Omitted when 0, so a CPU run's batch script carries no GPU option at all.
         if self.gpus_per_run > 0:
             params["gpus_per_node"] = self.gpus_per_run

@@ -66,16 +66,19 @@ class _Decisions:
 
     def lead(self, index: int, run_dir: Path) -> str:
         """Task 0: run the run, saying to the others whether they train it too."""
-        told = False
+        told: list[bool] = []
 
         def tell(together: bool) -> None:
-            nonlocal told
-            told = True
+            told.append(together)
             self.store.set(str(index), TRAIN if together else SKIP)
 
-        state = run_one(run_dir, starting=tell)
-        if not told:  # skipped, already done, failed before it started
-            self.store.set(str(index), SKIP)
+        try:
+            state = run_one(run_dir, starting=tell)
+        finally:
+            if not told:  # skipped, already done, failed before it started: the others go on
+                self.store.set(str(index), SKIP)
+        if told and told[0] and state != "succeeded":
+            _end_job(run_dir, state)
         return state
 
 
@@ -106,8 +109,16 @@ def follow(run_dir: Path) -> str:
         kind.run(kind.spec_from_json(spec_json), run_dir, log=lambda line: None)
     except Exception as e:  # noqa: BLE001 - rank 0 records the run's failure; say it here too
         print(f"[{run_dir.name}] this rank failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        return "failed"
+        _end_job(run_dir, "failed")
     return "followed"
+
+
+def _end_job(run_dir: Path, state: str) -> None:
+    """A run trained by several tasks did not succeed: some task may wait in a collective that
+    will never complete, so this task exits non-zero and Slurm ends the others (srun
+    --kill-on-bad-exit). The next launch round proposes the job's remaining runs again."""
+    print(f"[{run_dir.name}] {state} on several tasks: ending this job", file=sys.stderr, flush=True)
+    raise SystemExit(1)
 
 
 def run_one(run_dir: Path, log_to_stdout: bool = True, starting: Callable[[bool], None] | None = None) -> str:

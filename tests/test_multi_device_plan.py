@@ -40,3 +40,8 @@ def test_the_profile_must_start_as_many_tasks_as_the_study_has_devices(tmp_path,
     with pytest.raises(ValueError, match="profile four-gpus starts 4 tasks per node on 1 node"):
         launch(study, log=lambda _: None)
     assert not (study.root / "store").exists()
+
+
+def test_a_study_asking_for_fsdp_is_refused_where_it_says_so(tmp_path, repo_root):
+    with pytest.raises(Exception, match=r"training.strategy: strategy fsdp is not supported yet"):
+        variant(tmp_path, repo_root, "fsdp", lambda d: d["training"].update(strategy="fsdp"))

@@ -328,3 +328,5 @@ def test_a_profile_of_several_nodes_asks_for_a_task_per_gpu(slurm_cluster: Local
     text = make_executor(loaded, tmp_path)._executor._make_submission_file_text(command="echo hi", uid="t")
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8"):
         assert line in text, f"{line!r} missing from sbatch script:\n{text}"
+    # A task that fails a shared run ends the others instead of leaving them in a collective.
+    assert "--kill-on-bad-exit=1" in text
