@@ -28,6 +28,8 @@ from tokenizers import Tokenizer
 from eval.fewshot import DEFAULT_FEWSHOT_SEED, DEFAULT_FEWSHOT_SPLIT
 from eval.kinds import MODEL_FIELDS, STUDY_SPLIT, DownstreamEvalSpec
 from eval.likelihood import encode_pairs, score_pairs, too_long
+from eval.rules import RULES, SOUP
+from eval.soup import nested_soups
 from eval.tasks import (
     PAPER_TASKS,
     TASKS,
@@ -180,7 +182,7 @@ def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TA
               rule: str = "logit-mean", limit: int | None = None, source: str | None = None,
               batch_size: int = 32, device: str = "auto", threads: int = 0,
               split: str = STUDY_SPLIT, num_fewshot: int = 0, fewshot_seed: int = DEFAULT_FEWSHOT_SEED,
-              fewshot_split: str = DEFAULT_FEWSHOT_SPLIT) -> DownstreamEvalSpec:
+              fewshot_split: str = DEFAULT_FEWSHOT_SPLIT, nested: bool = False) -> DownstreamEvalSpec:
     """The spec of scoring these runs (an ensemble when several); loads the data to hash it.
 
     ``split``: "default" for the harness's split of each task (``dcsl eval``'s default), or
@@ -198,7 +200,7 @@ def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TA
     return DownstreamEvalSpec(
         runs=tuple(r.run_id for r in runs), data=data, tasks=tasks,
         rule=rule, limit=limit, split=split, num_fewshot=num_fewshot, fewshot_seed=fewshot_seed,
-        fewshot_split=fewshot_split, members=tuple(str(r.path) for r in runs), source=source,
+        fewshot_split=fewshot_split, nested=nested, members=tuple(str(r.path) for r in runs), source=source,
         batch_size=batch_size, device=device, threads=threads, label=runs[0].spec.readable_name())
 
 
@@ -229,25 +231,32 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
     if spec.threads:
         torch.set_num_threads(spec.threads)
     max_len = min(m.spec.seq_len for m in members)
-    models = [m.load_model(device) for m in members]
     n_requests = sum(len(ex.choices) for t in tasks for ex in t.examples)
+    ks = range(1, len(members) + 1) if spec.nested else [len(members)]
     log(f"{run.path.name}: scoring {n_requests} choices ({', '.join(spec.tasks)}, {spec.num_fewshot}-shot) with "
-        f"{len(models)} member(s) on {device}")
+        f"{len(members)} member(s) under {spec.rule} on {device}" + (", for every K" if spec.nested else ""))
     t0 = time.perf_counter()
-    scores = score_tasks(models, tokenizer, eos_id(tokenizer), tasks, max_len, spec.rule,
-                         spec.batch_size, device)
+    by_k = []
+    for k, models in zip(ks, _models_for(spec.rule, members, ks, device), strict=True):
+        # A soup is one model: any output rule scores it alike.
+        scores = score_tasks(models, tokenizer, eos_id(tokenizer), tasks, max_len,
+                             RULES[0] if spec.rule == SOUP else spec.rule, spec.batch_size, device)
+        metrics = metrics_by_task(scores)
+        by_k.append({"K": k, "tasks": metrics, "average": paper_average(metrics)})
     wall = max(time.perf_counter() - t0, 1e-9)
-    atomic_write_bytes(run.path / LOGLIKELIHOODS, scores_to_jsonl(scores))
-    metrics = metrics_by_task(scores)
+    atomic_write_bytes(run.path / LOGLIKELIHOODS, scores_to_jsonl(scores))  # of all K members
     for t in tasks:
         metrics[t.name]["split"] = t.info["split"]
         metrics[t.name]["data"] = t.info
+        for entry in by_k:
+            entry["tasks"][t.name]["split"] = t.info["split"]
         if skipped := metrics[t.name]["skipped_too_long"]:
             log(f"{run.path.name}: {t.name}: {skipped} of {len(t.examples)} examples skipped: a choice is "
                 f"longer than the model's window of {max_len} tokens (lm-eval refuses those too)")
-    n_scored = sum(s.skipped is None for s in scores)
+    n_scored = sum(s.skipped is None for s in scores) * len(by_k)
     log(f"{run.path.name}: scored in {wall:.1f}s ({n_scored / wall:,.0f} examples/s)")
-    return {
+    nested = {"by_K": by_k} if spec.nested else {}
+    return {**nested,
         "kind": "eval", "rule": spec.rule, "K": len(members), "split": spec.split,
         "num_fewshot": spec.num_fewshot, "fewshot_seed": spec.fewshot_seed, "fewshot_split": spec.fewshot_split,
         "tasks": metrics,
@@ -259,6 +268,19 @@ def _evaluate(spec: DownstreamEvalSpec, run: RunDir, members: list[TrainedRun], 
         "wall_s": wall, "examples_per_s": n_scored / wall, "device": str(device),
         "batch_size": spec.batch_size,
     }
+
+
+def _models_for(rule: str, members: list[TrainedRun], ks: Sequence[int], device: torch.device):  # noqa: ANN202
+    """For each K in ``ks``, the models that score the first K members under ``rule``: the
+    members themselves, or their uniform soup as one model (built in place, K by K)."""
+    if rule == SOUP:
+        for k, soup in enumerate(nested_soups(members, device), start=1):
+            if k in ks:
+                yield [soup]  # scored before the next K overwrites its weights
+        return
+    models = [m.load_model(device) for m in members]
+    for k in ks:
+        yield models[:k]
 
 
 def _model_summary(members: list[TrainedRun]) -> dict:

@@ -33,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or a split name. The offline data lacks train splits: pass the scored split "
                         "(validation) to draw from it, each example's own row left out, as lm-eval does "
                         "for a task with no other split")
-    p.add_argument("--rule", choices=["logit-mean", "prob-mean"], default="logit-mean",
-                   help="how ensemble members combine (ignored for one run)")
+    p.add_argument("--rule", choices=["logit-mean", "prob-mean", "uniform-soup"], default="logit-mean",
+                   help="how ensemble members combine: their outputs (logit-mean, prob-mean) or their weights "
+                        "(uniform-soup: one model, the members' mean); ignored for one run")
+    p.add_argument("--nested", action="store_true",
+                   help="score the first K members for every K (accuracy against K), not only all of them")
     p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass, each with its choices (memory knob only)")
     add_device_flags(p)
     add_run_location(p)
@@ -56,7 +59,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-fewshot must be 0 or more, got {args.num_fewshot}")
     spec = make_spec(args.runs, tasks, rule=args.rule, limit=args.limit, source=args.source,
                      batch_size=args.batch_size, device=args.device, threads=args.threads, split=args.split,
-                     num_fewshot=args.num_fewshot, fewshot_seed=args.fewshot_seed, fewshot_split=args.fewshot_split)
+                     num_fewshot=args.num_fewshot, fewshot_seed=args.fewshot_seed, fewshot_split=args.fewshot_split,
+                     nested=args.nested)
     run_dir = run_dir_for(args, spec)
     result = run_downstream_eval(spec, run_dir)
     print(f"{run_dir}: K={result['K']} rule={result['rule']} max_len={result['max_len']} "

@@ -84,7 +84,7 @@ class DownstreamEvalSpec(SpecBase):
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"members", "source", "batch_size", "device", "threads", "label"})
     # Added with few-shot evals: at their defaults (0-shot) they stay out of the id.
-    LATER: ClassVar[frozenset[str]] = frozenset({"num_fewshot", "fewshot_seed", "fewshot_split"})
+    LATER: ClassVar[frozenset[str]] = frozenset({"num_fewshot", "fewshot_seed", "fewshot_split", "nested"})
 
     runs: tuple[str, ...]
     """Run ids of the evaluated training runs (ensemble members, in order)."""
@@ -92,9 +92,13 @@ class DownstreamEvalSpec(SpecBase):
     """Identity of the examples scored (``eval.tasks.data_identity``)."""
     tasks: tuple[str, ...] = PAPER_TASKS
     rule: str = "logit-mean"
-    """How members combine: logit-mean or prob-mean (one member: always logit-mean)."""
+    """How members combine: logit-mean or prob-mean, or uniform-soup (one model whose weights are
+    the members' mean); one member: always logit-mean."""
     limit: int | None = None
     """Score only the first this many examples of each task."""
+    nested: bool = False
+    """Score the ensemble (or soup) of the first K members for every K, not only of all of them:
+    accuracy against K."""
     split: str = STUDY_SPLIT
     """"default" (the harness's: test where a task has one, else validation) or a split name."""
     num_fewshot: int = 0
@@ -119,8 +123,8 @@ class DownstreamEvalSpec(SpecBase):
             raise ValueError("an eval needs at least one run")
         if len(self.members) != len(self.runs):
             raise ValueError(f"{len(self.runs)} run ids but {len(self.members)} member directories")
-        if self.rule not in RULES:
-            raise ValueError(f"unknown ensemble rule {self.rule!r}; use {' or '.join(RULES)}")
+        if self.rule not in LOSS_RULES:
+            raise ValueError(f"unknown ensemble rule {self.rule!r}; use {', '.join(LOSS_RULES)}")
         if len(self.runs) == 1:  # one member scores the same under both rules: one run id
             object.__setattr__(self, "rule", RULES[0])
         check_split(self.split, self.tasks)
@@ -136,7 +140,7 @@ class DownstreamEvalSpec(SpecBase):
     def readable_name(self) -> str:
         k = f"-K{len(self.runs)}-{self.rule}" if len(self.runs) > 1 else ""
         shots = f"-{self.num_fewshot}shot" if self.num_fewshot else ""
-        return f"eval-{self.label or self.runs[0]}{k}{shots}"
+        return f"eval-{self.label or self.runs[0]}{k}{'-nested' if self.nested else ''}{shots}"
 
 
 def ensemble_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
@@ -156,7 +160,11 @@ def ensemble_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
 
 
 def eval_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
-    """Results-table rows of one eval run: one per task, then the paper's average."""
+    """Results-table rows of one eval run: one per task, then the paper's average (for each K,
+    when the eval was nested)."""
+    if "by_K" in result_json:
+        return [row for entry in result_json["by_K"]
+                for row in eval_rows(spec_json, {k: v for k, v in result_json.items() if k != "by_K"} | entry)]
     model = result_json.get("model", {})
     base = {"kind": "eval", "K": result_json.get("K", len(spec_json.get("runs", ()))),
             "rule": result_json.get("rule", spec_json.get("rule")),

@@ -97,6 +97,41 @@ def combination_rules(analysis: StudyAnalysis) -> DrawnFigure:
     return drawn
 
 
+def rules_by_k(analysis: StudyAnalysis):  # noqa: ANN201 - a DataFrame
+    """Average downstream accuracy (over the paper's tasks) per rule, size and K, from nested
+    evals: rules measured at two or more K only."""
+    rows = analysis.downstream
+    rows = rows[rows["task"] == "average"].groupby(["rule", "size", "K"], as_index=False)["acc"].mean()
+    counts = rows.groupby("rule")["K"].nunique()
+    return rows[rows["rule"].isin(counts[counts > 1].index)]
+
+
+def combination_rules_downstream(analysis: StudyAnalysis) -> DrawnFigure:
+    """Downstream accuracy over members K under every rule scored for every K (nested evals):
+    the accuracy panel beside ``combination_rules``'s validation loss."""
+    rows = rules_by_k(analysis)
+    drawn = new_figure("combination_rules_downstream", 7.0, 5.2)
+    rules = [r for r in RULE_STYLES if r in set(rows["rule"])] + sorted(set(rows["rule"]) - set(RULE_STYLES))
+    for rule in rules:
+        color, marker, style = RULE_STYLES.get(rule, OTHER_RULE)
+        drawn.add_entry(marker_handle(color, marker, style, 1.0), rule)
+        for size, line in rows[rows["rule"] == rule].groupby("size"):
+            line = line.sort_values("K")
+            drawn.axes.plot(line["K"], line["acc"], marker, ls=style, lw=1.0, color=color)
+            drawn.axes.annotate(str(size), (line["K"].iloc[-1], line["acc"].iloc[-1]),
+                                textcoords="offset points", xytext=(5, -3), fontsize=7, color=color)
+    drawn.axes.set_xlabel("members K")
+    drawn.axes.set_ylabel("downstream accuracy (mean over tasks)")
+    drawn.axes.set_xticks(sorted(int(k) for k in rows["K"].unique()))
+    drawn.axes.set_title("Ensembles and soups vs members: downstream accuracy", fontsize=10)
+    legend(drawn)
+    drawn.caption = (f"Mean accuracy over the evaluated tasks against members K under {join_names(rules)}, "
+                     "one line per size (nested downstream evals; points joined, no law fitted). With few "
+                     "examples per task, differences of a point or two are within noise: see the per-task "
+                     "standard errors in the results table.")
+    return drawn
+
+
 def downstream(analysis: StudyAnalysis) -> DrawnFigure:
     """Grouped bars: accuracy per task (and the average, last) for every evaluated model."""
     from matplotlib import colormaps

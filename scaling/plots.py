@@ -13,7 +13,13 @@ from functools import partial
 from pathlib import Path
 
 from scaling.analysis import StudyAnalysis
-from scaling.figures_evals import combination_rules, distillation, downstream
+from scaling.figures_evals import (
+    combination_rules,
+    combination_rules_downstream,
+    distillation,
+    downstream,
+    rules_by_k,
+)
 from scaling.figures_laws import data_scaling, joint_scaling, loss_vs_members, loss_vs_params
 from scaling.plot_style import DrawnFigure, FigureFile, save
 
@@ -35,6 +41,8 @@ def draw_figures(analysis: StudyAnalysis) -> list[Callable[[], DrawnFigure]]:
         drawers.append(partial(data_scaling, analysis))
     if (analysis.ensemble_rules["rule"] == "uniform-soup").any():
         drawers.append(partial(combination_rules, analysis))
+    if not analysis.downstream.empty and not rules_by_k(analysis).empty:
+        drawers.append(partial(combination_rules_downstream, analysis))
     if not analysis.distill.empty:
         drawers.append(partial(distillation, analysis))
     if not analysis.downstream.empty:

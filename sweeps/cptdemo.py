@@ -37,6 +37,7 @@ ensembles:
   members: {members}
   member_rule: {{epochs: 1, weight_decay: 1}}
   rules: [logit-mean, prob-mean, uniform-soup]
+eval: {{tasks: [arc_easy, piqa, sciq], limit: {eval_limit}, models: [ensemble], nested_ensembles: true}}
 executor: {{kind: {executor}, parallelism: 2}}
 """
 
@@ -55,13 +56,15 @@ class Mini:
     epochs: tuple[int, ...] = (1, 2, 4, 8)
     lr: float = 1e-3
     members: int = 4
+    eval_limit: int = 200
+    """Examples per task of the nested downstream evals (ensembles and soups against K)."""
     batch: int = 8
     seq_len: int = 64
     executor: str = "local"
 
 
 QUICK = Mini(base_size="tiny-50k", base_tokens="64k", base_epochs=2, budget=4_000, full_budget=16_000,
-             wiki_val="4k", epochs=(1, 4), members=2, executor="debug")
+             wiki_val="4k", epochs=(1, 4), members=2, eval_limit=20, executor="debug")
 
 
 def wiki_passages() -> list[str]:
@@ -138,17 +141,36 @@ def run_cpt_demo(out: str | Path = "cpt-demo-output", quick: bool = False, seed:
     study_file.write_text(STUDY.format(
         name="cpt-mini", base=json.dumps(str(base)), store=json.dumps(str(store)), budget=mini.budget,
         full_budget=mini.full_budget, batch=mini.batch, seq_len=mini.seq_len, epochs=list(mini.epochs),
-        lr=mini.lr, members=mini.members, executor=mini.executor))
+        lr=mini.lr, members=mini.members, eval_limit=mini.eval_limit, executor=mini.executor))
     study = load_study(study_file, root=out / "runs", seed=seed)
     report = launch(study, log=log)
     table, tuning, _ = collect(study)
     write_tables(study, table, tuning)
-    comparison = compare(table, mini)
+    comparison, accuracy = compare(table, mini), accuracy_by_k(table)
     elapsed = time.time() - t0
-    for line in comparison_lines(comparison):
+    for line in comparison_lines(comparison) + accuracy_lines(accuracy):
         log(line)
-    log(f"cpt demo: {elapsed:,.0f}s in all; tables in {study.root}")
-    return {"elapsed_s": elapsed, "failed": report.failed, "comparison": comparison}
+    log(f"cpt demo: {elapsed:,.0f}s in all; tables in {study.root} (dcsl report {study_file} --root "
+        f"{study.root} draws them)")
+    return {"elapsed_s": elapsed, "failed": report.failed, "comparison": comparison, "accuracy": accuracy}
+
+
+def accuracy_by_k(table) -> dict[str, dict[int, float]]:  # noqa: ANN001 - the results table
+    """Mean downstream accuracy (ARC-Easy, PIQA, SciQ) of the ensemble under each rule, per K."""
+    rows = table[(table["kind"] == "eval") & (table["task"] == "average")] if "task" in table else table.iloc[:0]
+    return {rule: {int(k): float(a) for k, a in sorted(zip(part["K"], part["acc"], strict=True))}
+            for rule, part in rows.groupby("rule")}
+
+
+def accuracy_lines(accuracy: dict[str, dict[int, float]]) -> list[str]:
+    if not accuracy:
+        return []
+    ks = sorted({k for by_k in accuracy.values() for k in by_k})
+    lines = ["downstream accuracy of the ensemble against K (mean of ARC-Easy, PIQA, SciQ; these tiny "
+             "models are near chance):", "  " + f"{'rule':<14}" + "".join(f"{f'K={k}':>8}" for k in ks)]
+    for rule, by_k in accuracy.items():
+        lines.append("  " + f"{rule:<14}" + "".join(f"{by_k.get(k, math.nan):>8.3f}" for k in ks))
+    return lines
 
 
 def compare(table, mini: Mini) -> dict[str, float]:  # noqa: ANN001 - the results table

@@ -212,11 +212,14 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
         student = label in {d.name for d in study.distill}
         if label in e.models or (student and "students" in e.models):
             first = snap.specs[ids[0]]
-            out.append((label, KINDS["eval"].spec(
-                runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT, **e.fewshot,
-                members=_dirs(snap, ids), source=EVAL_SOURCE,
-                threads=study.training.threads,
-                label=kind_of(first).spec_from_json(first).readable_name())))
+            # The ensemble under each of the study's rules, for every K, when asked (soups too).
+            nested = label == "ensemble" and e.nested_ensembles and study.ensembles is not None
+            for rule in study.ensembles.rules if nested else ("logit-mean",):
+                out.append((label, KINDS["eval"].spec(
+                    runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT, **e.fewshot,
+                    rule=rule, nested=nested, members=_dirs(snap, ids), source=EVAL_SOURCE,
+                    threads=study.training.threads,
+                    label=kind_of(first).spec_from_json(first).readable_name())))
     return out
 
 

@@ -113,6 +113,9 @@ class Evals:
     """Score only the first this many examples of each task."""
     models: tuple[str, ...] = ("standard", "regularized", "ensemble")
     """Which models: recipe names, "ensemble" (the largest size's) and/or "students"."""
+    nested_ensembles: bool = False
+    """Score the ensemble under each of ``ensembles.rules`` (soups too) for every K, not only
+    all K members under logit-mean: downstream accuracy against K, a report figure."""
     num_fewshot: int = field(default=0, metadata={"min": 0})
     """Examples before each question, drawn as lm-evaluation-harness draws them (seed 1234);
     the offline data has validation splits only, so shots come from it, never the question itself."""

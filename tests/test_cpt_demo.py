@@ -37,3 +37,8 @@ def test_cpt_demo_quick_runs_end_to_end(tmp_path):
     for spec in (tmp_path / "runs" / "runs").glob("bible-base-*/spec.json"):
         assert json.loads(spec.read_text())["init_id"] == pinned["id"]
     assert QUICK.members == 2
+    # The ensemble's downstream accuracy against K under each rule, soups included (nested evals).
+    assert {rule: sorted(by_k) for rule, by_k in result["accuracy"].items()} == {
+        "logit-mean": [1, 2], "prob-mean": [1, 2], "uniform-soup": [1, 2]}
+    firsts = {by_k[1] for by_k in result["accuracy"].values()}
+    assert len(firsts) == 1  # K = 1 is the first member alone, whatever the rule

@@ -11,6 +11,8 @@ import torch
 from eval.downstream import (
     ExampleScores,
     make_spec,
+    metrics_by_task,
+    open_members,
     paper_average,
     rescore,
     run_downstream_eval,
@@ -426,3 +428,44 @@ def test_an_eval_run_writes_its_directory_and_table_rows(tmp_path, trained_run, 
         "split": "validation", "seed": 1234, "sampler": "default", "without_self": True,
         "target_delimiter": " ", "fewshot_delimiter": "\n\n"}
     assert [r["num_fewshot"] for r in table_rows(fs_run.spec(), result)] == [1]
+
+
+@pytest.fixture(scope="module")
+def three_members(bible_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("members")
+    paths = []
+    for seed in (0, 1, 2):
+        spec = TrainSpec(size="tiny-50k", store=str(bible_store.path), store_id=bible_store.store_id,
+                         tokens=4_096, epochs=1, batch_size=8, seq_len=64, init_seed=seed, data_seed=seed)
+        train_run(spec, root / spec.dirname, log=lambda _: None)
+        paths.append(root / spec.dirname)
+    return paths
+
+
+def test_nested_evals_score_every_k_under_output_rules_and_soups(tmp_path, three_members):
+    """Accuracy against K for logit-mean, prob-mean and the uniform weight soup: one eval run per
+    rule, a table row per K and task; K = 1 is the first member alone under every rule, and the
+    soup of all three scores as the averaged model itself."""
+    from eval.soup import uniform_soup
+
+    tasks = ["arc_easy", "piqa", "sciq"]
+    results = {}
+    for rule in ("logit-mean", "prob-mean", "uniform-soup"):
+        spec = make_spec(three_members, tasks, source=str(FIXTURES), rule=rule, nested=True)
+        assert spec.readable_name().endswith(f"-K3-{rule}-nested")
+        results[rule] = run_downstream_eval(spec, tmp_path / spec.dirname, log=lambda _: None)
+        rows = table_rows(spec.to_json(), results[rule])
+        assert [(r["K"], r["task"]) for r in rows] == [(k, t) for k in (1, 2, 3) for t in [*tasks, "average"]]
+        assert all(r["rule"] == rule and r["kind"] == "eval" for r in rows)
+        top, last = results[rule]["tasks"], results[rule]["by_K"][-1]["tasks"]  # the top level is K = 3
+        assert all(top[t]["acc"] == last[t]["acc"] and top[t]["n"] == last[t]["n"] for t in tasks)
+    accs = {rule: [{t: e["tasks"][t]["acc"] for t in tasks} for e in r["by_K"]] for rule, r in results.items()}
+    assert accs["logit-mean"][0] == accs["prob-mean"][0] == accs["uniform-soup"][0]
+    members = open_members(three_members)
+    tokenizer = load_tokenizer(members[0].store.tokenizer_path)
+    direct = metrics_by_task(score_tasks([uniform_soup(members)], tokenizer, eos_id(tokenizer),
+                                         load_tasks(tasks, FIXTURES, split="validation"), 64))
+    assert accs["uniform-soup"][-1] == {t: direct[t]["acc"] for t in tasks}
+    # Not nested: the id of an eval from before nested evals existed.
+    plain = make_spec(three_members, tasks, source=str(FIXTURES))
+    assert plain.run_id == replace(plain, nested=False).run_id and "nested" not in plain.semantic()

@@ -361,3 +361,28 @@ def test_soup_rows_get_a_combination_rules_figure(small_study) -> None:
     before = analyze_study(table, n_boot=0)
     assert [c.fit.E for c in before.ensembles.values() if c.fit] == \
         [c.fit.E for c in analysis.ensembles.values() if c.fit]
+
+
+def test_nested_downstream_evals_get_an_accuracy_against_k_figure(small_study) -> None:
+    import pandas as pd
+
+    from scaling.analysis import analyze_study
+    from scaling.plots import draw_figures
+
+    _, table = small_study
+    size = table.loc[table["kind"] == "ensemble", "size"].iloc[0]
+    budget = table.loc[table["kind"] == "ensemble", "budget_tokens"].iloc[0]
+    evals = pd.DataFrame([
+        {"kind": "eval", "status": "succeeded", "run_id": f"e-{rule}", "recipe": "regularized", "size": size,
+         "budget_tokens": budget, "K": k, "rule": rule, "task": task, "acc": 0.3 + 0.02 * k + bump}
+        for rule, bump in (("logit-mean", 0.0), ("prob-mean", 0.005), ("uniform-soup", -0.01))
+        for k in (1, 2, 3) for task in ("arc_easy", "piqa", "average")])
+    analysis = analyze_study(pd.concat([table, evals], ignore_index=True), n_boot=0)
+    figures = {drawn.name: drawn for drawn in (draw() for draw in draw_figures(analysis))}
+    drawn = figures["combination_rules_downstream"]
+    _check_every_mark_has_a_legend_entry(drawn)
+    assert set(drawn.legend_labels) == {"logit-mean", "prob-mean", "uniform-soup"}
+    assert "against members K" in drawn.caption
+    # One eval per model (no K curve): no such figure.
+    single = analyze_study(pd.concat([table, evals[evals["K"] == 3]], ignore_index=True), n_boot=0)
+    assert "combination_rules_downstream" not in {d.name for d in (draw() for draw in draw_figures(single))}
