@@ -73,19 +73,9 @@ def combination_rules(analysis: StudyAnalysis) -> DrawnFigure:
     # Several ensembles of one size (K = 1..2 and 1..5, say): the best loss at each K.
     rows = rows[rows["budget_tokens"] == budget].groupby(["rule", "size", "K"], as_index=False)["val_loss"].min()
     drawn = new_figure(f"combination_rules_{format_count(budget)}", 7.0, 5.2)
-    rules = [r for r in RULE_STYLES if r in set(rows["rule"])] + sorted(set(rows["rule"]) - set(RULE_STYLES))
-    for rule in rules:
-        color, marker, style = RULE_STYLES.get(rule, OTHER_RULE)
-        drawn.add_entry(marker_handle(color, marker, style, 1.0), rule)
-        for size, line in rows[rows["rule"] == rule].groupby("size"):
-            line = line.sort_values("K")
-            drawn.axes.plot(line["K"], line["val_loss"], marker, ls=style, lw=1.0, color=color)
-            drawn.axes.annotate(str(size), (line["K"].iloc[-1], line["val_loss"].iloc[-1]),
-                                textcoords="offset points", xytext=(5, -3), fontsize=7, color=color)
-            drawn.visible_y += list(line["val_loss"])
-    drawn.axes.set_xlabel("members K")
+    rules = _rule_lines(drawn, rows, "val_loss")
+    drawn.visible_y += list(rows["val_loss"])
     drawn.axes.set_ylabel("validation loss (nats/token)")
-    drawn.axes.set_xticks(sorted(int(k) for k in rows["K"].unique()))
     drawn.axes.set_title(f"Ensembles and soups vs members, D = {format_count(budget)} tokens", fontsize=10)
     set_loss_limits(drawn)
     legend(drawn)
@@ -95,6 +85,23 @@ def combination_rules(analysis: StudyAnalysis) -> DrawnFigure:
                      "only when the members share a basin (continued from one base), and is poor for "
                      "members trained from different inits.")
     return drawn
+
+
+def _rule_lines(drawn: DrawnFigure, rows, value: str) -> list[str]:  # noqa: ANN001 - a DataFrame
+    """``value`` against K: one color and marker per rule, one line per size named at its end;
+    returns the rules drawn, in legend order."""
+    rules = [r for r in RULE_STYLES if r in set(rows["rule"])] + sorted(set(rows["rule"]) - set(RULE_STYLES))
+    for rule in rules:
+        color, marker, style = RULE_STYLES.get(rule, OTHER_RULE)
+        drawn.add_entry(marker_handle(color, marker, style, 1.0), rule)
+        for size, line in rows[rows["rule"] == rule].groupby("size"):
+            line = line.sort_values("K")
+            drawn.axes.plot(line["K"], line[value], marker, ls=style, lw=1.0, color=color)
+            drawn.axes.annotate(str(size), (line["K"].iloc[-1], line[value].iloc[-1]),
+                                textcoords="offset points", xytext=(5, -3), fontsize=7, color=color)
+    drawn.axes.set_xlabel("members K")
+    drawn.axes.set_xticks(sorted(int(k) for k in rows["K"].unique()))
+    return rules
 
 
 def rules_by_k(analysis: StudyAnalysis):  # noqa: ANN201 - a DataFrame
@@ -111,18 +118,8 @@ def combination_rules_downstream(analysis: StudyAnalysis) -> DrawnFigure:
     the accuracy panel beside ``combination_rules``'s validation loss."""
     rows = rules_by_k(analysis)
     drawn = new_figure("combination_rules_downstream", 7.0, 5.2)
-    rules = [r for r in RULE_STYLES if r in set(rows["rule"])] + sorted(set(rows["rule"]) - set(RULE_STYLES))
-    for rule in rules:
-        color, marker, style = RULE_STYLES.get(rule, OTHER_RULE)
-        drawn.add_entry(marker_handle(color, marker, style, 1.0), rule)
-        for size, line in rows[rows["rule"] == rule].groupby("size"):
-            line = line.sort_values("K")
-            drawn.axes.plot(line["K"], line["acc"], marker, ls=style, lw=1.0, color=color)
-            drawn.axes.annotate(str(size), (line["K"].iloc[-1], line["acc"].iloc[-1]),
-                                textcoords="offset points", xytext=(5, -3), fontsize=7, color=color)
-    drawn.axes.set_xlabel("members K")
+    rules = _rule_lines(drawn, rows, "acc")
     drawn.axes.set_ylabel("downstream accuracy (mean over tasks)")
-    drawn.axes.set_xticks(sorted(int(k) for k in rows["K"].unique()))
     drawn.axes.set_title("Ensembles and soups vs members: downstream accuracy", fontsize=10)
     legend(drawn)
     drawn.caption = (f"Mean accuracy over the evaluated tasks against members K under {join_names(rules)}, "
