@@ -180,16 +180,13 @@ class PretrainModule(L.LightningModule):
 
     def validate_now(self, val_tokens: np.ndarray) -> float:
         with self.trainer.precision_plugin.forward_context():
+            # Each rank scores every world-th batch (a whole replica each, under DDP).
             loss = validation_loss(self.model, val_tokens, self.spec.seq_len, self.micro, self.device,
-                                   self._validation_shard())
+                                   (self.trainer.global_rank, self.trainer.world_size))
         step = int(self.global_step)
         self.history["val"].append({"step": step, "tokens": step * self.spec.batch_size * self.spec.seq_len,
                                     "val_loss": loss})
         return loss
-
-    def _validation_shard(self) -> tuple[int, int]:
-        # Each rank scores every world-th batch (a whole replica each, under DDP).
-        return (self.trainer.global_rank, self.trainer.world_size)
 
     def on_train_start(self) -> None:
         self._attempt_start = time.perf_counter()

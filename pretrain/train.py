@@ -340,7 +340,7 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     checkpoint.save(trainer)  # final state, with the final validation in its history
     if not trainer.is_global_zero:
         return {}
-    _save_final_weights(module, module.model.weights(), run.path)
+    _save_final_weights(module, run.path)
     return _result(spec, module, schedule, store, trainer)
 
 
@@ -348,11 +348,11 @@ def _silent(line: str) -> None:
     pass
 
 
-def _save_final_weights(module: PretrainModule, weights: dict[str, torch.Tensor], path: Path) -> None:
+def _save_final_weights(module: PretrainModule, path: Path) -> None:
     from safetensors.torch import save_file
 
     tmp = path / ".model.safetensors.tmp"
-    save_file(weights, str(tmp))
+    save_file(module.model.weights(), str(tmp))
     if module.spec.init_from is not None:  # the shape it trained with, for whoever loads it later
         shape = module.model.shape
         atomic_write_json(path / BASE_CONFIG, hf_config(shape, module.spec.seq_len, eos_id=None))
