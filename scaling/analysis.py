@@ -29,11 +29,12 @@ import pandas as pd
 
 from scaling._solver import single_threaded_blas
 from scaling.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
+from scaling.contract import RULES
 from scaling.curves import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
 from scaling.datalaws import fit_data_laws, multipliers, recipe_values
 from scaling.downstream import distill_table, downstream_table
 from scaling.fit import BOOTSTRAPS, METHODS
-from scaling.table import RULES, load_results, validate_results, validate_tuning
+from scaling.table import load_results, validate_results, validate_tuning
 from scaling.units import Unit, choose_unit
 
 

@@ -4,7 +4,7 @@ The `dcsl` console script calls register() to add both sub-commands; `python -m 
 builds the same commands on its own parser. matplotlib is only imported by `report`.
 
 `dcsl fit` does one of two things: the study analysis of a results table (the contract in
-scaling/table.py, printed by `dcsl fit --help`), or, with --x and --y, one law
+scaling/contract.py, printed by `dcsl fit --help`), or, with --x and --y, one law
 L(x) = A / x^alpha + E fitted to two columns of any table (optionally one law per --group).
 """
 
@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scaling.bootstrap import BOOTSTRAPS, DEFAULT_LEVEL, DEFAULT_N_BOOT
+from scaling.contract import REQUIRED_COLUMNS, RULES, X_COLUMNS, contract_help
 from scaling.fit import METHODS, FitInputError, fit_power_law
 from scaling.table import (
-    REQUIRED_COLUMNS,
-    RULES,
-    X_COLUMNS,
     LawPoints,
     TableError,
-    contract_help,
     law_points,
     load_tuning,
     missing_study_columns,

@@ -2,7 +2,7 @@
 
 The table is derived, never edited: one row per (recipe, run) with the spec's fields
 flattened, the run's state and its metrics (the column contract is documented in
-``scaling/table.py``). A training run belongs to every recipe whose cell and fixed
+``scaling/contract.py``). A training run belongs to every recipe whose cell and fixed
 axes it matches, so a run shared by two recipes appears once for each. Failed and
 missing runs are rows too (with empty metrics), listed, and never raise.
 """
@@ -92,7 +92,7 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def role_of(study: Study, label: str, spec: dict) -> str:
-    """What a row is to the analysis (scaling.table.ROLES), from the study, not from names:
+    """What a row is to the analysis (scaling.contract.ROLES), from the study, not from names:
     an eval row takes the role of the model it evaluated."""
     if label in study.recipes:
         return study.recipes[label].role

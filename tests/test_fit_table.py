@@ -13,7 +13,7 @@ import pytest
 
 from dcsl_cli import main as dcsl
 from scaling import cli, fit_power_law
-from scaling.table import (
+from scaling.contract import (
     DISTILL_COLUMNS,
     EVAL_COLUMNS,
     EVAL_OPTIONAL_COLUMNS,
@@ -23,10 +23,9 @@ from scaling.table import (
     ROLES,
     RULES,
     STATUSES,
-    TableError,
     contract_markdown,
-    law_points,
 )
+from scaling.table import TableError, law_points
 
 REPO = Path(__file__).resolve().parents[1]
 TRUE_LAW = (400.0, 0.35, 1.7)  # A, alpha, E
@@ -230,4 +229,4 @@ def test_the_docs_page_holds_the_generated_contract() -> None:
     page = (REPO / "docs" / "results-table.md").read_text()
     assert contract_markdown() in page, (
         "docs/results-table.md is out of date: replace everything from '## The results "
-        "table' with scaling.table.contract_markdown()")
+        "table' with scaling.contract.contract_markdown()")
