@@ -31,9 +31,6 @@ Pure functions: arrays in, frozen results out, no I/O.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import sys
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -41,7 +38,8 @@ import numpy as np
 
 from scaling.bootstrap import derive_seed, json_number, percentile_interval
 from scaling.datalaws import effective_data_multiplier
-from scaling.fit import FitInputError, PowerLawFit, fit_power_law
+from scaling.design_fits import default_workers, fit_all
+from scaling.fit import PowerLawFit
 from scaling.synthetic import Law
 
 DEFAULT_NOISE = 0.01
@@ -276,7 +274,7 @@ def simulate_law(law: str, x: np.ndarray | tuple, truth: Law, *, budgets: tuple[
                  seed: int = 0, workers: int = 1) -> LawSimulation:
     """Draw ``n_sims`` noisy copies of ``truth`` at ``x``, refit each, and summarise."""
     draws = _point_draws(law, x, truth, budgets, noise, n_sims, n_boot, seed)
-    return draws.summarise(_fit_all(draws.tasks, workers))
+    return draws.summarise(fit_all(draws.tasks, workers))
 
 
 def simulate_multiplier(recipe: str, budget: int, recipe_sim: LawSimulation, data_sim: LawSimulation,
@@ -333,13 +331,13 @@ def simulate_design(design: Design, given: Assumptions = Assumptions(), *, noise
     if design.data_budgets and laws.data is not None:
         data_budgets = tuple(sorted(design.data_budgets))
         draws.append(_point_draws("data", data_budgets, laws.data, data_budgets, noise, n_sims, n_boot, seed))
-    fits = _fit_all([t for d in draws for t in d.tasks], workers)
+    fits = fit_all([t for d in draws for t in d.tasks], workers)
     out = [d.summarise(fits[i * n_sims:(i + 1) * n_sims]) for i, d in enumerate(draws)]
     if ensembles:
         k_sim = next(s for s in out if s.law == "ensemble")
         joint = _joint_draws(sorted(design.ensemble_sizes), k_sim, laws, design.ensemble_budgets, n_sims,
                              n_boot, seed)
-        out.insert(out.index(k_sim) + 1, joint.summarise(_fit_all(joint.tasks, workers)))
+        out.insert(out.index(k_sim) + 1, joint.summarise(fit_all(joint.tasks, workers)))
     result = DesignSimulation(tuple(out), (), laws, noise, n_sims, n_boot, seed)
     main, data = design.main_budget, result.law("data")
     multipliers = []
@@ -349,41 +347,6 @@ def simulate_design(design: Design, given: Assumptions = Assumptions(), *, noise
             if source is not None:
                 multipliers.append(simulate_multiplier(recipe, main, source, data))
     return replace(result, multipliers=tuple(multipliers))
-
-
-def default_workers() -> int:
-    """Processes for the fits: the cores this process may use, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
-
-
-def _fit_all(tasks: list[tuple | None], workers: int) -> list[PowerLawFit | None]:
-    """``_fit`` of every task, in ``workers`` forked processes where the platform forks safely
-    (Linux): the fits are independent and each costs tens of milliseconds of Python."""
-    todo = [t for t in tasks if t is not None]
-    fitted: list[PowerLawFit | None] = []
-    if workers > 1 and len(todo) > 1 and sys.platform == "linux":
-        try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(todo))) as pool:
-                fitted = pool.starmap(_fit, todo, chunksize=max(1, len(todo) // (4 * workers)))
-        except OSError:  # no processes here (a sandbox): fit in this one
-            fitted = []
-    if len(fitted) != len(todo):
-        fitted = [_fit(*t) for t in todo]
-    results = iter(fitted)
-    return [None if t is None else next(results) for t in tasks]
-
-
-def _fit(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
-         y_samples: np.ndarray | None = None) -> PowerLawFit | None:
-    try:
-        return fit_power_law(x, y, n_boot=n_boot if x.size >= 4 else 0, seed=seed,
-                             bootstrap="residual", y_samples=y_samples if x.size >= 4 else None)
-    except FitInputError:
-        return None  # too few points, or noise pushed a loss to <= 0: no fit, as in the analysis
 
 
 def _summarise(law: str, xs: np.ndarray, truth: Law, budgets: tuple[int, ...], fits: list,
