@@ -43,6 +43,9 @@ class HeadOnly(torch.nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(inputs))
 
+    def head_loss(self, inputs: torch.Tensor, loss, features=None) -> torch.Tensor:  # noqa: ANN001
+        return loss(self.h.reshape(-1, D_MODEL), self.head.weight)
+
 
 def step(model: HeadOnly, targets: torch.Tensor, chunked: bool) -> float:
     model.zero_grad(set_to_none=True)

@@ -43,11 +43,12 @@ class KDModule(PretrainModule):
         inputs, targets = rows[:, :-1], rows[:, 1:]
         n, vocab = targets.numel(), self.model.shape.vocab_size
         if sliced(n, vocab):
-            h = self._features(inputs).reshape(n, -1)
             with torch.no_grad():
                 teachers = [(t.features(inputs).reshape(n, -1), t.head.weight) for t in self.teachers]
             kd = distillation_slices(teachers, targets.reshape(-1), spec.rule, spec.kd_temperature, spec.kd_weight)
-            return sliced_linear_loss(h, self.model.head.weight, kd, slice_tokens(vocab)), n
+            tokens = slice_tokens(vocab)
+            return self.model.head_loss(inputs, lambda h, weight: sliced_linear_loss(h, weight, kd, tokens),
+                                        self._features), n
         logits = self._forward(inputs).float()
         t = spec.kd_temperature
         with torch.no_grad():

@@ -26,10 +26,10 @@ class HasHead(Protocol):
     """What the loss needs of a model: dcsl's ``Llama`` (or the compiled one)."""
 
     shape: object
-    head: torch.nn.Linear
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
-    def features(self, inputs: torch.Tensor) -> torch.Tensor: ...
+    def head_loss(self, inputs: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor: ...
 
 
 SliceLoss = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
@@ -46,9 +46,8 @@ def summed_cross_entropy(model: HasHead, inputs: torch.Tensor, targets: torch.Te
     if not sliced(n, vocab, chunk_logits):
         logits = model(inputs)
         return F.cross_entropy(logits.reshape(-1, vocab).float(), targets.reshape(-1), reduction="sum")
-    h = (features or model.features)(inputs)
-    return sliced_linear_loss(h.reshape(n, h.shape[-1]), model.head.weight,
-                              cross_entropy_slices(targets.reshape(-1)), slice_tokens(vocab, chunk_logits))
+    slices, tokens = cross_entropy_slices(targets.reshape(-1)), slice_tokens(vocab, chunk_logits)
+    return model.head_loss(inputs, lambda h, weight: sliced_linear_loss(h, weight, slices, tokens), features)
 
 
 def sliced(n_tokens: int, vocab: int, chunk_logits: int | None = None) -> bool:

@@ -14,6 +14,7 @@ prefix are packed into one row (downstream scoring computes each context once).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -217,10 +218,20 @@ class Llama(nn.Module):
             cache.length += idx.shape[1]
         return self.norm(x)
 
-    def weights(self) -> dict[str, torch.Tensor]:
+    def head_loss(self, idx: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``loss(final features (B*T, d_model), the head's weight)`` for token ids (B, T), in
+        one call of the model: losses that apply the head themselves (sliced, pretrain.loss) run
+        here, because FSDP gathers a sharded model's weights only inside its forward methods
+        (pretrain.fsdp registers this one). ``features``: a compiled ``self.features``."""
+        h = (features or self.features)(idx)
+        return loss(h.reshape(-1, h.shape[-1]), self.head.weight)
+
+    def weights(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The learned weights for a safetensors file: a tied head is stored once, as the
-        embedding (safetensors refuses two names for one tensor)."""
-        state = self.state_dict()
+        embedding (safetensors refuses two names for one tensor). ``state``: this model's
+        full state dict when it is sharded (pretrain.fsdp.full_state)."""
+        state = dict(self.state_dict() if state is None else state)
         if self.shape.tie_embeddings:
             del state["head.weight"]
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
