@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pretrain.data import validation_batches
+from pretrain.fsdp import is_sharded, shard_model
 from pretrain.loss import summed_cross_entropy
 from pretrain.model import Llama, build_model
 from pretrain.ranks import all_sum
@@ -59,10 +60,15 @@ def validation_loss(
     was_training = model.training
     model.eval()
     rank, world = shard
+    batches = list(validation_batches(tokens, seq_len, batch_size))
+    mine = batches[rank::world]
+    # A sharded model gathers its weights in every forward, a collective: each rank runs as
+    # many as the busiest one, scoring a spare batch it then leaves out.
+    spare = -(-len(batches) // world) - len(mine) if is_sharded(model) else 0
     total, count = 0.0, 0
-    for i, rows in enumerate(validation_batches(tokens, seq_len, batch_size)):
-        if i % world == rank:
-            loss, n = sequence_loss(model, torch.from_numpy(rows).to(device))
+    for i, rows in enumerate(mine + batches[:spare]):
+        loss, n = sequence_loss(model, torch.from_numpy(rows).to(device))
+        if i < len(mine):
             total += loss.item()
             count += n
     model.train(was_training)
@@ -97,7 +103,7 @@ class PretrainModule(L.LightningModule):
         self.micro = spec.micro_batch_size or spec.local_batch_size
         self.warmup_steps = max(1, math.ceil(spec.warmup_frac * total_steps)) if spec.warmup_frac else 0
         self._forward = self.model
-        self._features = self.model.features
+        self._features = None  # the model's own, unless compiled (setup)
         # Run history that must survive a resume lives in this dict (saved in checkpoints).
         self.history: dict = {"val": [], "epoch_loss_sum": 0.0, "epoch_steps": 0,
                               "last_epoch_train_loss": None, "elapsed_s": 0.0,
@@ -110,11 +116,22 @@ class PretrainModule(L.LightningModule):
         if compile_on is None:
             compile_on = self.trainer.strategy.root_device.type == "cuda"
         self.compiled = compile_on
-        if compile_on:
+        if compile_on and not self.sharded:  # a sharded model compiles its blocks (configure_model)
             # Compiled forward only; self.model stays plain so checkpoints load anywhere.
             object.__setattr__(self, "_forward", torch.compile(self.model))
             # The sliced loss of large vocabularies calls the features alone: compiled too.
             object.__setattr__(self, "_features", torch.compile(self.model.features))
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this run trains under FSDP (Lightning's ModelParallelStrategy)."""
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        return isinstance(self.trainer.strategy, ModelParallelStrategy)
+
+    def configure_model(self) -> None:
+        if self.sharded and not is_sharded(self.model):
+            shard_model(self.model, self.device_mesh["data_parallel"], compile_blocks=self.compiled)
 
     def configure_optimizers(self):  # noqa: ANN201
         opt = torch.optim.AdamW(
@@ -206,6 +223,7 @@ class PretrainModule(L.LightningModule):
         self.history["elapsed_s"] = self.elapsed_s()
         checkpoint["dcsl_history"] = self.history
         checkpoint["dcsl_spec"] = self.spec.to_json()
+        checkpoint["dcsl_strategy"] = "fsdp" if self.sharded else "ddp"  # ddp: any unsharded run
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # A checkpoint taken after the last step resumes straight to the end, without

@@ -3,7 +3,9 @@
 An estimate, counted tensor by tensor from what dcsl's training step keeps:
 
 - states: fp32 weights, fp32 gradients and AdamW's two fp32 moments, 16 bytes a parameter
-  (bf16-mixed keeps fp32 master weights; autocast's bf16 copies are transient);
+  (bf16-mixed keeps fp32 master weights; autocast's bf16 copies are transient); under FSDP
+  each device keeps 1/world of them, plus the full weights it gathers for the root unit
+  (embedding, head) and two blocks at a time (pretrain.fsdp);
 - activations: what autograd saves in each block for backward, per token (below), or with
   activation checkpointing each block's input plus one block's worth during its recompute;
 - logits: the head's output, its fp32 copy and its gradient, or one slice of them when the
@@ -55,12 +57,22 @@ def activation_bytes_per_token(shape: ModelShape, element: int) -> int:
     return norms + attention + mlp + residual
 
 
-def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision: str = "bf16-mixed",
-                    activation_checkpointing: bool = False) -> MemoryEstimate:
-    """The estimated peak of one device training ``shape`` on micro-batches of ``micro_batch``
-    sequences of ``seq_len`` tokens."""
-    element = 4 if precision in ("32-true", "32") else 2
+def sharded_states(shape: ModelShape, shards: int) -> int:
+    """Bytes of weights, gradients and optimizer state one device keeps (16 a parameter), with
+    the states split over ``shards`` devices (FSDP) and the weights it gathers meanwhile."""
     total, _ = param_counts(shape)
+    if shards == 1:
+        return 16 * total
+    root = (1 if shape.tie_embeddings else 2) * shape.vocab_size * shape.d_model + shape.d_model
+    block = (total - root) // shape.n_layers
+    return 16 * total // shards + 4 * (root + 2 * block)
+
+
+def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision: str = "bf16-mixed",
+                    activation_checkpointing: bool = False, shards: int = 1) -> MemoryEstimate:
+    """The estimated peak of one device training ``shape`` on micro-batches of ``micro_batch``
+    sequences of ``seq_len`` tokens, its states split over ``shards`` devices (FSDP)."""
+    element = 4 if precision in ("32-true", "32") else 2
     tokens = micro_batch * seq_len
     per_block = activation_bytes_per_token(shape, element) * tokens
     if activation_checkpointing:
@@ -75,15 +87,26 @@ def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision
         logits_bytes = 2 * 4 * CHUNK_LOGITS + element * shape.d_model * tokens
     else:  # the logits, their fp32 copy, log-softmax and gradient
         logits_bytes = (element + 3 * 4) * logits
-    return MemoryEstimate(states=16 * total, activations=activations, logits=logits_bytes)
+    return MemoryEstimate(states=sharded_states(shape, shards), activations=activations, logits=logits_bytes)
+
+
+def pick_strategy(shape: ModelShape, seq_len: int, world: int, memory_bytes: float,
+                  precision: str = "bf16-mixed", activation_checkpointing: bool = False) -> str:
+    """What ``strategy: auto`` trains with: single on one device; on several, ddp when a whole
+    replica trains one sequence at a time within ``HEADROOM`` of a device, else fsdp."""
+    if world == 1:
+        return "single"
+    replica = training_memory(shape, seq_len, 1, precision, activation_checkpointing).total
+    return "ddp" if replica <= HEADROOM * memory_bytes else "fsdp"
 
 
 def fit_micro_batch(shape: ModelShape, seq_len: int, batch_size: int, memory_bytes: float,
-                    precision: str = "bf16-mixed", activation_checkpointing: bool = False) -> int | None:
+                    precision: str = "bf16-mixed", activation_checkpointing: bool = False,
+                    shards: int = 1) -> int | None:
     """The largest divisor of ``batch_size`` whose estimate fits ``HEADROOM`` of
     ``memory_bytes``; None when not even one sequence fits."""
     for micro in sorted((m for m in range(1, batch_size + 1) if batch_size % m == 0), reverse=True):
-        estimate = training_memory(shape, seq_len, micro, precision, activation_checkpointing)
+        estimate = training_memory(shape, seq_len, micro, precision, activation_checkpointing, shards)
         if estimate.total <= HEADROOM * memory_bytes:
             return micro
     return None

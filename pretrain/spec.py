@@ -21,12 +21,9 @@ BASE_CONFIG = "base-config.json"
 """A continued run's architecture (a HF config), written beside its final weights."""
 # Lightning precision names dcsl trains with ("auto": 32-true on CPU, bf16-mixed on GPU).
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
-# How one run spreads over devices ("auto": one device alone, else DDP). "fsdp" is named so
-# that a study asking for it is told in one line why it is not supported yet (check_spec).
+# How one run spreads over devices. "auto": one device alone; on several, DDP when a whole
+# replica trains on one device, else FSDP (pretrain.memory.pick_strategy).
 STRATEGIES = ("auto", "ddp", "fsdp")
-FSDP_NOT_YET = ("strategy fsdp is not supported yet: dcsl's sliced loss reads the output head outside the "
-                "model's forward, where FSDP keeps it sharded (docs/multi-device.md); use ddp, with "
-                "activation_checkpointing and a smaller micro_batch_size to fit a GPU")
 
 
 def spec_id(kind: str, semantic: dict[str, Any]) -> str:
@@ -143,7 +140,7 @@ class TrainSpec(SpecBase):
     nodes: int = 1
     """Nodes that train this one run together (world size = devices x nodes)."""
     strategy: str = "auto"
-    """auto or ddp (see STRATEGIES; fsdp is refused for now). Like micro_batch_size, none of these three changes
+    """auto, ddp or fsdp (see STRATEGIES). Like micro_batch_size, none of these three changes
     what is computed: the global batch and its data order are the same at any world size."""
     keep_checkpoints: bool = False
     """Keep the optimizer checkpoints after the run succeeds (default: drop them; the weights
@@ -175,8 +172,6 @@ class TrainSpec(SpecBase):
             raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.strategy == "fsdp":
-            raise ValueError(FSDP_NOT_YET)
         for name in ("devices", "nodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

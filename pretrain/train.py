@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
+from pretrain.fsdp import full_state, is_sharded
 from pretrain.hfconfig import hf_config
 from pretrain.lit import PretrainModule
 from pretrain.ranks import is_main_process
@@ -31,6 +32,7 @@ from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
+from pretrain.strategy import check_resumable, lightning_strategy, strategy_name
 from pretrain.tokenizer import sha256_file
 
 # Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
@@ -265,31 +267,20 @@ def check_base(spec: TrainSpec, store: TokenStore) -> None:
                          f"prepare it with --tokenizer {tokenizer}")
 
 
-def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback]) -> L.Trainer:
-    """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue."""
+def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback],
+                  strategy: str = "single") -> L.Trainer:
+    """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue.
+    ``strategy``: pretrain.strategy.strategy_name's answer for the run."""
     # Under Slurm, submitit alone requeues (Lightning's own requeue would fight it).
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return L.Trainer(
-        accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=_strategy(spec),
+        accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=lightning_strategy(strategy, spec.world_size),
         precision=_precision(spec), max_steps=total_steps,
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False,  # each rank takes its rows of the global batch itself
         callbacks=callbacks, plugins=plugins, default_root_dir=str(root),
     )
-
-
-def strategy_name(spec: TrainSpec) -> str:
-    """What the run trains with: single (one process) or ddp (several, or asked for by name)."""
-    return "ddp" if spec.world_size > 1 or spec.strategy == "ddp" else "single"
-
-
-def _strategy(spec: TrainSpec):  # noqa: ANN202
-    if strategy_name(spec) == "single":
-        return "auto"
-    from lightning.pytorch.strategies import DDPStrategy
-
-    return DDPStrategy()
 
 
 def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSchedule, log,  # noqa: ANN001
@@ -310,6 +301,9 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     else:
         log = _silent  # rank 0 keeps the run's log
     resume = latest_checkpoint(run.ckpt_dir, log, owner)
+    strategy = strategy_name(spec, store.vocab_size)
+    if resume:
+        check_resumable(resume[0], strategy)
     start_step = resume[1] if resume else 0
     if resume:
         log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
@@ -318,7 +312,7 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
         PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
-        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)])
+        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)], strategy)
     if owner != trainer.is_global_zero:
         raise RuntimeError(f"this process took itself for rank {'0' if owner else 'other than 0'} from its "
                            f"environment, but Lightning made it rank {trainer.global_rank}")
@@ -338,21 +332,23 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     if trainer.global_step != schedule.total_steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {schedule.total_steps}")
     checkpoint.save(trainer)  # final state, with the final validation in its history
+    state = full_state(module.model) if is_sharded(module.model) else None  # every rank gathers
     if not trainer.is_global_zero:
         return {}
-    _save_final_weights(module, run.path)
-    return _result(spec, module, schedule, store, trainer)
+    _save_final_weights(module, run.path, state)
+    return _result(spec, module, schedule, store, trainer, strategy)
 
 
 def _silent(line: str) -> None:
     pass
 
 
-def _save_final_weights(module: PretrainModule, path: Path) -> None:
+def _save_final_weights(module: PretrainModule, path: Path, state: dict | None = None) -> None:
+    """``state``: the model's full state dict when it trained sharded."""
     from safetensors.torch import save_file
 
     tmp = path / ".model.safetensors.tmp"
-    save_file(module.model.weights(), str(tmp))
+    save_file(module.model.weights(state), str(tmp))
     if module.spec.init_from is not None:  # the shape it trained with, for whoever loads it later
         shape = module.model.shape
         atomic_write_json(path / BASE_CONFIG, hf_config(shape, module.spec.seq_len, eos_id=None))
@@ -360,7 +356,7 @@ def _save_final_weights(module: PretrainModule, path: Path) -> None:
 
 
 def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, store: TokenStore,
-            trainer: L.Trainer) -> dict:
+            trainer: L.Trainer, strategy: str) -> dict:
     h = module.history
     shape = module.model.shape
     total, non_embedding = param_counts(shape)
@@ -387,7 +383,7 @@ def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, st
         "tokens_per_s": tokens_per_s,
         "device": str(module.device),
         "world_size": trainer.world_size,
-        "strategy": strategy_name(spec),
+        "strategy": strategy,
         "compiled": module.compiled,
         "precision": _precision(spec),
     }

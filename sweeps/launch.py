@@ -20,7 +20,7 @@ from pathlib import Path
 from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.base import check_store_tokenizer, pin_base
 from sweeps.executors import submit, wait
-from sweeps.memoryplan import with_planned_micro_batches
+from sweeps.memoryplan import with_planned_memory
 from sweeps.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
 from sweeps.runstore import runs_dir
 from sweeps.stages import pin_eval_data, plan_all
@@ -126,7 +126,7 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             log(f"waiting for {len(running)} runs that another launcher is running")
             time.sleep(poll_s)
             continue
-        todo = with_planned_micro_batches(study, executor, _longest_first(todo, vocab, study), vocab)
+        todo = with_planned_memory(study, executor, _longest_first(todo, vocab, study), vocab)
         dirs = [_materialise(study.root, s) for s in todo]
         new_ids = {s.run_id for s in todo}
         # After the directories exist: a kill before this line loses no round (the pending

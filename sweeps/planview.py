@@ -26,12 +26,15 @@ def render_text(r: PlanReview) -> str:
                        "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
                       for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head")), ""]
     if r.memory:
-        lines += [_table([{"size": m.size, "micro-batch": f"{m.micro_batch}{' (picked)' if m.picked else ''}",
+        lines += [_table([{"size": m.size, "strategy": m.strategy,
+                           "micro-batch": f"{m.micro_batch}{' (picked)' if m.picked else ''}",
                            "GB per GPU": f"{m.gb:.1f}",
                            "largest that fits": "none" if m.fits is None else m.fits}
                           for m in r.memory], right=("GB per GPU",)),
                   "(memory is an estimate: pretrain/memory.py counts the tensors a step keeps; a picked "
-                  "micro-batch is what launch gives each run while training.micro_batch_size is unset)", ""]
+                  "micro-batch is what launch gives each run while training.micro_batch_size is unset, "
+                  "and under strategy auto each size trains as shown: ddp when a replica fits a GPU, "
+                  "else fsdp)", ""]
     lines += [_stage_table(r)]
     if s.full_lattice_runs > s.total_runs_now:
         lines.append(f"(every tuning cell's full lattice instead: {s.full_lattice_runs:,} runs, "

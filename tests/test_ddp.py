@@ -8,48 +8,31 @@ process accumulating the same micro-batches differ by at most 1e-7 in every vali
 """
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
+from multirank import ENV, kill_once_checkpointed, result, train_args
 from safetensors.torch import load_file
 
 from pretrain.rundir import RunDir
-from pretrain.spec import FSDP_NOT_YET, TrainSpec
+from pretrain.spec import TrainSpec
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def _train(store, run_dir, **kw) -> list[str]:
-    args = [sys.executable, "-m", "dcsl_cli", "train", "--store", str(store.path), "--size", "tiny-50k",
-            "--tokens", "16k", "--epochs", "2", "--batch-size", "8", "--micro-batch-size", "2",
-            "--seq-len", "64", "--lr", "3e-3", "--ckpt-every", "4", "--threads", "1", "--run-dir", str(run_dir)]
-    for k, v in kw.items():
-        args += ["--" + k.replace("_", "-"), str(v)]
-    return args
-
-
-def _result(run_dir) -> dict:
-    return json.loads((run_dir / "result.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def two_ranks(bible_store, tmp_path_factory):
     """An uninterrupted two-rank run."""
     run_dir = tmp_path_factory.mktemp("ddp") / "two"
-    subprocess.run(_train(bible_store, run_dir, devices=2), check=True, env=ENV, capture_output=True)
+    subprocess.run(train_args(bible_store, run_dir, devices=2), check=True, env=ENV, capture_output=True)
     return run_dir
 
 
 def test_two_ranks_match_one_process_accumulating(bible_store, two_ranks, tmp_path):
     one = tmp_path / "one"
-    subprocess.run(_train(bible_store, one), check=True, env=ENV, capture_output=True)
-    a, b = _result(one), _result(two_ranks)
+    subprocess.run(train_args(bible_store, one), check=True, env=ENV, capture_output=True)
+    a, b = result(one), result(two_ranks)
     assert (b["world_size"], b["strategy"], a["world_size"]) == (2, "ddp", 1)
     assert not a["compiled"] and not b["compiled"]  # compile is on by default on CUDA only
     assert a["steps"] == b["steps"] and a["tokens_seen"] == b["tokens_seen"]
@@ -65,19 +48,6 @@ def test_two_ranks_match_one_process_accumulating(bible_store, two_ranks, tmp_pa
     assert TrainSpec.from_json({**spec, "devices": 2, "nodes": 2}).run_id == spec["id"]
 
 
-def kill_once_checkpointed(args: list[str], run_dir, pattern: str, timeout: float = 120) -> int:
-    """Start a run in its own process group, SIGKILL the whole group (every rank) once a
-    checkpoint matching ``pattern`` exists; returns the step of the newest checkpoint."""
-    proc = subprocess.Popen(args, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
-    while time.time() < deadline and not list((run_dir / "ckpt").glob(pattern)):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return int(max((run_dir / "ckpt").glob("step-*.ckpt")).name[5:13])
-
-
 def test_killed_two_rank_run_resumes_bit_identical_and_on_one_process(bible_store, two_ranks, tmp_path):
     """Resumed on two ranks it ends bit-identical. A DDP checkpoint is the whole model and
     optimizer state, and each rank's rows are cut from the one global batch, so the same
@@ -85,30 +55,22 @@ def test_killed_two_rank_run_resumes_bit_identical_and_on_one_process(bible_stor
     import shutil
 
     killed, moved = tmp_path / "killed", tmp_path / "moved"
-    step = kill_once_checkpointed(_train(bible_store, killed, devices=2), killed, "step-0000000[8-9].ckpt")
-    assert 0 < step < _result(two_ranks)["steps"]
+    step = kill_once_checkpointed(train_args(bible_store, killed, devices=2), killed, "step-0000000[8-9].ckpt")
+    assert 0 < step < result(two_ranks)["steps"]
     shutil.copytree(killed, moved)
-    out = subprocess.run(_train(bible_store, killed, devices=2), check=True, env=ENV, capture_output=True, text=True)
+    out = subprocess.run(train_args(bible_store, killed, devices=2), check=True, env=ENV, capture_output=True, text=True)
     assert f"resuming killed from step {step}" in out.stdout + out.stderr
-    ref, resumed = _result(two_ranks), _result(killed)
+    ref, resumed = result(two_ranks), result(killed)
     assert resumed["val_history"] == ref["val_history"]
     wr, wk = load_file(two_ranks / "model.safetensors"), load_file(killed / "model.safetensors")
     assert all(torch.equal(wr[k], wk[k]) for k in wr)
     assert RunDir(killed).status()["attempts"] == 2
 
-    out = subprocess.run(_train(bible_store, moved), check=True, env=ENV, capture_output=True, text=True)
+    out = subprocess.run(train_args(bible_store, moved), check=True, env=ENV, capture_output=True, text=True)
     assert f"resuming moved from step {step}" in out.stdout + out.stderr
-    assert _result(moved)["world_size"] == 1
-    for x, y in zip(ref["val_history"], _result(moved)["val_history"], strict=True):
+    assert result(moved)["world_size"] == 1
+    for x, y in zip(ref["val_history"], result(moved)["val_history"], strict=True):
         assert abs(x["val_loss"] - y["val_loss"]) < 1e-5
-
-
-def test_fsdp_is_refused_in_one_line_before_any_run_directory(bible_store, tmp_path):
-    out = subprocess.run(_train(bible_store, tmp_path / "r", devices=2, strategy="fsdp"),
-                         capture_output=True, text=True, env=ENV)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"dcsl train: {FSDP_NOT_YET}"]
-    assert not (tmp_path / "r").exists()
 
 
 def test_batch_must_split_evenly_over_the_ranks(bible_store):

@@ -4,7 +4,8 @@
 
 On one GPU: a run trains in bf16-mixed, compiled by default, is killed and resumes to the
 same end as an uninterrupted one (within bf16 noise: GPU kernels are not bit-exact between
-processes). With two or more GPUs: two DDP ranks against one GPU.
+processes); FSDP (one rank, compiled block by block) against the plain run. With two or more
+GPUs: two DDP ranks, and two FSDP ranks, against one GPU.
 """
 
 import json
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from test_ddp import kill_once_checkpointed
+from multirank import kill_once_checkpointed
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA GPUs")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -64,4 +65,20 @@ def test_two_ddp_ranks_on_two_gpus_match_one(bible_store, one_gpu, tmp_path):
     two = tmp_path / "two"
     subprocess.run(_train(bible_store, two, devices=2), check=True, env=ENV, capture_output=True)
     assert (_result(two)["world_size"], _result(two)["strategy"]) == (2, "ddp")
+    _close(_result(one_gpu), _result(two))
+
+
+def test_fsdp_on_one_gpu_compiles_its_blocks_and_matches_the_plain_run(bible_store, one_gpu, tmp_path):
+    sharded = tmp_path / "fsdp"
+    subprocess.run(_train(bible_store, sharded, strategy="fsdp"), check=True, env=ENV, capture_output=True)
+    r = _result(sharded)
+    assert (r["strategy"], r["compiled"], r["precision"]) == ("fsdp", True, "bf16-mixed")
+    _close(_result(one_gpu), r)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_fsdp_ranks_on_two_gpus_match_one(bible_store, one_gpu, tmp_path):
+    two = tmp_path / "two-fsdp"
+    subprocess.run(_train(bible_store, two, devices=2, strategy="fsdp"), check=True, env=ENV, capture_output=True)
+    assert (_result(two)["world_size"], _result(two)["strategy"]) == (2, "fsdp")
     _close(_result(one_gpu), _result(two))

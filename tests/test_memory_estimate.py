@@ -85,7 +85,7 @@ def test_plan_warns_when_the_micro_batch_overfills_the_gpu(tmp_path, repo_root):
 def test_launch_gives_each_size_the_micro_batch_the_plan_picked(tmp_path, repo_root):
     """With micro_batch_size unset, each size trains at the largest micro-batch that fits the
     profile's GPU (smaller for bigger models); the run ids do not change."""
-    from sweeps.memoryplan import gpu_memory, with_planned_micro_batches
+    from sweeps.memoryplan import gpu_memory, with_planned_memory
     from sweeps.plan import train_spec
     from sweeps.study import load_study
     from sweeps.tune import point
@@ -99,6 +99,40 @@ def test_launch_gives_each_size_the_micro_batch_the_plan_picked(tmp_path, repo_r
     assert picks == sorted(picks, reverse=True) and picks[0] > picks[-1]
     p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
     specs = [train_spec(study, "sid", 200_000_000, size, p) for size in study.sizes]
-    applied = with_planned_micro_batches(study, study.executor, specs, 128_256)
+    applied = with_planned_memory(study, study.executor, specs, 128_256)
     assert [s.micro_batch_size for s in applied] == picks
     assert [s.run_id for s in applied] == [s.run_id for s in specs]
+
+
+def test_strategy_auto_shards_the_sizes_whose_replica_overfills_a_gpu(tmp_path, repo_root):
+    """On 8 GPUs of 24 GB, a 1.4B replica (22 GB of weights, gradients and AdamW moments alone)
+    does not fit: auto trains it with FSDP, whose GPUs keep an eighth of those states each, and
+    the smaller sizes with DDP. Launch applies the choice without changing run ids."""
+    from sweeps.memoryplan import gpu_memory, with_planned_memory
+    from sweeps.plan import train_spec
+    from sweeps.study import load_study
+    from sweeps.tune import point
+
+    profile = tmp_path / "small-gpus.yaml"
+    profile.write_text("gpus_per_run: 8\ncpus_per_run: 64\nmem_gb: 256\ntime_min: 600\ngpu_memory_gb: 24\n")
+    text = (repo_root / "sweeps" / "studies" / "paper.yaml").read_text()
+    text = text.replace("  seq_len: 4096\n", "  seq_len: 4096\n  devices: 8\n")
+    text = text.replace("profile: example-gpu", f"profile: {profile}")
+    (tmp_path / "auto.yaml").write_text(text)
+    study = load_study(tmp_path / "auto.yaml")
+    rows, findings = gpu_memory(study, list(study.sizes), 128_256)
+    assert not findings
+    assert {r.size: r.strategy for r in rows} == {"150m": "ddp", "300m": "ddp", "600m": "ddp", "1.4b": "fsdp"}
+    sharded = rows[-1]
+    assert sharded.gb < 0.85 * 24 < training_memory(get_shape("1.4b", 128_256), 4096, 1).total / 1e9
+
+    p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
+    specs = [train_spec(study, "sid", 200_000_000, size, p) for size in study.sizes]
+    applied = with_planned_memory(study, study.executor, specs, 128_256)
+    assert [s.strategy for s in applied] == ["ddp", "ddp", "ddp", "fsdp"]
+    assert [s.run_id for s in applied] == [s.run_id for s in specs]
+
+    # Asked for DDP by name, the 1.4B cannot fit and the plan says what would.
+    (tmp_path / "ddp.yaml").write_text(text.replace("  devices: 8\n", "  devices: 8\n  strategy: ddp\n"))
+    _, findings = gpu_memory(load_study(tmp_path / "ddp.yaml"), ["1.4b"], 128_256)
+    assert [level for level, _ in findings] == ["error"] and "training.strategy: fsdp" in findings[0][1]

@@ -42,6 +42,9 @@ def test_the_profile_must_start_as_many_tasks_as_the_study_has_devices(tmp_path,
     assert not (study.root / "store").exists()
 
 
-def test_a_study_asking_for_fsdp_is_refused_where_it_says_so(tmp_path, repo_root):
-    with pytest.raises(Exception, match=r"training.strategy: strategy fsdp is not supported yet"):
-        variant(tmp_path, repo_root, "fsdp", lambda d: d["training"].update(strategy="fsdp"))
+def test_a_study_may_ask_for_fsdp_by_name(tmp_path, repo_root):
+    study = variant(tmp_path, repo_root, "fsdp", lambda d: d["training"].update(strategy="fsdp") or _devices(2)(d))
+    assert study.training.strategy == "fsdp"
+    assert "GPU: 2 per run (training.devices 2 x nodes 1, strategy fsdp)" in render_text(review(study, QUICK))
+    with pytest.raises(ValueError, match=r"zero.yaml:\d+:\d+: training.strategy: 'zero3' is not one of auto, ddp, fsdp"):
+        variant(tmp_path, repo_root, "zero", lambda d: d["training"].update(strategy="zero3"))

@@ -1,0 +1,55 @@
+"""Which Lightning strategy one run trains with: one device, DDP or FSDP (docs/multi-device.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pretrain.memory import pick_strategy
+from pretrain.spec import TrainSpec
+
+
+def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
+    """single, ddp or fsdp. ``auto`` on several devices: ddp when a whole replica trains on one
+    GPU (the memory estimate against this machine's GPU), else fsdp; ddp on CPUs."""
+    if spec.strategy != "auto":
+        return spec.strategy
+    if spec.world_size == 1:
+        return "single"
+    if not torch.cuda.is_available():
+        return "ddp"
+    memory = torch.cuda.get_device_properties(0).total_memory
+    precision = "bf16-mixed" if spec.precision == "auto" else spec.precision
+    return pick_strategy(spec.shape(vocab_size), spec.seq_len, spec.world_size, memory, precision,
+                         spec.activation_checkpointing)
+
+
+def lightning_strategy(name: str, world_size: int):  # noqa: ANN201
+    """The Lightning strategy (or its name) for ``strategy_name``'s answer."""
+    if name == "single":
+        return "auto"
+    if name == "fsdp":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        # FSDP2 over all ranks; full state dicts on rank 0, so checkpoints are single files
+        # in the format of every other run (pretrain.fsdp).
+        return ModelParallelStrategy(data_parallel_size=world_size, tensor_parallel_size=1,
+                                     save_distributed_checkpoint=False)
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy()
+
+
+def check_resumable(checkpoint: Path, strategy: str) -> None:
+    """Refuse, in one line and before any process group exists, an unsharded checkpoint for a
+    sharded run. Lightning keys an unsharded run's optimizer state by its position in the
+    optimizer and a sharded run's by the model's parameter order; FSDP would pair moments with
+    the wrong weights (tested: it fails on a shape). The other way works: a sharded run's
+    checkpoint resumes unsharded (tests/test_fsdp.py)."""
+    if strategy != "fsdp":
+        return
+    written = torch.load(checkpoint, mmap=True, map_location="cpu", weights_only=True).get("dcsl_strategy", "ddp")
+    if written != "fsdp":
+        raise ValueError(f"checkpoint {checkpoint.name} of this run was written by a {written} run, which "
+                         "FSDP cannot resume; resume it with strategy ddp (or single), or start it afresh")
