@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import torch
@@ -43,7 +44,8 @@ class HeadOnly(torch.nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(inputs))
 
-    def head_loss(self, inputs: torch.Tensor, loss, features=None) -> torch.Tensor:  # noqa: ANN001
+    def head_loss(self, inputs: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         return loss(self.h.reshape(-1, D_MODEL), self.head.weight)
 
 

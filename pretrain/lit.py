@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pretrain.data import validation_batches
-from pretrain.fsdp import is_sharded, shard_model
+from pretrain.fsdp import OPTIMIZER_IDS, is_sharded, shard_model
 from pretrain.loss import summed_cross_entropy
 from pretrain.model import Llama, build_model
 from pretrain.ranks import all_sum
@@ -110,6 +110,8 @@ class PretrainModule(L.LightningModule):
                               "train_step_s": 0.0, "train_tokens": 0}
         self._attempt_start, self._earlier_s = time.perf_counter(), 0.0
         self.compiled = False
+        self.data_start_step = 0
+        """The step this rank's data starts at: its own resume checkpoint's (pretrain.train)."""
 
     def setup(self, stage: str) -> None:
         compile_on = self.spec.compile
@@ -151,12 +153,13 @@ class PretrainModule(L.LightningModule):
         total = torch.zeros((), device=batch.device)
         micro_batches = batch.split(self.micro)
         for i, rows in enumerate(micro_batches):
-            # Gradients meet over ranks once per step, in the last micro-batch's backward.
+            # Under DDP gradients meet over ranks once per step, in the last micro-batch's
+            # backward; FSDP reduce-scatters each one into the rank's shard as it goes.
             last = i == len(micro_batches) - 1
             with nullcontext() if last else self._no_gradient_sync():
                 loss_sum, _ = self.step_loss(rows)
-                # Scale by this rank's token count: DDP averages over the equal shares of the
-                # ranks, so the accumulated gradient is that of the whole global batch.
+                # Scale by this rank's token count: DDP and FSDP average over the equal shares
+                # of the ranks, so the accumulated gradient is that of the whole global batch.
                 self.manual_backward(loss_sum / n_tokens)
             total += loss_sum.detach()
         world = self.trainer.world_size
@@ -175,7 +178,9 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def _no_gradient_sync(self):  # noqa: ANN202
-        """Keep gradients on this rank (accumulating) instead of reducing them after a backward."""
+        """Keep gradients on this rank (accumulating) instead of reducing them after a backward.
+        DDP only: ModelParallelStrategy has no such switch, and FSDP is for memory, which
+        holding a whole model's gradients would spend."""
         block = getattr(self.trainer.strategy, "block_backward_sync", None)
         return block() if block is not None and self.trainer.world_size > 1 else nullcontext()
 
@@ -208,11 +213,14 @@ class PretrainModule(L.LightningModule):
     def on_train_start(self) -> None:
         self._attempt_start = time.perf_counter()
         if self.trainer.world_size > 1:
-            # Each rank chose its checkpoint itself: a shared filesystem's caches could show
-            # them different newest files, and they would then train out of step.
-            steps = self.all_gather(torch.tensor(self.global_step, device=self.device)).flatten().tolist()
+            # Each rank chose its checkpoint, and so where its data starts, itself: a shared
+            # filesystem's caches could show them different newest files, and they would then
+            # train out of step. (FSDP loads rank 0's file everywhere, so the data start is
+            # what may differ; DDP loads each rank's own.)
+            mine = torch.tensor([self.global_step, self.data_start_step], device=self.device)
+            steps = self.all_gather(mine).flatten().tolist()
             if len(set(steps)) > 1:
-                raise RuntimeError(f"the ranks resumed from different checkpoints (steps {steps}); "
+                raise RuntimeError(f"the ranks resumed from different checkpoints (steps {sorted(set(steps))}); "
                                    "start the run again")
 
     def elapsed_s(self) -> float:
@@ -223,7 +231,7 @@ class PretrainModule(L.LightningModule):
         self.history["elapsed_s"] = self.elapsed_s()
         checkpoint["dcsl_history"] = self.history
         checkpoint["dcsl_spec"] = self.spec.to_json()
-        checkpoint["dcsl_strategy"] = "fsdp" if self.sharded else "ddp"  # ddp: any unsharded run
+        checkpoint[OPTIMIZER_IDS] = "model" if self.sharded else "optimizer"  # pretrain.fsdp
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # A checkpoint taken after the last step resumes straight to the end, without

@@ -3,9 +3,13 @@
 An estimate, counted tensor by tensor from what dcsl's training step keeps:
 
 - states: fp32 weights, fp32 gradients and AdamW's two fp32 moments, 16 bytes a parameter
-  (bf16-mixed keeps fp32 master weights; autocast's bf16 copies are transient); under FSDP
-  each device keeps 1/world of them, plus the full weights it gathers for the root unit
-  (embedding, head) and two blocks at a time (pretrain.fsdp);
+  (bf16-mixed keeps fp32 master weights). Under FSDP each device keeps 1/world of them, plus
+  what it holds whole for a while: the root unit's weights (embedding, head) and two blocks'
+  (gathered), and the root's and one block's gradients (before they are reduce-scattered;
+  the sliced loss makes the head's in its forward). See pretrain.fsdp;
+- weight copies: under autocast each matmul's low-precision copy of its weight is saved for
+  backward, 2 bytes a matmul parameter, whole on every device even under FSDP; with
+  activation checkpointing one block's at a time (with the head's);
 - activations: what autograd saves in each block for backward, per token (below), or with
   activation checkpointing each block's input plus one block's worth during its recompute;
 - logits: the head's output, its fp32 copy and its gradient, or one slice of them when the
@@ -37,6 +41,7 @@ TRANSIENT = 1.15
 @dataclass(frozen=True)
 class MemoryEstimate:
     states: int
+    """Weights, gradients, optimizer moments and autocast's weight copies."""
     activations: int
     logits: int
 
@@ -59,13 +64,32 @@ def activation_bytes_per_token(shape: ModelShape, element: int) -> int:
 
 def sharded_states(shape: ModelShape, shards: int) -> int:
     """Bytes of weights, gradients and optimizer state one device keeps (16 a parameter), with
-    the states split over ``shards`` devices (FSDP) and the weights it gathers meanwhile."""
+    the states split over ``shards`` devices (FSDP) and what it holds whole meanwhile: the
+    root unit's and two blocks' gathered weights, the root's and one block's gradients."""
     total, _ = param_counts(shape)
     if shards == 1:
         return 16 * total
-    root = (1 if shape.tie_embeddings else 2) * shape.vocab_size * shape.d_model + shape.d_model
-    block = (total - root) // shape.n_layers
-    return 16 * total // shards + 4 * (root + 2 * block)
+    root, block = _root_params(shape), _block_params(shape)
+    return 16 * total // shards + 4 * (root + 2 * block) + 4 * (root + block)
+
+
+def _root_params(shape: ModelShape) -> int:
+    """The embedding, the head (unless tied) and the final norm: FSDP's root unit."""
+    return (1 if shape.tie_embeddings else 2) * shape.vocab_size * shape.d_model + shape.d_model
+
+
+def _block_params(shape: ModelShape) -> int:
+    total, _ = param_counts(shape)
+    return (total - _root_params(shape)) // shape.n_layers
+
+
+def weight_copies(shape: ModelShape, element: int, activation_checkpointing: bool) -> int:
+    """Bytes of the low-precision weight copies autocast saves for backward (none in fp32)."""
+    if element == 4:
+        return 0
+    head = shape.vocab_size * shape.d_model
+    block = _block_params(shape)
+    return element * (head + (block if activation_checkpointing else shape.n_layers * block))
 
 
 def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision: str = "bf16-mixed",
@@ -87,7 +111,8 @@ def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision
         logits_bytes = 2 * 4 * CHUNK_LOGITS + element * shape.d_model * tokens
     else:  # the logits, their fp32 copy, log-softmax and gradient
         logits_bytes = (element + 3 * 4) * logits
-    return MemoryEstimate(states=sharded_states(shape, shards), activations=activations, logits=logits_bytes)
+    states = sharded_states(shape, shards) + weight_copies(shape, element, activation_checkpointing)
+    return MemoryEstimate(states=states, activations=activations, logits=logits_bytes)
 
 
 def pick_strategy(shape: ModelShape, seq_len: int, world: int, memory_bytes: float,
@@ -96,6 +121,8 @@ def pick_strategy(shape: ModelShape, seq_len: int, world: int, memory_bytes: flo
     replica trains one sequence at a time within ``HEADROOM`` of a device, else fsdp."""
     if world == 1:
         return "single"
+    if precision == "16-mixed":  # FSDP here cannot train it (pretrain.spec)
+        return "ddp"
     replica = training_memory(shape, seq_len, 1, precision, activation_checkpointing).total
     return "ddp" if replica <= HEADROOM * memory_bytes else "fsdp"
 

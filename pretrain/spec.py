@@ -172,6 +172,9 @@ class TrainSpec(SpecBase):
             raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy == "fsdp" and self.precision == "16-mixed":
+            raise ValueError("precision 16-mixed cannot train with strategy fsdp (Lightning's ModelParallelStrategy "
+                             "has no fp16 gradient scaler): use bf16-mixed")
         for name in ("devices", "nodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

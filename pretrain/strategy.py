@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
+from lightning.pytorch.strategies import Strategy
 
 from pretrain.memory import pick_strategy
 from pretrain.spec import TrainSpec
@@ -25,7 +24,7 @@ def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
                          spec.activation_checkpointing)
 
 
-def lightning_strategy(name: str, world_size: int):  # noqa: ANN201
+def lightning_strategy(name: str, world_size: int) -> str | Strategy:
     """The Lightning strategy (or its name) for ``strategy_name``'s answer."""
     if name == "single":
         return "auto"
@@ -40,16 +39,3 @@ def lightning_strategy(name: str, world_size: int):  # noqa: ANN201
 
     return DDPStrategy()
 
-
-def check_resumable(checkpoint: Path, strategy: str) -> None:
-    """Refuse, in one line and before any process group exists, an unsharded checkpoint for a
-    sharded run. Lightning keys an unsharded run's optimizer state by its position in the
-    optimizer and a sharded run's by the model's parameter order; FSDP would pair moments with
-    the wrong weights (tested: it fails on a shape). The other way works: a sharded run's
-    checkpoint resumes unsharded (tests/test_fsdp.py)."""
-    if strategy != "fsdp":
-        return
-    written = torch.load(checkpoint, mmap=True, map_location="cpu", weights_only=True).get("dcsl_strategy", "ddp")
-    if written != "fsdp":
-        raise ValueError(f"checkpoint {checkpoint.name} of this run was written by a {written} run, which "
-                         "FSDP cannot resume; resume it with strategy ddp (or single), or start it afresh")

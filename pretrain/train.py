@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from pretrain.data import EpochSchedule, StepDataset
-from pretrain.fsdp import full_state, is_sharded
+from pretrain.fsdp import full_state, is_sharded, renumber_for_sharding
 from pretrain.hfconfig import hf_config
 from pretrain.lit import PretrainModule
 from pretrain.ranks import is_main_process
@@ -32,7 +32,7 @@ from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
-from pretrain.strategy import check_resumable, lightning_strategy, strategy_name
+from pretrain.strategy import lightning_strategy, strategy_name
 from pretrain.tokenizer import sha256_file
 
 # Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
@@ -302,9 +302,9 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
         log = _silent  # rank 0 keeps the run's log
     resume = latest_checkpoint(run.ckpt_dir, log, owner)
     strategy = strategy_name(spec, store.vocab_size)
-    if resume:
-        check_resumable(resume[0], strategy)
-    start_step = resume[1] if resume else 0
+    if resume and strategy == "fsdp" and owner and renumber_for_sharding(resume[0], module):
+        log(f"renumbered the optimizer state of {resume[0].name} for sharded training")
+    start_step = module.data_start_step = resume[1] if resume else 0
     if resume:
         log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
     val_every = spec.val_every or max(1, schedule.total_steps // 10)

@@ -48,3 +48,11 @@ def test_a_study_may_ask_for_fsdp_by_name(tmp_path, repo_root):
     assert "GPU: 2 per run (training.devices 2 x nodes 1, strategy fsdp)" in render_text(review(study, QUICK))
     with pytest.raises(ValueError, match=r"zero.yaml:\d+:\d+: training.strategy: 'zero3' is not one of auto, ddp, fsdp"):
         variant(tmp_path, repo_root, "zero", lambda d: d["training"].update(strategy="zero3"))
+
+
+def test_fsdp_refuses_fp16_mixed_precision_in_one_line():
+    from pretrain.spec import TrainSpec
+
+    with pytest.raises(ValueError, match="precision 16-mixed cannot train with strategy fsdp"):
+        TrainSpec(size="tiny-50k", store="s", store_id="x", tokens=16_000, batch_size=8, devices=2,
+                  strategy="fsdp", precision="16-mixed")
