@@ -29,7 +29,7 @@ test: $(TEST_STAMP)
 	# Headless Chromium for the report's browser test (Debian package).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q $(ARGS)
+	$(VENV)/bin/pytest -q --durations=12 $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
