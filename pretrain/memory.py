@@ -13,7 +13,9 @@ An estimate, counted tensor by tensor from what dcsl's training step keeps:
 - activations: what autograd saves in each block for backward, per token (below), or with
   activation checkpointing each block's input plus one block's worth during its recompute;
 - logits: the head's output, its fp32 copy and its gradient, or one slice of them when the
-  loss is sliced (pretrain.loss).
+  loss is sliced (pretrain.loss);
+- teachers (token-level distillation only): the frozen members' fp32 weights, whole on
+  every device, and what their forward leaves for the loss (distill/kd.py).
 
 Backward's transients (each block's activation gradients while they are in use) come on
 top, so activations and logits are scaled by ``TRANSIENT``, fitted to the live peak of fp32
@@ -44,10 +46,30 @@ class MemoryEstimate:
     """Weights, gradients, optimizer moments and autocast's weight copies."""
     activations: int
     logits: int
+    teachers: int = 0
+    """A token-level distillation student's frozen teachers (teacher_memory)."""
 
     @property
     def total(self) -> int:
-        return self.states + int(TRANSIENT * (self.activations + self.logits))
+        return self.states + self.teachers + int(TRANSIENT * (self.activations + self.logits))
+
+
+Teachers = tuple[ModelShape, int]
+"""A token-level distillation student's teacher: the members' shape and how many there are."""
+
+
+def teacher_memory(teachers: Teachers, tokens: int, element: int) -> int:
+    """Bytes a token-level distillation student's device holds for its teachers: every member's
+    fp32 weights, plus, for a micro-batch of ``tokens``, each member's final features (the
+    sliced loss keeps them) or, unsliced, the combined teacher's fp32 log-probabilities."""
+    shape, members = teachers
+    total, _ = param_counts(shape)
+    logits = tokens * shape.vocab_size
+    if logits > CHUNK_LOGITS:
+        held = members * element * shape.d_model * tokens
+    else:
+        held = 2 * 4 * logits  # the rule's running sum and the log-softmax of one member
+    return members * 4 * total + held
 
 
 def activation_bytes_per_token(shape: ModelShape, element: int) -> int:
@@ -93,9 +115,11 @@ def weight_copies(shape: ModelShape, element: int, activation_checkpointing: boo
 
 
 def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision: str = "bf16-mixed",
-                    activation_checkpointing: bool = False, shards: int = 1) -> MemoryEstimate:
+                    activation_checkpointing: bool = False, shards: int = 1,
+                    teachers: Teachers | None = None) -> MemoryEstimate:
     """The estimated peak of one device training ``shape`` on micro-batches of ``micro_batch``
-    sequences of ``seq_len`` tokens, its states split over ``shards`` devices (FSDP)."""
+    sequences of ``seq_len`` tokens, its states split over ``shards`` devices (FSDP), with
+    ``teachers`` when it is a token-level distillation student."""
     element = 4 if precision in ("32-true", "32") else 2
     tokens = micro_batch * seq_len
     per_block = activation_bytes_per_token(shape, element) * tokens
@@ -112,28 +136,30 @@ def training_memory(shape: ModelShape, seq_len: int, micro_batch: int, precision
     else:  # the logits, their fp32 copy, log-softmax and gradient
         logits_bytes = (element + 3 * 4) * logits
     states = sharded_states(shape, shards) + weight_copies(shape, element, activation_checkpointing)
-    return MemoryEstimate(states=states, activations=activations, logits=logits_bytes)
+    held = teacher_memory(teachers, tokens, element) if teachers else 0
+    return MemoryEstimate(states=states, activations=activations, logits=logits_bytes, teachers=held)
 
 
 def pick_strategy(shape: ModelShape, seq_len: int, world: int, memory_bytes: float,
-                  precision: str = "bf16-mixed", activation_checkpointing: bool = False) -> str:
+                  precision: str = "bf16-mixed", activation_checkpointing: bool = False,
+                  teachers: Teachers | None = None) -> str:
     """What ``strategy: auto`` trains with: single on one device; on several, ddp when a whole
     replica trains one sequence at a time within ``HEADROOM`` of a device, else fsdp."""
     if world == 1:
         return "single"
     if precision == "16-mixed":  # FSDP here cannot train it (pretrain.spec)
         return "ddp"
-    replica = training_memory(shape, seq_len, 1, precision, activation_checkpointing).total
+    replica = training_memory(shape, seq_len, 1, precision, activation_checkpointing, teachers=teachers).total
     return "ddp" if replica <= HEADROOM * memory_bytes else "fsdp"
 
 
 def fit_micro_batch(shape: ModelShape, seq_len: int, batch_size: int, memory_bytes: float,
                     precision: str = "bf16-mixed", activation_checkpointing: bool = False,
-                    shards: int = 1) -> int | None:
+                    shards: int = 1, teachers: Teachers | None = None) -> int | None:
     """The largest divisor of ``batch_size`` whose estimate fits ``HEADROOM`` of
     ``memory_bytes``; None when not even one sequence fits."""
     for micro in sorted((m for m in range(1, batch_size + 1) if batch_size % m == 0), reverse=True):
-        estimate = training_memory(shape, seq_len, micro, precision, activation_checkpointing, shards)
+        estimate = training_memory(shape, seq_len, micro, precision, activation_checkpointing, shards, teachers)
         if estimate.total <= HEADROOM * memory_bytes:
             return micro
     return None

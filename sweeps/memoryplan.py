@@ -22,6 +22,7 @@ from pretrain.memory import HEADROOM, fit_micro_batch, pick_strategy, training_m
 from sweeps.base import shape_of
 from sweeps.profiles import ClusterProfile, load_profile
 from sweeps.study import Executor, Study
+from sweeps.study_ensembles import Distill
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class SizeMemory:
     """Whether micro_batch is the plan's pick (training.micro_batch_size unset)."""
     strategy: str = "single"
     """single, ddp or fsdp: training.strategy, or the plan's pick under auto."""
+    student_of: str = ""
+    """For a token-level distillation student: its teacher ("4 x 300m"), held on every GPU."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.size} student of {self.student_of}" if self.student_of else self.size
 
 
 def _gpu_profile(executor: Executor) -> ClusterProfile | None:
@@ -48,21 +55,33 @@ def _precision(study: Study) -> str:
     return "bf16-mixed" if study.training.precision == "auto" else study.training.precision
 
 
-def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int) -> SizeMemory:
+def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int,
+                teacher: Distill | None = None) -> SizeMemory:
+    """One size's row; with ``teacher``, a token-level distillation student of that entry."""
     t = study.training
     shape = shape_of(study, size, vocab)
+    teachers = (shape_of(study, teacher.teacher_size, vocab), _members(teacher)) if teacher else None
     world = t.devices * t.nodes
     memory, precision, checkpointing = profile.gpu_memory_gb * 1e9, _precision(study), t.activation_checkpointing
     strategy = t.strategy
     if strategy == "auto":
-        strategy = pick_strategy(shape, t.seq_len, world, memory, precision, checkpointing)
+        strategy = pick_strategy(shape, t.seq_len, world, memory, precision, checkpointing, teachers)
     shards = world if strategy == "fsdp" else 1
     local = t.batch_size // world
-    fits = fit_micro_batch(shape, t.seq_len, local, memory, precision, checkpointing, shards)
+    fits = fit_micro_batch(shape, t.seq_len, local, memory, precision, checkpointing, shards, teachers)
     micro = t.micro_batch_size or fits or local
-    gb = training_memory(shape, t.seq_len, micro, precision, checkpointing, shards).total / 1e9
+    gb = training_memory(shape, t.seq_len, micro, precision, checkpointing, shards, teachers).total / 1e9
     return SizeMemory(size, micro, gb, fits, picked=t.micro_batch_size is None and fits is not None,
-                      strategy=strategy)
+                      strategy=strategy, student_of=f"{_members(teacher)} x {teacher.teacher_size}" if teacher else "")
+
+
+def _members(d: Distill) -> int:
+    return d.members if d.teacher == "ensemble" else 1
+
+
+def _token_students(study: Study) -> list[Distill]:
+    """Distillation entries whose students hold their teachers while training (token level)."""
+    return [d for d in study.distill if d.method == "token"]
 
 
 def gpu_memory(study: Study, sizes: list[str], vocab: int) -> tuple[tuple[SizeMemory, ...], list[tuple[str, str]]]:
@@ -73,16 +92,17 @@ def gpu_memory(study: Study, sizes: list[str], vocab: int) -> tuple[tuple[SizeMe
         return (), []
     limit = HEADROOM * profile.gpu_memory_gb
     rows, findings = [], []
-    for size in sizes:
-        m = size_memory(study, profile, size, vocab)
+    students = [(d.student_size, d) for d in _token_students(study)]
+    for size, teacher in [(size, None) for size in sizes] + students:
+        m = size_memory(study, profile, size, vocab, teacher)
         rows.append(m)
         if m.fits is None:
             sharding = "" if m.strategy == "fsdp" else ", training.strategy: fsdp over several GPUs"
-            findings.append(("error", f"size {size} needs more than {limit:.0f} GB per GPU ({HEADROOM:.0%} of the "
+            findings.append(("error", f"size {m.label} needs more than {limit:.0f} GB per GPU ({HEADROOM:.0%} of the "
                                       f"profile's {profile.gpu_memory_gb:g} GB) even at micro-batch 1: set "
                                       f"training.activation_checkpointing: true{sharding} or use larger GPUs"))
         elif m.gb > limit:
-            findings.append(("warning", f"size {size} at micro-batch {m.micro_batch} needs ~{m.gb:.0f} GB per GPU, "
+            findings.append(("warning", f"size {m.label} at micro-batch {m.micro_batch} needs ~{m.gb:.0f} GB per GPU, "
                                         f"more than {HEADROOM:.0%} of {profile.gpu_memory_gb:g} GB: set "
                                         f"training.micro_batch_size: {m.fits} (or lower), or leave it unset "
                                         "for launch to pick per size"))
@@ -99,17 +119,30 @@ def with_planned_memory(study: Study, executor: Executor, specs: list, vocab: in
     profile = _gpu_profile(executor)
     if profile is None:
         return specs
-    planned: dict[str, dict[str, Any]] = {}
+    planned: dict[tuple, dict[str, Any]] = {}
     out: list[Any] = []
     for spec in specs:
         size = getattr(spec, "size", None)
         if size is None or not hasattr(spec, "micro_batch_size"):
             out.append(spec)
             continue
-        if size not in planned:
-            m = size_memory(study, profile, size, vocab)
-            planned[size] = {"micro_batch_size": m.micro_batch} if m.picked else {}
+        teacher = _teacher_of(study, spec)
+        key = (size, teacher)
+        if key not in planned:
+            m = size_memory(study, profile, size, vocab, teacher)
+            planned[key] = {"micro_batch_size": m.micro_batch} if m.picked else {}
             if t.strategy == "auto" and m.strategy != "single":
-                planned[size]["strategy"] = m.strategy
-        out.append(dataclasses.replace(spec, **planned[size]))
+                planned[key]["strategy"] = m.strategy
+        out.append(dataclasses.replace(spec, **planned[key]))
     return out
+
+
+def _teacher_of(study: Study, spec: Any) -> Distill | None:
+    """The study's entry a token-level student comes from (by its size and member count; the
+    one with the largest teacher when several match); None for every other run."""
+    if getattr(spec, "mode", None) != "token":
+        return None
+    matches = [d for d in _token_students(study)
+               if d.student_size == spec.size and _members(d) == len(spec.teacher_ids)]
+    by_size = {name: i for i, name in enumerate(study.sizes)}
+    return max(matches, key=lambda d: by_size.get(d.teacher_size, -1), default=None)

@@ -26,7 +26,7 @@ def render_text(r: PlanReview) -> str:
                        "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
                       for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head")), ""]
     if r.memory:
-        lines += [_table([{"size": m.size, "strategy": m.strategy,
+        lines += [_table([{"size": m.label, "strategy": m.strategy,
                            "micro-batch": f"{m.micro_batch}{' (picked)' if m.picked else ''}",
                            "GB per GPU": f"{m.gb:.1f}",
                            "largest that fits": "none" if m.fits is None else m.fits}

@@ -136,3 +136,39 @@ def test_strategy_auto_shards_the_sizes_whose_replica_overfills_a_gpu(tmp_path, 
     (tmp_path / "ddp.yaml").write_text(text.replace("  devices: 8\n", "  devices: 8\n  strategy: ddp\n"))
     _, findings = gpu_memory(load_study(tmp_path / "ddp.yaml"), ["1.4b"], 128_256)
     assert [level for level, _ in findings] == ["error"] and "training.strategy: fsdp" in findings[0][1]
+
+
+def test_a_token_level_student_holds_its_teachers_and_gets_its_own_micro_batch(tmp_path, repo_root):
+    """Token-level distillation keeps the teacher's members on every GPU beside the student:
+    5 x 300m is 6.0 GB of fp32 weights (6.5 GB with their features), so the plan shows the student as
+    its own row and launch gives it the micro-batch that fits with them. On 52 GB GPUs a plain
+    300m run fits micro-batch 16 and the student 8."""
+    from distill.kinds import KINDS  # noqa: F401 - registers the distill kind
+    from sweeps.kinds import KINDS as ALL
+    from sweeps.memoryplan import gpu_memory, with_planned_memory
+    from sweeps.plan import train_spec
+    from sweeps.study import load_study
+    from sweeps.tune import point
+
+    text = (repo_root / "sweeps" / "studies" / "paper.yaml").read_text().replace("distill:\n", (
+        "distill:\n  - {name: kd-token, teacher: ensemble, members: 5, teacher_size: 300m, student_size: 300m,\n"
+        "     budget: 209715200, method: token}\n"), 1)
+    profile = tmp_path / "gpu-52.yaml"
+    profile.write_text("gpus_per_run: 1\ncpus_per_run: 8\nmem_gb: 64\ntime_min: 600\ngpu_memory_gb: 52\n")
+    (tmp_path / "kd.yaml").write_text(text.replace("profile: example-gpu", f"profile: {profile}"))
+    study = load_study(tmp_path / "kd.yaml")
+    rows, findings = gpu_memory(study, list(study.sizes), 128_256)
+    assert not findings
+    plain, student = (next(r for r in rows if r.label == label) for label in ("300m", "300m student of 5 x 300m"))
+    assert (plain.micro_batch, student.micro_batch) == (16, 8)
+    assert sum(r.size == "300m" for r in rows) == 2  # sequence-level students need no row of their own
+
+    p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
+    base = train_spec(study, "sid", 209_715_200, "300m", p).to_json()
+    base = {k: v for k, v in base.items() if k not in ("kind", "id")}
+    kd = ALL["distill"].spec(**base, teacher_ids=tuple("abcde"), teacher_dirs=tuple("abcde"), mode="token")
+    seq = ALL["distill"].spec(**base, teacher_ids=tuple("abcde"), teacher_dirs=tuple("abcde"),
+                              synthetic_store="s", synthetic_store_id="x", synthetic_weight=0.75)
+    applied = with_planned_memory(study, study.executor, [kd, seq], 128_256)
+    assert [s.micro_batch_size for s in applied] == [student.micro_batch, plain.micro_batch]
+    assert [s.run_id for s in applied] == [kd.run_id, seq.run_id]
