@@ -106,17 +106,18 @@ def test_preempted_run_is_requeued_and_resumes_to_the_same_result(tmp_path, bibl
     assert read_json(run_dir / "result.json")["final_val_loss"] == read_json(ref_dir / "result.json")["final_val_loss"]
 
 
-def test_a_run_on_two_tasks_trains_with_two_ranks_and_resumes_after_requeue(tmp_path, bible_store, slurm_cluster):
+def test_a_run_on_two_tasks_trains_with_two_ranks_and_resumes_after_preemption(tmp_path, bible_store, slurm_cluster):
     """A profile of two tasks per run: Slurm starts both, Lightning's SLURMEnvironment reads
-    the ranks, task 0 owns the run. ``scontrol requeue`` kills both mid-run; the requeued job
-    resumes from the last checkpoint and ends as one process training the same run would."""
+    the ranks, task 0 owns the run. Preempted mid-run (TERM, then USR2 to both tasks), the
+    ranks agree to checkpoint at the next step (only task 0's submitit handler requeues), the
+    requeued job resumes at exactly that step and ends as one process training the run would."""
     profile = tmp_path / "two-tasks.yaml"
     profile.write_text("partition: debug\ngpus_per_run: 0\ntasks_per_node: 2\ncpus_per_run: 1\n"
                        "mem_gb: 2\ntime_min: 30\n")
     body = f"""\
         budgets: [32k]
         sizes: [tiny-50k]
-        training: {{batch_size: 8, micro_batch_size: 2, seq_len: 64, threads: 1, ckpt_every: 20, devices: 2}}
+        training: {{batch_size: 8, micro_batch_size: 2, seq_len: 64, threads: 1, ckpt_every: 100000, devices: 2}}
         lattice: {{epochs: [8], lr: [3.0e-3], weight_decay: [0.1]}}
         recipes:
           standard: {{weight_decay: 0.1, search: grid}}
@@ -130,18 +131,28 @@ def test_a_run_on_two_tasks_trains_with_two_ranks_and_resumes_after_requeue(tmp_
     thread.start()
     deadline, run_dir = time.time() + 180, None
     while time.time() < deadline and run_dir is None:
-        found = list((study.root / "runs").glob("*/ckpt/step-0000004*.ckpt"))
-        run_dir = found[0].parents[1] if found else None
+        logs = [p for p in (study.root / "runs").glob("*/log.txt") if " step 1/" in p.read_text()]
+        run_dir = logs[0].parent if logs else None
         time.sleep(0.1)
-    assert run_dir is not None, "the run never reached step 40"
+    assert run_dir is not None, "the run never started training"
     status = RunDir(run_dir).status()
     job_id = status["job_id"] if status["array_task"] is None else f"{status['job_id']}_{status['array_task']}"
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    # As in the one-task test above: wait until both tasks have seen the TERM before USR2.
+    subprocess.run(["scancel", job_id, "--signal", "SIGTERM"], check=True)
+    err_logs = list((study.root / "jobs").glob(f"{status['job_id']}*/*_log.err"))
+    deadline = time.time() + 30
+    while time.time() < deadline and not all("Bypassing signal SIGTERM" in p.read_text() for p in err_logs):
+        time.sleep(0.1)
+    subprocess.run(["scancel", job_id, "--signal", "USR2"], check=True)
     thread.join(timeout=300)
     assert not thread.is_alive()
     final = RunDir(run_dir).status()
     assert final["state"] == "succeeded" and final["attempts"] == 2
-    assert re.search(r"resuming \S+ from step [1-9]\d*/", (run_dir / "log.txt").read_text())
+    log = (run_dir / "log.txt").read_text()
+    saved = re.search(r"preempted: checkpoint at step (\d+)/(\d+)", log)
+    resumed = re.search(r"resuming \S+ from step (\d+)/", log)
+    assert saved and resumed, log[-2000:]
+    assert resumed.group(1) == saved.group(1) and 0 < int(saved.group(1)) < int(saved.group(2))
     result = read_json(run_dir / "result.json")
     assert (result["world_size"], result["strategy"]) == (2, "ddp")
 
