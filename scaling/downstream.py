@@ -52,11 +52,23 @@ def downstream_table(done: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["budget_tokens", "recipe", "size", "K", "task"]).reset_index(drop=True)
 
 
-def downstream_pivot(downstream: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per model (rows) and task (columns), with the average over tasks last."""
+MODEL_KEYS = ["recipe", "size", "budget_tokens", "K", "rule"]
+"""What tells one evaluated model from another: an ensemble's rules at the same K are
+different models (nested evals score each)."""
+
+
+def downstream_pivot(downstream: pd.DataFrame, largest_k: bool = False) -> pd.DataFrame:
+    """Accuracy per model (rows) and task (columns), with the average over tasks last: the
+    evals' own (eval.downstream.paper_average), else the mean of the tasks. ``largest_k``:
+    only each ensemble's largest K under each rule (nested evals score every K)."""
     if downstream.empty:
         return pd.DataFrame()
-    keys = ["recipe", "size", "budget_tokens", "K"]
-    pivot = downstream.pivot_table(index=keys, columns="task", values="acc", aggfunc="mean")
-    pivot["average"] = pivot.mean(axis=1)
+    rows = downstream.assign(rule=downstream["rule"].fillna("").astype(str))
+    if largest_k:
+        ensemble = ["recipe", "size", "budget_tokens", "rule"]
+        rows = rows[rows["K"] == rows.groupby(ensemble)["K"].transform("max")]
+    pivot = rows.pivot_table(index=MODEL_KEYS, columns="task", values="acc", aggfunc="mean")
+    tasks = [c for c in pivot.columns if c != "average"]
+    average = pivot.pop("average") if "average" in pivot.columns else pivot[tasks].mean(axis=1)
+    pivot["average"] = average
     return pivot.reset_index()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.analysis import StudyAnalysis
-from scaling.downstream import downstream_pivot
+from scaling.downstream import MODEL_KEYS, downstream_pivot
 from scaling.plot_style import (
     LABEL_BOX,
     DrawnFigure,
@@ -133,16 +133,21 @@ def downstream(analysis: StudyAnalysis) -> DrawnFigure:
     """Grouped bars: accuracy per task (and the average, last) for every evaluated model."""
     from matplotlib import colormaps
 
-    pivot = downstream_pivot(analysis.downstream)
+    # Nested evals score an ensemble at every K: its bars are the largest K (the K curve has
+    # its own figure), one bar per rule.
+    pivot = downstream_pivot(analysis.downstream, largest_k=True)
     rank = {size: i for i, size in enumerate(analysis.sizes)}
     pivot = pivot.assign(_rank=pivot["size"].map(lambda s: rank.get(str(s), len(rank))))
-    pivot = pivot.sort_values(["recipe", "K", "_rank", "budget_tokens"]).drop(columns="_rank")
-    keys = ("recipe", "size", "budget_tokens", "K")
+    pivot = pivot.sort_values(["recipe", "K", "_rank", "budget_tokens", "rule"]).drop(columns="_rank")
+    keys = tuple(MODEL_KEYS)
     tasks = sorted(c for c in pivot.columns if c not in (*keys, "average")) + ["average"]
-    stderr = analysis.downstream.pivot_table(index=list(keys), columns="task",
-                                             values="acc_stderr", aggfunc="mean")
-    # the average of independent task accuracies has standard error sqrt(sum se^2) / n_tasks
-    stderr["average"] = np.sqrt((stderr**2).sum(axis=1, min_count=1)) / stderr.shape[1]
+    rows = analysis.downstream
+    stderr = rows.assign(rule=rows["rule"].fillna("").astype(str)).pivot_table(
+        index=list(keys), columns="task", values="acc_stderr", aggfunc="mean")
+    several_rules = pivot.groupby(["recipe", "size", "budget_tokens", "K"])["rule"].transform("nunique") > 1
+    if "average" not in stderr.columns:
+        # the average of independent task accuracies has standard error sqrt(sum se^2) / n_tasks
+        stderr["average"] = np.sqrt((stderr**2).sum(axis=1, min_count=1)) / stderr.shape[1]
     n_models = len(pivot)
     drawn = new_figure("downstream", max(6.4, 1.3 * len(tasks) + 0.25 * n_models), 5.2)
     axes = drawn.axes
@@ -150,12 +155,14 @@ def downstream(analysis: StudyAnalysis) -> DrawnFigure:
     palette = colormaps["tab20"](np.linspace(0, 1, max(n_models, 2)))
     several_budgets = pivot["budget_tokens"].nunique() > 1
     with_errors = False
-    for i, (_, row) in enumerate(pivot.iterrows()):
+    for i, (index, row) in enumerate(pivot.iterrows()):
         key = tuple(row[k] for k in keys)
         errors = np.array([stderr.loc[key, t] if t in stderr.columns and key in stderr.index
                            else np.nan for t in tasks], dtype=float)
         with_errors |= bool(np.any(np.isfinite(errors) & (errors > 0)))
         label = f"{row['recipe']} {row['size']}" + (f" K={row['K']}" if row["K"] > 1 else "")
+        if several_rules[index]:
+            label += f" {row['rule']}"
         if several_budgets:
             label += f" D={format_count(row['budget_tokens'])}"
         bars = axes.bar(np.arange(len(tasks)) + (i - (n_models - 1) / 2) * width,

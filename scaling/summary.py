@@ -16,7 +16,7 @@ import pandas as pd
 from scaling.analysis import StudyAnalysis
 from scaling.bootstrap import Estimate, format_number, json_number
 from scaling.curves import Curve
-from scaling.downstream import downstream_pivot
+from scaling.downstream import MODEL_KEYS, downstream_pivot
 from scaling.fit import PowerLawFit
 from scaling.table import LawPoints
 from scaling.units import format_count
@@ -117,10 +117,12 @@ def downstream_summary(analysis: StudyAnalysis) -> pd.DataFrame:
     pivot = downstream_pivot(analysis.downstream)
     if pivot.empty:
         return pivot
-    pivot = _by_size(pivot, analysis, ["budget_tokens", "recipe", "K"])
+    pivot = _by_size(pivot, analysis, ["budget_tokens", "recipe", "K", "rule"])
     pivot["budget_tokens"] = pivot["budget_tokens"].map(format_count)
-    for column in pivot.columns[4:]:
+    for column in pivot.columns.difference(MODEL_KEYS):
         pivot[column] = pivot[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.1%}")
+    if not (pivot["rule"] != "").any():
+        pivot = pivot.drop(columns="rule")
     return pivot.rename(columns={"budget_tokens": "budget D"})
 
 

@@ -383,6 +383,15 @@ def test_nested_downstream_evals_get_an_accuracy_against_k_figure(small_study) -
     _check_every_mark_has_a_legend_entry(drawn)
     assert set(drawn.legend_labels) == {"logit-mean", "prob-mean", "uniform-soup"}
     assert "against members K" in drawn.caption
+    # The bars show each rule's largest K apart (not their mean), and so does the summary table.
+    bars = figures["downstream"]
+    assert {label for label in bars.legend_labels if label.startswith("regularized") and "K=" in label} == {
+        f"regularized {size} K=3 {rule}" for rule in ("logit-mean", "prob-mean", "uniform-soup")}
+    from scaling.summary import downstream_summary
+
+    summary = downstream_summary(analysis)
+    soup = summary[(summary["rule"] == "uniform-soup") & (summary["K"] == 2)]
+    assert soup["average"].tolist() == [f"{0.3 + 0.04 - 0.01:.1%}"]
     # One eval per model (no K curve): no such figure.
     single = analyze_study(pd.concat([table, evals[evals["K"] == 3]], ignore_index=True), n_boot=0)
     assert "combination_rules_downstream" not in {d.name for d in (draw() for draw in draw_figures(single))}
