@@ -69,7 +69,8 @@ def renumber_for_sharding(checkpoint: Path, module: nn.Module) -> bool:
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     from torch.distributed.fsdp import OptimStateKeyType
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # Memory-mapped: every sharded resume reads the marker, and only a renumbering reads more.
+    state = torch.load(checkpoint, mmap=True, map_location="cpu", weights_only=True)
     if state.get(OPTIMIZER_IDS, "optimizer") == "model":
         return False
     optimizer = module.configure_optimizers()["optimizer"]

@@ -1,4 +1,5 @@
-"""Which Lightning strategy one run trains with: one device, DDP or FSDP (docs/multi-device.md)."""
+"""How one run trains on its devices: Lightning's strategy (one device, DDP or FSDP;
+docs/multi-device.md) and its precision."""
 
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
     if not torch.cuda.is_available():
         return "ddp"
     memory = torch.cuda.get_device_properties(0).total_memory
-    precision = "bf16-mixed" if spec.precision == "auto" else spec.precision
-    return pick_strategy(spec.shape(vocab_size), spec.seq_len, spec.world_size, memory, precision,
+    return pick_strategy(spec.shape(vocab_size), spec.seq_len, spec.world_size, memory, precision(spec),
                          spec.activation_checkpointing)
+
+
+def precision(spec: TrainSpec) -> str:
+    """Lightning's precision for the run: ``auto`` is bf16-mixed on GPUs, fp32 on CPUs."""
+    if spec.precision != "auto":
+        return spec.precision
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
 def lightning_strategy(name: str, world_size: int) -> str | Strategy:

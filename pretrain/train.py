@@ -32,7 +32,7 @@ from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
 from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
-from pretrain.strategy import lightning_strategy, strategy_name
+from pretrain.strategy import lightning_strategy, precision, strategy_name
 from pretrain.tokenizer import sha256_file
 
 # Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
@@ -225,12 +225,6 @@ class Progress(L.Callback):
             self.emit(line)
 
 
-def _precision(spec: TrainSpec) -> str:
-    if spec.precision != "auto":
-        return spec.precision
-    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
-
-
 def train_run(spec: TrainSpec, run_dir: str | Path, log=print, progress_seconds: float = 30.0) -> dict:  # noqa: ANN001
     """Train ``spec`` in ``run_dir`` (resuming if it has a checkpoint); returns result.json.
 
@@ -275,7 +269,7 @@ def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return L.Trainer(
         accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=lightning_strategy(strategy, spec.world_size),
-        precision=_precision(spec), max_steps=total_steps,
+        precision=precision(spec), max_steps=total_steps,
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False,  # each rank takes its rows of the global batch itself
@@ -385,5 +379,5 @@ def _result(spec: TrainSpec, module: PretrainModule, schedule: EpochSchedule, st
         "world_size": trainer.world_size,
         "strategy": strategy,
         "compiled": module.compiled,
-        "precision": _precision(spec),
+        "precision": precision(spec),
     }
