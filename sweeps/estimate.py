@@ -248,8 +248,7 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
     for d in study.distill:
         base = train_spec(study, store_id, d.budget, d.student_size, point(start))
         synthetic = d.synthetic_tokens or d.budget * start["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight)
-        n_teachers = d.members if d.teacher == "ensemble" else 1
-        teacher_work = forward_flops(study, d.teacher_size, vocab, seq_len, n_teachers * synthetic)
+        teacher_work = forward_flops(study, d.teacher_size, vocab, seq_len, d.n_teachers * synthetic)
         students[d.student_size] += run_flops(base, vocab, study) / (1 - d.synthetic_weight)
         if d.method == "sequence":
             teachers[d.teacher_size] += teacher_work

@@ -60,7 +60,7 @@ def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int,
     """One size's row; with ``teacher``, a token-level distillation student of that entry."""
     t = study.training
     shape = shape_of(study, size, vocab)
-    teachers = (shape_of(study, teacher.teacher_size, vocab), _members(teacher)) if teacher else None
+    teachers = (shape_of(study, teacher.teacher_size, vocab), teacher.n_teachers) if teacher else None
     world = t.devices * t.nodes
     memory, precision, checkpointing = profile.gpu_memory_gb * 1e9, _precision(study), t.activation_checkpointing
     strategy = t.strategy
@@ -72,11 +72,7 @@ def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int,
     micro = t.micro_batch_size or fits or local
     gb = training_memory(shape, t.seq_len, micro, precision, checkpointing, shards, teachers).total / 1e9
     return SizeMemory(size, micro, gb, fits, picked=t.micro_batch_size is None and fits is not None,
-                      strategy=strategy, student_of=f"{_members(teacher)} x {teacher.teacher_size}" if teacher else "")
-
-
-def _members(d: Distill) -> int:
-    return d.members if d.teacher == "ensemble" else 1
+                      strategy=strategy, student_of=f"{teacher.n_teachers} x {teacher.teacher_size}" if teacher else "")
 
 
 def _token_students(study: Study) -> list[Distill]:
@@ -143,6 +139,6 @@ def _teacher_of(study: Study, spec: Any) -> Distill | None:
     if getattr(spec, "mode", None) != "token":
         return None
     matches = [d for d in _token_students(study)
-               if d.student_size == spec.size and _members(d) == len(spec.teacher_ids)]
+               if d.student_size == spec.size and d.n_teachers == len(spec.teacher_ids)]
     by_size = {name: i for i, name in enumerate(study.sizes)}
     return max(matches, key=lambda d: by_size.get(d.teacher_size, -1), default=None)

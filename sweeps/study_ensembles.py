@@ -44,6 +44,11 @@ class Distill:
     synthetic_tokens: int = 0
     temperature: float = 1.0
 
+    @property
+    def n_teachers(self) -> int:
+        """Models in the teacher: the ensemble's members, or one (self-distillation)."""
+        return self.members if self.teacher == "ensemble" else 1
+
 
 
 def subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
