@@ -49,6 +49,7 @@ def downstream_table(done: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=DOWNSTREAM_COLUMNS)
     out = pd.DataFrame({c: rows[c] if c in rows else np.nan for c in DOWNSTREAM_COLUMNS})
     out["K"] = out["K"].fillna(1).astype(int)
+    out["rule"] = out["rule"].fillna("").astype(str)  # a key (MODEL_KEYS): never NaN
     return out.sort_values(["budget_tokens", "recipe", "size", "K", "task"]).reset_index(drop=True)
 
 
@@ -63,7 +64,7 @@ def downstream_pivot(downstream: pd.DataFrame, largest_k: bool = False) -> pd.Da
     only each ensemble's largest K under each rule (nested evals score every K)."""
     if downstream.empty:
         return pd.DataFrame()
-    rows = downstream.assign(rule=downstream["rule"].fillna("").astype(str))
+    rows = downstream
     if largest_k:
         ensemble = ["recipe", "size", "budget_tokens", "rule"]
         rows = rows[rows["K"] == rows.groupby(ensemble)["K"].transform("max")]

@@ -141,9 +141,8 @@ def downstream(analysis: StudyAnalysis) -> DrawnFigure:
     pivot = pivot.sort_values(["recipe", "K", "_rank", "budget_tokens", "rule"]).drop(columns="_rank")
     keys = tuple(MODEL_KEYS)
     tasks = sorted(c for c in pivot.columns if c not in (*keys, "average")) + ["average"]
-    rows = analysis.downstream
-    stderr = rows.assign(rule=rows["rule"].fillna("").astype(str)).pivot_table(
-        index=list(keys), columns="task", values="acc_stderr", aggfunc="mean")
+    stderr = analysis.downstream.pivot_table(index=list(keys), columns="task", values="acc_stderr",
+                                             aggfunc="mean")
     several_rules = pivot.groupby(["recipe", "size", "budget_tokens", "K"])["rule"].transform("nunique") > 1
     if "average" not in stderr.columns:
         # the average of independent task accuracies has standard error sqrt(sum se^2) / n_tasks
