@@ -13,14 +13,18 @@ import time
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+TINY_RUN = {"size": "tiny-50k", "tokens": "16k", "epochs": 2, "batch_size": 8, "micro_batch_size": 2,
+            "seq_len": 64, "lr": "3e-3", "ckpt_every": 4, "threads": 1}
+"""tiny-50k, 2 epochs of 16k tokens, batch 8 x 64, micro-batch 2: 62 steps."""
+
+
 def train_args(store, run_dir, **kw) -> list[str]:  # noqa: ANN001
-    """tiny-50k, 2 epochs of 16k tokens, batch 8 x 64, micro-batch 2: 62 steps; ``kw`` adds
-    flags (``devices=2`` -> ``--devices 2``)."""
-    args = [sys.executable, "-m", "dcsl_cli", "train", "--store", str(store.path), "--size", "tiny-50k",
-            "--tokens", "16k", "--epochs", "2", "--batch-size", "8", "--micro-batch-size", "2",
-            "--seq-len", "64", "--lr", "3e-3", "--ckpt-every", "4", "--threads", "1", "--run-dir", str(run_dir)]
-    for k, v in kw.items():
-        args += ["--" + k.replace("_", "-"), str(v)]
+    """``dcsl train`` of TINY_RUN; ``kw`` adds or replaces flags (``devices=2`` -> ``--devices 2``),
+    and None drops one."""
+    args = [sys.executable, "-m", "dcsl_cli", "train", "--store", str(store.path), "--run-dir", str(run_dir)]
+    for k, v in {**TINY_RUN, **kw}.items():
+        if v is not None:
+            args += ["--" + k.replace("_", "-"), str(v)]
     return args
 
 
