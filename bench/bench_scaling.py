@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from scaling import analyze_study, write_report
-from scaling.curves import budget_label
+from scaling.analysis.types import budget_label
 from scaling.synthetic import synthetic_study
 
 

@@ -23,7 +23,7 @@ from pretrain.spec import SpecBase, TrainSpec
 
 class TableRow(TypedDict, total=False):
     """One row of the results table as a kind writes it (the contract is
-    ``scaling.contract``; the sweep adds run_id, recipe, role, status and run_dir)."""
+    ``scaling.table.contract``; the sweep adds run_id, recipe, role, status and run_dir)."""
 
     kind: str
     size: str

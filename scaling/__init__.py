@@ -10,13 +10,13 @@ on a laptop.
     write_report(study, "runs/report")                      # figures + report.md/.html
 """
 
-from scaling.analysis import StudyAnalysis, analyze_study
-from scaling.bootstrap import Estimate
-from scaling.curves import BestRun, Curve, Multiplier
-from scaling.datalaws import effective_data, effective_data_multiplier
-from scaling.fit import FitInputError, PowerLawFit, fit_power_law
-from scaling.report import write_report
-from scaling.table import TableError, load_results, load_tuning, validate_results
+from scaling.analysis.datalaws import effective_data, effective_data_multiplier
+from scaling.analysis.study import StudyAnalysis, analyze_study
+from scaling.analysis.types import BestRun, Curve, Multiplier
+from scaling.fit.bootstrap import Estimate
+from scaling.fit.power_law import FitInputError, PowerLawFit, fit_power_law
+from scaling.report.page import write_report
+from scaling.table.load import TableError, load_results, load_tuning, validate_results
 
 __all__ = [
     "BestRun",

@@ -4,7 +4,7 @@ The `dcsl` console script calls register() to add both sub-commands; `python -m 
 builds the same commands on its own parser. matplotlib is only imported by `report`.
 
 `dcsl fit` does one of two things: the study analysis of a results table (the contract in
-scaling/contract.py, printed by `dcsl fit --help`), or, with --x and --y, one law
+scaling/table/contract.py, printed by `dcsl fit --help`), or, with --x and --y, one law
 L(x) = A / x^alpha + E fitted to two columns of any table (optionally one law per --group).
 """
 
@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scaling.bootstrap import BOOTSTRAPS, DEFAULT_LEVEL, DEFAULT_N_BOOT
-from scaling.contract import REQUIRED_COLUMNS, RULES, X_COLUMNS, contract_help
-from scaling.fit import METHODS, FitInputError, fit_power_law
-from scaling.table import (
+from scaling.fit.bootstrap import BOOTSTRAPS, DEFAULT_LEVEL, DEFAULT_N_BOOT
+from scaling.fit.power_law import METHODS, FitInputError, fit_power_law
+from scaling.table.contract import REQUIRED_COLUMNS, RULES, X_COLUMNS, contract_help
+from scaling.table.load import (
     LawPoints,
     TableError,
     law_points,
@@ -33,8 +33,8 @@ from scaling.table import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scaling.analysis import StudyAnalysis
-    from scaling.summary import TableLaw
+    from scaling.analysis.study import StudyAnalysis
+    from scaling.report.tables import TableLaw
 
 SINGLE_LAW_HELP = """\
 a single law (any table):
@@ -128,7 +128,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.x is not None or args.y is not None or args.group is not None:
         return run_single_law(args)
     analysis, _ = _analyse(args.table, args)
-    from scaling import summary
+    from scaling.report import tables as summary
 
     if args.json:
         print(json.dumps(summary.analysis_to_dict(analysis), indent=2, allow_nan=False))
@@ -164,7 +164,7 @@ def run_single_law(args: argparse.Namespace) -> int:
                               level=args.level, bootstrap=args.bootstrap)
     except FitInputError as exc:
         raise FitInputError(f"{source}: {exc}") from exc
-    from scaling import summary
+    from scaling.report import tables as summary
 
     settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.seed,
                 "level": args.level, "bootstrap": args.bootstrap}
@@ -185,7 +185,7 @@ def fit_table_laws(points: LawPoints, *, method: str = "huber-log",
     Ungrouped, points that cannot be fitted are an error; grouped, a group that cannot be
     fitted (fewer than 3 points, say) is reported as not fitted and the others still are.
     """
-    from scaling.summary import TableLaw
+    from scaling.report.tables import TableLaw
 
     frame = points.points
     if points.group is None:
@@ -225,7 +225,7 @@ def _check_level(level: float) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     analysis, source = _analyse(args.table_or_dir, args)
-    from scaling.report import write_report
+    from scaling.report.page import write_report
 
     out = args.report_dir if args.report_dir is not None else source.parent / "report"
     try:
@@ -239,7 +239,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _analyse(location: str, args: argparse.Namespace) -> tuple[StudyAnalysis, Path]:
     """Load the table (and tuning.csv beside it) and analyse it; bad input exits with one line."""
-    from scaling.analysis import analyze_study
+    from scaling.analysis.study import analyze_study
 
     source = resolve_results_path(location)
     frame = read_table(source)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.analysis import StudyAnalysis
+from scaling.analysis.study import StudyAnalysis
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""scaling.design: a planned design simulated through the analysis's own fitter."""
+"""scaling.design.simulate: a planned design simulated through the analysis's own fitter."""
 
 import json
 
 import pytest
 
-from scaling.design import (
+from scaling.design.simulate import (
     DEFAULT_SIZE_GAP,
     Assumptions,
     Design,

@@ -13,7 +13,7 @@ import pytest
 
 from dcsl_cli import main as dcsl
 from scaling import cli, fit_power_law
-from scaling.contract import (
+from scaling.table.contract import (
     DISTILL_COLUMNS,
     EVAL_COLUMNS,
     EVAL_OPTIONAL_COLUMNS,
@@ -25,7 +25,7 @@ from scaling.contract import (
     STATUSES,
     contract_markdown,
 )
-from scaling.table import TableError, law_points
+from scaling.table.load import TableError, law_points
 
 REPO = Path(__file__).resolve().parents[1]
 TRUE_LAW = (400.0, 0.35, 1.7)  # A, alpha, E

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.analysis import analyze_study, infer_main_budget
-from scaling.bootstrap import Estimate
-from scaling.curves import Multiplier
+from scaling.analysis.study import analyze_study, infer_main_budget
+from scaling.analysis.types import Multiplier
+from scaling.fit.bootstrap import Estimate
 from scaling.phenomena import check_phenomena
 from scaling.synthetic import synthetic_study
-from scaling.table import derive_roles
+from scaling.table.load import derive_roles
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from scaling import (
     validate_results,
 )
 from scaling.synthetic import PAPER_BUDGETS, SyntheticTruth, synthetic_study
-from scaling.table import derive_roles
+from scaling.table.load import derive_roles
 from scaling.units import format_count
 
 BUDGETS = PAPER_BUDGETS

@@ -95,7 +95,7 @@ def test_register_plugs_into_a_dispatcher(tmp_path: Path) -> None:
 
 
 def test_scaling_imports_neither_torch_nor_other_dcsl_packages_nor_matplotlib() -> None:
-    code = ("import sys, scaling, scaling.cli, scaling.report; "
+    code = ("import sys, scaling, scaling.cli, scaling.report.page; "
             "bad = [m for m in ('torch', 'matplotlib', 'pretrain', 'sweeps', 'eval', 'distill') "
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

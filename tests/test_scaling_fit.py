@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from scaling import FitInputError, PowerLawFit, _solver, fit_power_law
-from scaling import fit as fit_module
+from scaling import FitInputError, PowerLawFit, fit_power_law
+from scaling.fit import power_law as fit_module
+from scaling.fit import solver as _solver
 
 TRUE_A, TRUE_ALPHA, TRUE_E = 2.0, 0.5, 1.5
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from scaling import analyze_study, write_report
-from scaling.curves import Curve
-from scaling.fit import PowerLawFit
+from scaling.analysis.types import Curve
+from scaling.fit.power_law import PowerLawFit
 from scaling.synthetic import PAPER_BUDGETS, synthetic_study, synthetic_tuning
 
 REPO = Path(__file__).resolve().parents[1]
-PLOT_MODULES = ("plots", "plot_style", "plot_laws", "figures_laws", "figures_evals")
+PLOT_MODULES = ("figures", "style", "draw", "figures_laws", "figures_evals")  # in scaling/report/
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_report_writes_figures_markdown_and_html(tmp_path, small_study) -> None:
     assert page.count("data:image/png;base64,") == len(names)
     assert "<th>regularized E [95% CI]</th>" in page
 
-    from scaling.plots import draw_figures
+    from scaling.report.figures import draw_figures
 
     for draw in draw_figures(analysis):  # each figure's caption is the one it was saved with
         drawn = draw()
@@ -109,8 +109,8 @@ def _fitted_lines(axes) -> list:
 
 
 def test_an_identified_fit_is_a_solid_law_with_band_asymptote_and_legend_keys() -> None:
-    from scaling.plot_laws import add_key_entries, draw_curve, law_caption
-    from scaling.plot_style import new_figure
+    from scaling.report.draw import add_key_entries, draw_curve, law_caption
+    from scaling.report.style import new_figure
 
     drawn = new_figure("t")
     draw_curve(drawn, _curve(), "#1f77b4", "regularized", marker="o")
@@ -128,8 +128,8 @@ def test_an_identified_fit_is_a_solid_law_with_band_asymptote_and_legend_keys() 
 
 
 def test_without_a_bootstrap_neither_legend_nor_caption_mentions_bands() -> None:
-    from scaling.plot_laws import add_key_entries, draw_curve, law_caption
-    from scaling.plot_style import new_figure
+    from scaling.report.draw import add_key_entries, draw_curve, law_caption
+    from scaling.report.style import new_figure
 
     drawn = new_figure("t")
     draw_curve(drawn, _curve(samples=False), "#1f77b4", "regularized")
@@ -140,8 +140,8 @@ def test_without_a_bootstrap_neither_legend_nor_caption_mentions_bands() -> None
 
 
 def test_an_unidentified_fit_is_dashed_grey_and_says_so() -> None:
-    from scaling.plot_laws import add_key_entries, draw_curve, law_caption
-    from scaling.plot_style import NOT_IDENTIFIED_COLOR, new_figure
+    from scaling.report.draw import add_key_entries, draw_curve, law_caption
+    from scaling.report.style import NOT_IDENTIFIED_COLOR, new_figure
 
     drawn = new_figure("t")
     curve = _curve(identifiable=False, warnings=("asymptote pushed to ~0: the points show no "
@@ -160,8 +160,8 @@ def test_an_unidentified_fit_is_dashed_grey_and_says_so() -> None:
 
 
 def test_an_unidentified_fit_with_its_exponent_at_a_bound_is_not_drawn() -> None:
-    from scaling.plot_laws import draw_curve, law_caption
-    from scaling.plot_style import new_figure
+    from scaling.report.draw import draw_curve, law_caption
+    from scaling.report.style import new_figure
 
     drawn = new_figure("t")
     curve = _curve(identifiable=False, alpha=0.0,
@@ -174,8 +174,8 @@ def test_an_unidentified_fit_with_its_exponent_at_a_bound_is_not_drawn() -> None
 
 
 def test_curves_stop_within_twice_the_data_and_member_curves_start_at_one() -> None:
-    from scaling.plot_laws import MAX_EXTRAPOLATION, draw_curve, fit_grid
-    from scaling.plot_style import new_figure
+    from scaling.report.draw import MAX_EXTRAPOLATION, draw_curve, fit_grid
+    from scaling.report.style import new_figure
 
     curve = _curve(x_symbol="K")
     assert MAX_EXTRAPOLATION <= 2.0
@@ -189,7 +189,7 @@ def test_curves_stop_within_twice_the_data_and_member_curves_start_at_one() -> N
 
 
 def test_exponents_keep_three_significant_digits() -> None:
-    from scaling.plot_laws import exponent_text, law_label
+    from scaling.report.draw import exponent_text, law_label
 
     assert [exponent_text(a) for a in (0.1326, 0.0062, 1.146, 0.69, 1.0)] == [
         "0.133", "0.00620", "1.15", "0.690", "1.00"]
@@ -239,7 +239,7 @@ def _check_every_mark_has_a_legend_entry(drawn) -> None:
 
 
 def test_every_figure_keeps_the_rules(small_study) -> None:
-    from scaling.plots import draw_figures
+    from scaling.report.figures import draw_figures
 
     analysis, _ = small_study
     largest_k = max(float(c.x.max()) for c in analysis.ensembles.values())
@@ -261,8 +261,8 @@ def test_every_figure_keeps_the_rules(small_study) -> None:
 def test_data_scaling_shows_every_recipe_at_every_budget(small_study) -> None:
     from matplotlib.colors import to_hex
 
-    from scaling.figures_laws import data_scaling
-    from scaling.plot_style import recipe_color, recipe_marker
+    from scaling.report.figures_laws import data_scaling
+    from scaling.report.style import recipe_color, recipe_marker
 
     analysis, _ = small_study
     drawn = data_scaling(analysis)
@@ -277,7 +277,7 @@ def test_data_scaling_shows_every_recipe_at_every_budget(small_study) -> None:
 
 def test_unidentified_data_laws_are_not_drawn_as_laws(small_study) -> None:
     """Three budgets cannot identify a three-parameter data law: no law, band or multiplier."""
-    from scaling.figures_laws import data_scaling
+    from scaling.report.figures_laws import data_scaling
 
     analysis, _ = small_study
     assert all(not c.fit.identifiable for c in analysis.data_laws.values())
@@ -292,7 +292,7 @@ def test_unidentified_data_laws_are_not_drawn_as_laws(small_study) -> None:
 
 def test_identified_data_laws_carry_multipliers_and_no_bands_without_bootstrap(
         four_budgets_no_bootstrap) -> None:
-    from scaling.figures_laws import data_scaling
+    from scaling.report.figures_laws import data_scaling
 
     analysis = four_budgets_no_bootstrap
     assert analysis.data_laws["standard"].fit.identifiable
@@ -305,7 +305,7 @@ def test_identified_data_laws_carry_multipliers_and_no_bands_without_bootstrap(
 
 
 def test_figures_without_bootstrap_promise_no_bands(four_budgets_no_bootstrap) -> None:
-    from scaling.plots import draw_figures
+    from scaling.report.figures import draw_figures
 
     for draw in draw_figures(four_budgets_no_bootstrap):
         drawn = draw()
@@ -319,17 +319,17 @@ def test_figures_without_bootstrap_promise_no_bands(four_budgets_no_bootstrap) -
 def test_plot_modules_form_no_import_circle_and_stay_small() -> None:
     graph = {}
     for name in PLOT_MODULES:
-        source = (REPO / "scaling" / f"{name}.py").read_text()
+        source = (REPO / "scaling" / "report" / f"{name}.py").read_text()
         assert len(source.splitlines()) <= 400, name
         tree = ast.parse(source)
         imported = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module.removeprefix("scaling."))
-                if node.module == "scaling":
+                imported.add(node.module.removeprefix("scaling.report."))
+                if node.module == "scaling.report":
                     imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.Import):
-                imported |= {alias.name.removeprefix("scaling.") for alias in node.names}
+                imported |= {alias.name.removeprefix("scaling.report.") for alias in node.names}
         assert "torch" not in imported, name
         graph[name] = imported & set(PLOT_MODULES)
 
@@ -343,8 +343,8 @@ def test_plot_modules_form_no_import_circle_and_stay_small() -> None:
 def test_soup_rows_get_a_combination_rules_figure(small_study) -> None:
     import pandas as pd
 
-    from scaling.analysis import analyze_study
-    from scaling.plots import draw_figures
+    from scaling.analysis.study import analyze_study
+    from scaling.report.figures import draw_figures
 
     _, table = small_study
     ensembles = table[(table["kind"] == "ensemble") & (table["rule"] == "logit-mean")]
@@ -366,8 +366,8 @@ def test_soup_rows_get_a_combination_rules_figure(small_study) -> None:
 def test_nested_downstream_evals_get_an_accuracy_against_k_figure(small_study) -> None:
     import pandas as pd
 
-    from scaling.analysis import analyze_study
-    from scaling.plots import draw_figures
+    from scaling.analysis.study import analyze_study
+    from scaling.report.figures import draw_figures
 
     _, table = small_study
     size = table.loc[table["kind"] == "ensemble", "size"].iloc[0]
@@ -387,7 +387,7 @@ def test_nested_downstream_evals_get_an_accuracy_against_k_figure(small_study) -
     bars = figures["downstream"]
     assert {label for label in bars.legend_labels if label.startswith("regularized") and "K=" in label} == {
         f"regularized {size} K=3 {rule}" for rule in ("logit-mean", "prob-mean", "uniform-soup")}
-    from scaling.summary import downstream_summary
+    from scaling.report.tables import downstream_summary
 
     summary = downstream_summary(analysis)
     soup = summary[(summary["rule"] == "uniform-soup") & (summary["K"] == 2)]

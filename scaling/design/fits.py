@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from scaling.fit import FitInputError, PowerLawFit, fit_power_law
+from scaling.fit.power_law import FitInputError, PowerLawFit, fit_power_law
 
 
 def default_workers() -> int:

@@ -1,6 +1,6 @@
 """The results-table contract, written once as data: the column tuples, the allowed values
 and what each means. `dcsl fit --help` (contract_help) and docs/results-table.md
-(contract_markdown) are generated from it, so they cannot drift; scaling.table loads and
+(contract_markdown) are generated from it, so they cannot drift; scaling.table.load loads and
 validates tables against it."""
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize
 
-from scaling import _solver
-from scaling.bootstrap import (
+from scaling.fit import solver as _solver
+from scaling.fit.bootstrap import (
     BOOTSTRAPS,
     DEFAULT_LEVEL,
     bootstrap_fits,

@@ -1,6 +1,6 @@
 """Figures of fitted laws: loss over parameters, over ensemble members, joint scaling and data
 scaling. Each function draws one figure and returns it unsaved, with its caption written from
-what was drawn (see scaling.plot_laws for the rules a law must pass to be drawn solid)."""
+what was drawn (see scaling.report.draw for the rules a law must pass to be drawn solid)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaling.analysis import StudyAnalysis
-from scaling.curves import Curve
-from scaling.plot_laws import add_key_entries, draw_curve, law_caption
-from scaling.plot_style import (
+from scaling.analysis.study import StudyAnalysis
+from scaling.analysis.types import Curve
+from scaling.report.draw import add_key_entries, draw_curve, law_caption
+from scaling.report.style import (
     LABEL_BOX,
     LOSS_LABEL,
     DrawnFigure,
@@ -30,7 +30,7 @@ from scaling.units import format_count
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scaling.bootstrap import Estimate
+    from scaling.fit.bootstrap import Estimate
 
 DATA_LAW_LABELS = {"standard": "standard (best run)", "regularized": "regularized (N-asymptote)",
                    "joint": "ensembles (double limit)"}

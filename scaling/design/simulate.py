@@ -2,7 +2,7 @@
 
 Before any compute, a study's design is only x values: the parameter counts of its sizes,
 its member counts K = 1..members, its data budgets. For each law the analysis will fit
-(``scaling.analysis``), this draws points from an assumed law at exactly those x, adds
+(``scaling.analysis.study``), this draws points from an assumed law at exactly those x, adds
 Gaussian noise at the seed-to-seed level, refits them with the analysis's own fitter
 (``fit_power_law`` with the residual bootstrap, as ``dcsl demo`` fits) and counts how often
 the fit is identifiable and how wide the 95% interval of its asymptote E comes out.
@@ -36,10 +36,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scaling.bootstrap import derive_seed, json_number, percentile_interval
-from scaling.datalaws import effective_data_multiplier
-from scaling.design_fits import default_workers, fit_all
-from scaling.fit import PowerLawFit
+from scaling.analysis.datalaws import effective_data_multiplier
+from scaling.design.fits import default_workers, fit_all
+from scaling.fit.bootstrap import derive_seed, json_number, percentile_interval
+from scaling.fit.power_law import PowerLawFit
 from scaling.synthetic import Law
 
 DEFAULT_NOISE = 0.01

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scaling.bootstrap import Estimate, format_number
-from scaling.curves import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
+from scaling.analysis.types import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
+from scaling.fit.bootstrap import Estimate, format_number
 from scaling.units import format_count
 
 DATA_LAW_RECIPES = ("standard", "regularized", "joint")

@@ -1,6 +1,6 @@
 """Study-level analysis: the laws, limits and multipliers of a data-constrained study.
 
-From a results table (see scaling.table) it derives, per data budget D:
+From a results table (see scaling.table.load) it derives, per data budget D:
 
 - standard recipe: the per-size best run (the "loss vs parameters" curve, fitted over
   parameters where it has >= 3 sizes) and the best run over all sizes, which is the standard
@@ -12,7 +12,7 @@ From a results table (see scaling.table) it derives, per data budget D:
 - joint scaling ("double limit"): the K-asymptotes fitted over parameters; its E is the loss
   of an infinite ensemble of infinitely large models.
 
-and across budgets the data scaling laws and effective-data multipliers (scaling.datalaws).
+and across budgets the data scaling laws and effective-data multipliers (scaling.analysis.datalaws).
 
 Bootstrap replicates are aligned by index across the whole analysis, so an interval on a
 later stage (joint E, a data law, a multiplier) propagates the resampling of every stage
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling._solver import single_threaded_blas
-from scaling.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
-from scaling.contract import RULES
-from scaling.curves import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
-from scaling.datalaws import fit_data_laws, multipliers, recipe_values
-from scaling.downstream import distill_table, downstream_table
-from scaling.fit import BOOTSTRAPS, METHODS
-from scaling.table import load_results, validate_results, validate_tuning
+from scaling.analysis.datalaws import fit_data_laws, multipliers, recipe_values
+from scaling.analysis.evals import distill_table, downstream_table
+from scaling.analysis.types import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
+from scaling.fit.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
+from scaling.fit.power_law import BOOTSTRAPS, METHODS
+from scaling.fit.solver import single_threaded_blas
+from scaling.table.contract import RULES
+from scaling.table.load import load_results, validate_results, validate_tuning
 from scaling.units import Unit, choose_unit
 
 

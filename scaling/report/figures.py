@@ -12,16 +12,16 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from scaling.analysis import StudyAnalysis
-from scaling.figures_evals import (
+from scaling.analysis.study import StudyAnalysis
+from scaling.report.figures_evals import (
     combination_rules,
     combination_rules_downstream,
     distillation,
     downstream,
     rules_by_k,
 )
-from scaling.figures_laws import data_scaling, joint_scaling, loss_vs_members, loss_vs_params
-from scaling.plot_style import DrawnFigure, FigureFile, save
+from scaling.report.figures_laws import data_scaling, joint_scaling, loss_vs_members, loss_vs_params
+from scaling.report.style import DrawnFigure, FigureFile, save
 
 __all__ = ["FigureFile", "draw_figures", "make_figures"]
 

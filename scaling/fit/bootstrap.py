@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaling import _solver
+from scaling.fit import solver as _solver
 
 BOOTSTRAPS = ("pairs", "residual")
 DEFAULT_N_BOOT = 1000

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.analysis import StudyAnalysis
-from scaling.downstream import MODEL_KEYS, downstream_pivot
-from scaling.plot_style import (
+from scaling.analysis.evals import MODEL_KEYS, downstream_pivot
+from scaling.analysis.study import StudyAnalysis
+from scaling.report.style import (
     LABEL_BOX,
     DrawnFigure,
     finish_budget_axes,

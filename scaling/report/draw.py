@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.bootstrap import format_number
-from scaling.curves import Curve
-from scaling.fit import PowerLawFit
-from scaling.plot_style import (
+from scaling.analysis.types import Curve
+from scaling.fit.bootstrap import format_number
+from scaling.fit.power_law import PowerLawFit
+from scaling.report.style import (
     NOT_IDENTIFIED_COLOR,
     DrawnFigure,
     band_handle,

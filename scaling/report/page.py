@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import summary
-from scaling.analysis import StudyAnalysis
-from scaling.bootstrap import format_number
-from scaling.plots import FigureFile, make_figures
+from scaling.analysis.study import StudyAnalysis
+from scaling.fit.bootstrap import format_number
+from scaling.report import tables as summary
+from scaling.report.figures import FigureFile, make_figures
 from scaling.units import format_count
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scaling.analysis import StudyAnalysis
-from scaling.bootstrap import Estimate, format_number, json_number
-from scaling.curves import Curve
-from scaling.downstream import MODEL_KEYS, downstream_pivot
-from scaling.fit import PowerLawFit
-from scaling.table import LawPoints
+from scaling.analysis.evals import MODEL_KEYS, downstream_pivot
+from scaling.analysis.study import StudyAnalysis
+from scaling.analysis.types import Curve
+from scaling.fit.bootstrap import Estimate, format_number, json_number
+from scaling.fit.power_law import PowerLawFit
+from scaling.table.load import LawPoints
 from scaling.units import format_count
 
 

@@ -1,4 +1,4 @@
-"""Loading and validating results tables against their contract (scaling.contract).
+"""Loading and validating results tables against their contract (scaling.table.contract).
 
 A results table is long-form, one row per (recipe, run): a run shared by two recipes appears
 once per recipe. `dcsl sweep collect` writes it as results.parquet; any parquet or CSV file
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from scaling.contract import (
+from scaling.table.contract import (
     DISTILL_COLUMNS,
     DISTILL_REQUIRED_COLUMNS,
     EVAL_COLUMNS,

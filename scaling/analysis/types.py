@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaling.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate, derive_seed
-from scaling.fit import FitInputError, PowerLawFit, fit_power_law
+from scaling.fit.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate, derive_seed
+from scaling.fit.power_law import FitInputError, PowerLawFit, fit_power_law
 from scaling.units import format_count
 
 
