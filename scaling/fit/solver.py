@@ -1,15 +1,17 @@
-"""Objective, gradient and a batched Gauss-Newton solver for L(x) = A / x^alpha + E.
+"""Objective, gradient and a batched Gauss-Newton solver for every law (``scaling.fit.forms``).
 
-Parameters live in log space, theta = (a, alpha, e) with A' = exp(a) and E = exp(e), so the
-positivity of the amplitude and of the asymptote follows from the parametrisation instead of
-being imposed by bounds. x enters as lu = log(x / x_ref) with x_ref the geometric mean of the
-data, which makes starting points and bounds independent of the unit of x (parameters,
-billions of parameters, tokens, ensemble members); A = A' * x_ref**alpha undoes it.
+A law's form maps solver parameters theta (log amplitudes, exponents, log asymptote, ...)
+and prepared inputs X to log L and its Jacobian; everything here works on that alone. For
+the one-variable law L(x) = A / x^alpha + E, theta = (a, alpha, e) with A' = exp(a) and
+E = exp(e), and X is lu = log(x / x_ref) with x_ref the geometric mean of the data, which
+makes starting points and bounds independent of the unit of x (parameters, billions of
+parameters, tokens, ensemble members); A = A' * x_ref**alpha undoes it. The form defaults
+to that law, so the one-variable callers pass lu where others pass their X.
 
 Two objectives, both written in units of delta so that optimiser tolerances mean the same
 thing for every data set:
 
-- "huber-log": residual r = log L_pred - log y = logsumexp(a - alpha*lu, e) - log y, Huber
+- "huber-log": residual r = log L_pred - log y (e.g. logsumexp(a - alpha*lu, e) - log y), Huber
   loss with threshold delta (robust to one bad run; the Chinchilla-replication choice).
 - "least-squares": residual r = L_pred - y on the raw loss, squared (what the paper's authors
   did with curve_fit), scaled by (delta * mean(y))**2.
@@ -24,6 +26,8 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
+
+from scaling.fit.forms import POWER_LAW, LawForm
 
 METHODS = ("huber-log", "least-squares")
 # Damping never falls below this share of the largest curvature of the row: a direction with
@@ -66,33 +70,16 @@ def single_threaded_blas() -> Iterator[None]:
 
 
 def residuals(
-    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, method: str
+    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, method: str, form: LawForm = POWER_LAW
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Residuals (B, n) and their Jacobian (B, n, 3) with respect to (a, alpha, e)."""
-    a, alpha, e = theta[:, 0:1], theta[:, 1:2], theta[:, 2:3]
-    log_power = a - alpha * lu
-    # logsumexp(log_power, e) computed with the usual max shift so large exponents never overflow
-    top = np.maximum(log_power, e)
-    power_share = np.exp(log_power - top)
-    floor_share = np.exp(e - top)
-    total = power_share + floor_share
-    log_pred = top + np.log(total)
-    power_share /= total
-    floor_share = np.broadcast_to(floor_share / total, power_share.shape)
-    if method == "huber-log":
-        r = log_pred - np.log(y)
-        jac = np.stack([power_share, -lu * power_share, floor_share], axis=-1)
-    else:
-        pred = np.exp(log_pred)
-        r = pred - y
-        jac = np.stack([pred * power_share, -lu * pred * power_share, pred * floor_share], axis=-1)
-    return r, jac
+    """Residuals (B, n) and their Jacobian (B, n, P) with respect to theta (B, P); lu is the
+    form's prepared input (log x / x_ref for the one-variable law)."""
+    return form.residuals(theta, lu, y, method)
 
 
-def predict(theta: np.ndarray, lu: np.ndarray) -> np.ndarray:
-    """L at lu for one parameter vector (a, alpha, e)."""
-    a, alpha, e = theta
-    return np.exp(np.logaddexp(a - alpha * lu, e))
+def predict(theta: np.ndarray, lu: np.ndarray, form: LawForm = POWER_LAW) -> np.ndarray:
+    """L at the prepared inputs for one parameter vector."""
+    return form.predict(theta, lu)
 
 
 def residual_scale(y: np.ndarray, method: str, delta: float) -> np.ndarray:
@@ -121,19 +108,21 @@ def loss_terms(
 
 
 def objective(
-    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, counts: np.ndarray, method: str, delta: float
+    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, counts: np.ndarray, method: str,
+    delta: float, form: LawForm = POWER_LAW,
 ) -> np.ndarray:
     """Weighted objective per batch row; counts are the pairs-bootstrap multiplicities."""
-    r, _ = residuals(theta, lu, y, method)
+    r, _ = residuals(theta, lu, y, method, form)
     rho, _, _ = loss_terms(r, residual_scale(y, method, delta), method)
     return np.sum(counts * rho, axis=-1)
 
 
 def value_and_grad(
-    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, method: str, delta: float
+    theta: np.ndarray, lu: np.ndarray, y: np.ndarray, method: str, delta: float,
+    form: LawForm = POWER_LAW,
 ) -> tuple[float, np.ndarray]:
     """Objective and gradient of one parameter vector, in the form scipy's L-BFGS-B wants."""
-    r, jac = residuals(theta[None, :], lu, y[None, :], method)
+    r, jac = residuals(theta[None, :], lu, y[None, :], method, form)
     rho, psi, _ = loss_terms(r, residual_scale(y[None, :], method, delta), method)
     return float(rho.sum()), np.einsum("bn,bnk->k", psi, jac)
 
@@ -148,10 +137,12 @@ def solve_batched(
     bounds: np.ndarray,
     max_iter: int = 200,
     groups: np.ndarray | None = None,
+    form: LawForm = POWER_LAW,
+    free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt on the IRLS (Gauss-Newton) model, one independent problem per row.
 
-    theta0 (B, 3) starts, y and counts (B, n). Returns theta (B, 3), objective (B,) and a
+    theta0 (B, P) starts, y and counts (B, n). Returns theta (B, P), objective (B,) and a
     converged flag (B,). Rows stop independently: a row is converged when an accepted step
     no longer changes the objective or the parameters, when it interpolates the points
     exactly, when no step, however damped, lowers it (a minimum to machine precision), or
@@ -159,19 +150,21 @@ def solve_batched(
 
     `groups` (B,) marks rows that are alternative starts of the same problem: a row stops
     early, unconverged, once a sibling has converged to an objective clearly below its own,
-    since only the best start of a group is used.
+    since only the best start of a group is used. `free` (P,) marks the parameters that move;
+    the others stay at their starting values (a law fitted with some parameters held fixed).
     """
     theta = np.clip(theta0.astype(float), bounds[:, 0], bounds[:, 1])
     n_rows = theta.shape[0]
     scale = residual_scale(y, method, delta)
-    r, jac = residuals(theta, lu, y, method)
+    r, jac = residuals(theta, lu, y, method, form)
     value = np.sum(counts * loss_terms(r, scale, method)[0], axis=-1)
     damping = np.full(n_rows, 1e-3)
     converged = np.zeros(n_rows, dtype=bool)
     active = np.flatnonzero(np.isfinite(value))
     checkpoint = value.copy()
     best_in_group = None if groups is None else np.full(int(groups.max()) + 1, np.inf)
-    eye = np.eye(3)
+    eye = np.eye(theta.shape[1])
+    held = None if free is None else ~np.asarray(free, dtype=bool)
     for iteration in range(1, max_iter + 1):
         if active.size == 0:
             break
@@ -185,6 +178,8 @@ def solve_batched(
         # clipped step is inconsistent and the row crawls along the bound forever.
         frozen = (((th <= bounds[:, 0] + 1e-12) & (grad > 0))
                   | ((th >= bounds[:, 1] - 1e-12) & (grad < 0)))
+        if held is not None:
+            frozen = frozen | held
         if frozen.any():
             grad = np.where(frozen, 0.0, grad)
             keep = ~frozen
@@ -196,7 +191,7 @@ def solve_batched(
         damped = hess + (damping[active, None] * np.maximum(diag, floor))[:, :, None] * eye
         step = -np.linalg.solve(damped, grad[:, :, None])[:, :, 0]
         candidate = np.clip(th + step, bounds[:, 0], bounds[:, 1])
-        r_new, jac_new = residuals(candidate, lu, yy, method)
+        r_new, jac_new = residuals(candidate, lu, yy, method, form)
         new_value = np.sum(cc * loss_terms(r_new, sc, method)[0], axis=-1)
         old_value = value[active]
         accept = np.isfinite(new_value) & (new_value <= old_value)
