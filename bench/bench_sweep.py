@@ -23,10 +23,10 @@ from pathlib import Path
 from pretrain.corpus import CorpusSource
 from pretrain.rundir import read_json
 from pretrain.store import PrepareConfig, prepare_store
-from sweeps import executors
-from sweeps.launch import launch
-from sweeps.study import load_study
-from sweeps.worker import RunWorker
+from sweeps.execution import executors
+from sweeps.execution.launcher import launch
+from sweeps.execution.worker import RunWorker
+from sweeps.study.study import load_study
 
 
 def study_text(store: Path, n_lrs: int) -> str:
@@ -63,7 +63,7 @@ def run_sweep(study_path: Path, root: Path, one_process_per_run: bool) -> tuple[
                 jobs += pair
             return executors.Submission(jobs, [j.job_id for j in jobs])
         executors.submit = submit_each
-        import sweeps.launch as launch_module
+        import sweeps.execution.launcher as launch_module
         launch_module.submit = submit_each
     try:
         t0 = time.perf_counter()
@@ -71,7 +71,7 @@ def run_sweep(study_path: Path, root: Path, one_process_per_run: bool) -> tuple[
         wall = time.perf_counter() - t0
     finally:
         executors.submit = original
-        import sweeps.launch as launch_module
+        import sweeps.execution.launcher as launch_module
         launch_module.submit = original
     own = sum(read_json(d / "result.json")["wall_s"] for d in (root / "runs").iterdir())
     return wall, own, report.launched

@@ -18,13 +18,13 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
-from sweeps.base import launched_base
-from sweeps.kinds import kind_of
-from sweeps.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
-from sweeps.runstore import last_error
-from sweeps.stages import MEMBER_LABEL, pin_eval_data, plan_all
-from sweeps.study import AXES, Study
-from sweeps.tune import point
+from sweeps.planning.plan import Snapshot, cell_tuned, cells, store_identity, train_spec
+from sweeps.planning.stages import MEMBER_LABEL, pin_eval_data, plan_all
+from sweeps.planning.tune import point
+from sweeps.runs.kinds import kind_of
+from sweeps.runs.runstore import last_error
+from sweeps.study.basemodel import launched_base
+from sweeps.study.study import AXES, Study
 
 NAN = float("nan")
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from sweeps.cptdemo import QUICK, run_cpt_demo, wiki_passages
+from sweeps.demos.cptdemo import QUICK, run_cpt_demo, wiki_passages
 
 
 def test_second_corpus_is_another_domain():

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from dcsl_cli import main as dcsl
-from sweeps.launch import launch
-from sweeps.plan import Snapshot, train_spec
-from sweeps.review import PlanOptions, review
-from sweeps.study import StudyError, load_study
-from sweeps.tune import point
+from sweeps.execution.launcher import launch
+from sweeps.planning.plan import Snapshot, train_spec
+from sweeps.planning.tune import point
+from sweeps.review.planreview import PlanOptions, review
+from sweeps.study.study import StudyError, load_study
 
 CPT = Path(__file__).resolve().parent.parent / "sweeps" / "studies" / "cpt.yaml"
 LLAMA_3B_PARAMS = "3,212,749,824"  # Llama-3.2-3B's published 3.21B (tied embeddings)

@@ -69,8 +69,8 @@ def test_memory_grows_with_the_micro_batch_and_checkpointing_saves_it():
 
 
 def test_plan_warns_when_the_micro_batch_overfills_the_gpu(tmp_path, repo_root):
-    from sweeps.memoryplan import gpu_memory
-    from sweeps.study import load_study
+    from sweeps.execution.memoryplan import gpu_memory
+    from sweeps.study.study import load_study
 
     paper = repo_root / "sweeps" / "studies" / "paper.yaml"
     study = load_study(paper)
@@ -85,10 +85,10 @@ def test_plan_warns_when_the_micro_batch_overfills_the_gpu(tmp_path, repo_root):
 def test_launch_gives_each_size_the_micro_batch_the_plan_picked(tmp_path, repo_root):
     """With micro_batch_size unset, each size trains at the largest micro-batch that fits the
     profile's GPU (smaller for bigger models); the run ids do not change."""
-    from sweeps.memoryplan import gpu_memory, with_planned_memory
-    from sweeps.plan import train_spec
-    from sweeps.study import load_study
-    from sweeps.tune import point
+    from sweeps.execution.memoryplan import gpu_memory, with_planned_memory
+    from sweeps.planning.plan import train_spec
+    from sweeps.planning.tune import point
+    from sweeps.study.study import load_study
 
     paper = repo_root / "sweeps" / "studies" / "paper.yaml"
     study = load_study(paper)
@@ -108,10 +108,10 @@ def test_strategy_auto_shards_the_sizes_whose_replica_overfills_a_gpu(tmp_path, 
     """On 8 GPUs of 24 GB, a 1.4B replica (22 GB of weights, gradients and AdamW moments alone)
     does not fit: auto trains it with FSDP, whose GPUs keep an eighth of those states each, and
     the smaller sizes with DDP. Launch applies the choice without changing run ids."""
-    from sweeps.memoryplan import gpu_memory, with_planned_memory
-    from sweeps.plan import train_spec
-    from sweeps.study import load_study
-    from sweeps.tune import point
+    from sweeps.execution.memoryplan import gpu_memory, with_planned_memory
+    from sweeps.planning.plan import train_spec
+    from sweeps.planning.tune import point
+    from sweeps.study.study import load_study
 
     profile = tmp_path / "small-gpus.yaml"
     profile.write_text("gpus_per_run: 8\ncpus_per_run: 64\nmem_gb: 256\ntime_min: 600\ngpu_memory_gb: 24\n")
@@ -144,11 +144,11 @@ def test_a_token_level_student_holds_its_teachers_and_gets_its_own_micro_batch(t
     its own row and launch gives it the micro-batch that fits with them. On 52 GB GPUs a plain
     300m run fits micro-batch 16 and the student 8."""
     from distill.kinds import KINDS  # noqa: F401 - registers the distill kind
-    from sweeps.kinds import KINDS as ALL
-    from sweeps.memoryplan import gpu_memory, with_planned_memory
-    from sweeps.plan import train_spec
-    from sweeps.study import load_study
-    from sweeps.tune import point
+    from sweeps.execution.memoryplan import gpu_memory, with_planned_memory
+    from sweeps.planning.plan import train_spec
+    from sweeps.planning.tune import point
+    from sweeps.runs.kinds import KINDS as ALL
+    from sweeps.study.study import load_study
 
     text = (repo_root / "sweeps" / "studies" / "paper.yaml").read_text().replace("distill:\n", (
         "distill:\n  - {name: kd-token, teacher: ensemble, members: 5, teacher_size: 300m, student_size: 300m,\n"

@@ -4,9 +4,9 @@ that stop a launch before any compute when the executor cannot start such runs."
 import pytest
 from test_plan_review import QUICK, variant
 
-from sweeps.launch import launch
-from sweeps.planview import render_text
-from sweeps.review import review
+from sweeps.execution.launcher import launch
+from sweeps.review.planreview import review
+from sweeps.review.planview import render_text
 
 
 def _devices(n):

@@ -8,12 +8,12 @@ import yaml
 from test_sweep import tiny_study
 
 from dcsl_cli import main as dcsl
-from sweeps.estimate import summarize
-from sweeps.launch import launch
-from sweeps.plan import Snapshot, train_spec
-from sweeps.review import PlanOptions, design_findings, planned_sizes, review, size_info
-from sweeps.study import load_study
-from sweeps.tune import point
+from sweeps.execution.launcher import launch
+from sweeps.planning.plan import Snapshot, train_spec
+from sweeps.planning.tune import point
+from sweeps.review.estimate import summarize
+from sweeps.review.planreview import PlanOptions, design_findings, planned_sizes, review, size_info
+from sweeps.study.study import load_study
 
 QUICK = PlanOptions(probe=False, sims=0)
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from sweeps import runstore
-from sweeps.runstore import HEARTBEAT, claim, is_alive
+from sweeps.runs import runstore
+from sweeps.runs.runstore import HEARTBEAT, claim, is_alive
 
 
 def beat_from(run_dir, host, age_s):
@@ -86,7 +86,7 @@ def test_the_heartbeat_is_touched_while_the_run_is_claimed(tmp_path, monkeypatch
 @pytest.mark.parametrize("age_s,alive", [(1, True), (1e6, False)])
 def test_run_state_reads_liveness(tmp_path, age_s, alive):
     from pretrain.rundir import RunDir
-    from sweeps.runstore import run_state
+    from sweeps.runs.runstore import run_state
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -100,7 +100,7 @@ def test_run_state_reads_liveness(tmp_path, age_s, alive):
 RACER = """
 import socket, sys, time
 from pathlib import Path
-from sweeps import runstore
+from sweeps.runs import runstore
 host, run = sys.argv[1], Path(sys.argv[2])
 socket.gethostname = lambda: host
 runstore.fcntl.flock = lambda fd, op: None  # node-local locks: always free as seen from here

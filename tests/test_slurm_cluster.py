@@ -22,7 +22,7 @@ import submitit
 import submitit.helpers
 
 from slurm.local_cluster import LocalSlurmCluster
-from sweeps.profiles import (
+from sweeps.study.profiles import (
     ClusterProfile,
     available_profiles,
     chunk_for_array,

@@ -6,9 +6,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from sweeps.estimate import gpu_hours, summarize
-from sweeps.profiles import load_profile, make_executor
-from sweeps.study import load_study
+from sweeps.review.estimate import gpu_hours, summarize
+from sweeps.study.profiles import load_profile, make_executor
+from sweeps.study.study import load_study
 
 
 def test_paper_study_plans_the_papers_runs(repo_root):
@@ -54,7 +54,7 @@ def test_demo_studies_plan(repo_root):
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
-    from sweeps.demo import run_demo
+    from sweeps.demos.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(quick=True, out=tmp_path / "demo", n_boot=50, log=lines.append)
@@ -132,10 +132,10 @@ import eval.tasks
 def refuse(*args, **kwargs):
     raise AssertionError("planning loaded eval data")
 eval.tasks.load_task = eval.tasks.load_tasks = eval.tasks.data_identity = refuse
-from sweeps.kinds import KINDS
-from sweeps.plan import Snapshot
-from sweeps.stages import plan_all
-from sweeps.study import load_study
+from sweeps.runs.kinds import KINDS
+from sweeps.planning.plan import Snapshot
+from sweeps.planning.stages import plan_all
+from sweeps.study.study import load_study
 study = load_study({str(repo_root / 'sweeps' / 'studies' / 'demo.yaml')!r}, root={str(tmp_path)!r})
 planned = plan_all(study, Snapshot.read(study.root, {{"eval-data": "sha256:pinned"}}), "unprepared")
 assert sum(len(v) for v in planned.values()) > 0

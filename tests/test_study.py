@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from sweeps.study import StudyError, load_study
+from sweeps.study.study import StudyError, load_study
 
 GOOD = """\
 name: t
@@ -80,8 +80,8 @@ def test_shipped_studies_load(repo_root):
 
 
 def test_a_study_seed_moves_every_run_to_other_seeds(tmp_path):
-    from sweeps.plan import train_spec
-    from sweeps.tune import point
+    from sweeps.planning.plan import train_spec
+    from sweeps.planning.tune import point
 
     path = write(tmp_path, GOOD)
     p = point({"epochs": 1, "lr": 3e-3, "weight_decay": 0.1})
@@ -114,7 +114,7 @@ def test_prepare_options_are_the_commands_own(tmp_path):
 
 
 def test_a_study_eval_section_asks_for_few_shot(tmp_path, repo_root):
-    from sweeps.stages import pin_eval_data
+    from sweeps.planning.stages import pin_eval_data
 
     quick = repo_root / "sweeps" / "studies" / "demo-quick.yaml"
     text = quick.read_text().replace("  limit: 20\n", "  limit: 20\n  num_fewshot: 2\n")

@@ -7,10 +7,10 @@ import pytest
 
 from pretrain.rundir import RunDir
 from sweeps.collect import collect, status_table
-from sweeps.launch import launch
-from sweeps.plan import Snapshot
-from sweeps.runstore import run_state
-from sweeps.study import load_study
+from sweeps.execution.launcher import launch
+from sweeps.planning.plan import Snapshot
+from sweeps.runs.runstore import run_state
+from sweeps.study.study import load_study
 
 QUIET = {"log": lambda _: None}
 
@@ -105,7 +105,7 @@ def test_cli_local_executor_and_tables(tmp_path, bible_store):
 def test_workers_skip_failed_runs_and_operational_changes_are_accepted(tmp_path, bible_store):
     from dataclasses import replace
 
-    from sweeps.worker import run_one
+    from sweeps.execution.worker import run_one
 
     study = tiny_study(tmp_path, bible_store)
     launch(study, **QUIET)
@@ -124,7 +124,7 @@ def test_workers_skip_failed_runs_and_operational_changes_are_accepted(tmp_path,
 
 
 def test_shifted_members_never_land_on_tuning_points(tmp_path, bible_store):
-    from sweeps.plan import member_specs, store_identity
+    from sweeps.planning.plan import member_specs, store_identity
 
     extra = "ensembles: {from: regularized, members: 2, member_rule: {epochs: 2, weight_decay: 0.5}}\n"
     study = tiny_study(tmp_path, bible_store, extra=extra)
@@ -139,8 +139,8 @@ def test_shifted_members_never_land_on_tuning_points(tmp_path, bible_store):
 
 
 def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_store):
-    from sweeps.plan import cell_points, cell_tuned, settled, store_identity
-    from sweeps.tune import neighbours
+    from sweeps.planning.plan import cell_points, cell_tuned, settled, store_identity
+    from sweeps.planning.tune import neighbours
 
     study = tiny_study(tmp_path, bible_store)
     launch(study, **QUIET)
@@ -173,9 +173,9 @@ def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_stor
 def test_runs_left_behind_by_an_edited_study_are_not_resumed(tmp_path, bible_store):
     from dataclasses import replace
 
-    from sweeps.launch import _materialise
-    from sweeps.plan import store_identity, train_spec
-    from sweeps.tune import point
+    from sweeps.execution.launcher import _materialise
+    from sweeps.planning.plan import store_identity, train_spec
+    from sweeps.planning.tune import point
 
     study = tiny_study(tmp_path, bible_store)
     study = study.__class__(**{**study.__dict__, "recipes": {"standard": study.recipes["standard"]}})

@@ -11,9 +11,9 @@ import pytest
 
 from pretrain.rundir import RunDir, read_json
 from sweeps.collect import collect, status_table
-from sweeps.launch import launch
-from sweeps.plan import Snapshot
-from sweeps.study import load_study
+from sweeps.execution.launcher import launch
+from sweeps.planning.plan import Snapshot
+from sweeps.study.study import load_study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 QUIET = {"log": lambda _: None}

@@ -7,7 +7,7 @@ import json
 import math
 
 from pretrain.spec import human_tokens
-from sweeps.review import PlanReview, law_name, verdict
+from sweeps.review.planreview import PlanReview, law_name, verdict
 
 
 def render_text(r: PlanReview) -> str:

@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eval.kinds import STUDY_SPLIT
-from sweeps.base import shape_of
-from sweeps.kinds import KINDS, kind_of
-from sweeps.plan import (
+from sweeps.planning.plan import (
     Snapshot,
     cell_points,
     cells,
@@ -31,8 +29,10 @@ from sweeps.plan import (
     settled,
     train_spec,
 )
-from sweeps.study import Distill, Recipe, Study
-from sweeps.tune import next_points
+from sweeps.planning.tune import next_points
+from sweeps.runs.kinds import KINDS, kind_of
+from sweeps.study.basemodel import shape_of
+from sweeps.study.study import Distill, Recipe, Study
 
 Labelled = list[tuple[str, object]]
 MEMBER_LABEL = "ensemble-member"

@@ -30,8 +30,8 @@ from pathlib import Path
 import submitit
 
 from pretrain.rundir import RunDir
-from sweeps.kinds import kind_of
-from sweeps.runstore import claim
+from sweeps.runs.kinds import kind_of
+from sweeps.runs.runstore import claim
 
 
 class RunWorker(submitit.helpers.Checkpointable):

@@ -18,10 +18,10 @@ from typing import Any
 
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
-from sweeps.base import Base, read_base
-from sweeps.schema import build, named_key, read
-from sweeps.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
-from sweeps.yamlpos import Section, StudyError, load_yaml
+from sweeps.study.basemodel import Base, read_base
+from sweeps.study.schema import build, named_key, read
+from sweeps.study.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
+from sweeps.study.yamlpos import Section, StudyError, load_yaml
 
 AXES = ("epochs", "lr", "weight_decay")
 SEARCHES = ("grid", "adaptive")
@@ -99,7 +99,7 @@ class Recipe:
 
     @property
     def at_tuned_point(self) -> bool:
-        """A repeat cell with no rounds of its own (``sweeps.plan.cells`` gives it
+        """A repeat cell with no rounds of its own (``sweeps.planning.plan.cells`` gives it
         ``max_rounds`` 0): one run at the main budget's tuned point, grid or adaptive."""
         return self.max_rounds == 0
 
@@ -165,7 +165,7 @@ class Study:
     ``seed * SEED_STRIDE + k`` (seed 0 keeps seeds 0, 1, ...), so two replicates share no run."""
     base: Base | None = None
     """Continued pretraining: the pretrained model every training run starts from (its name is
-    the study's one size; sweeps.base)."""
+    the study's one size; sweeps.study.basemodel)."""
 
     @property
     def main_budget(self) -> int:

@@ -20,10 +20,17 @@ import pandas as pd
 
 from pretrain.sizes import flops_per_token
 from pretrain.spec import steps_per_epoch
-from sweeps.base import launched_base, shape_of
-from sweeps.plan import Snapshot, cells, lattice_points, member_cells, store_identity, train_spec
-from sweeps.study import Study
-from sweeps.tune import grid_points, next_points, point
+from sweeps.planning.plan import (
+    Snapshot,
+    cells,
+    lattice_points,
+    member_cells,
+    store_identity,
+    train_spec,
+)
+from sweeps.planning.tune import grid_points, next_points, point
+from sweeps.study.basemodel import launched_base, shape_of
+from sweeps.study.study import Study
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of one H100 SXM
 
@@ -119,7 +126,7 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
 def first_round(study: Study, store_id: str) -> list[tuple[str, object]]:
     """(recipe, spec) that launch's first round trains: the tune stage on an empty store
     (repeat searches included; the other stages wait for finished inputs)."""
-    from sweeps.stages import tune
+    from sweeps.planning.stages import tune
 
     return tune(study, Snapshot(study.root), store_id, 0)
 
@@ -267,7 +274,7 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
 
 
 def _eval_count(study: Study) -> int:
-    """The models ``sweeps.stages.evals`` scores: each recipe's best, the ensemble, students."""
+    """The models ``sweeps.planning.stages.evals`` scores: each recipe's best, the ensemble, students."""
     if study.evals is None:
         return 0
     models = study.evals.models

@@ -192,10 +192,10 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
     package; anything with a ``/`` or a ``.yaml``/``.yml`` suffix is a file path. Every
     problem (an unknown or missing key, a wrong type, a non-positive number) is a one-line
     ``ValueError`` with the key's ``file:line:col``, read by the same schema reader as study
-    files (``sweeps.schema``).
+    files (``sweeps.study.schema``).
     """
-    from sweeps.schema import build, read
-    from sweeps.yamlpos import Section, load_yaml
+    from sweeps.study.schema import build, read
+    from sweeps.study.yamlpos import Section, load_yaml
 
     path = _resolve(name_or_path)
     data, pos = load_yaml(path, what="cluster profile")
@@ -220,7 +220,7 @@ def make_executor(
     folder per cluster lifetime: a wiped cluster restarts job ids at 1, and submitit
     would read an old job's result file.
     """
-    import submitit  # lazy: keeps `import sweeps.profiles` cheap
+    import submitit  # lazy: keeps `import sweeps.study.profiles` cheap
 
     if not isinstance(profile, ClusterProfile):
         profile = load_profile(profile)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STUDY = """\
-# Written by `dcsl demo --cpt` (sweeps/cptdemo.py): the base and stores are made beside it.
+# Written by `dcsl demo --cpt` (sweeps/demos/cptdemo.py): the base and stores are made beside it.
 name: {name}
 base: {{path: {base}, config: base-config.json, name: bible-base}}
 data: {{store: {store}}}
@@ -127,8 +127,8 @@ def run_cpt_demo(out: str | Path = "cpt-demo-output", quick: bool = False, seed:
                  log=print) -> dict:  # noqa: ANN001
     """Make the base and the store, launch the continued-pretraining study, return the comparison."""
     from sweeps.collect import collect, write_tables
-    from sweeps.launch import launch
-    from sweeps.study import load_study
+    from sweeps.execution.launcher import launch
+    from sweeps.study.study import load_study
 
     mini = QUICK if quick else Mini()
     out = Path(out).resolve()

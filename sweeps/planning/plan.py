@@ -5,7 +5,7 @@ The study's stages run in order, each from what the previous ones produced:
 1. ``tune``: every (recipe, budget, size) cell, a grid or an adaptive certificate search;
 2. ``members``: ensemble members at each cell's tuned point under the member rule;
 3. later stages (ensemble evals, teachers, students, downstream evals) are added by
-   ``sweeps.stages`` from the kinds that their packages define.
+   ``sweeps.planning.stages`` from the kinds that their packages define.
 
 Everything here is a pure function of the study and a ``Snapshot`` of the run store,
 so planning is cheap, never imports torch, and a re-plan after a crash is exact.
@@ -20,10 +20,10 @@ from typing import NamedTuple
 from pretrain.rundir import read_json
 from pretrain.runkind import final_loss
 from pretrain.spec import TrainSpec
-from sweeps.base import UNPINNED
-from sweeps.runstore import last_error, run_state, runs_dir
-from sweeps.study import AXES, SEED_STRIDE, Recipe, Study
-from sweeps.tune import Point, Tuned, point, tuned
+from sweeps.planning.tune import Point, Tuned, point, tuned
+from sweeps.runs.runstore import last_error, run_state, runs_dir
+from sweeps.study.basemodel import UNPINNED
+from sweeps.study.study import AXES, SEED_STRIDE, Recipe, Study
 
 UNPREPARED = "unprepared"
 SEARCH_FILE = "search.json"
@@ -191,7 +191,7 @@ def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budg
 def group_open(study: Study, snap: Snapshot, store_id: str, budget: int, size: str) -> bool:
     """Whether any tuning cell of this (budget, size) has a run open (running, pending or
     stale): recipes share these runs, so no cell of the group walks on or settles until
-    they have finished (see ``sweeps.stages.tune``)."""
+    they have finished (see ``sweeps.planning.stages.tune``)."""
     for r, b, s in cells(study):
         if (b, s) == (budget, size):
             cell = cell_points(study, snap, store_id, r, b, s)
@@ -204,7 +204,7 @@ def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget:
             ) -> tuple[Tuned, str | None]:
     """``cell_tuned`` once the cell's search has ended (nothing to propose, nothing running);
     (empty, None) before, so later stages never build on a best point that may still move."""
-    from sweeps.tune import next_points
+    from sweeps.planning.tune import next_points
 
     cell = cell_points(study, snap, store_id, recipe, budget, size)
     rounds = snap.rounds.get(search_key(recipe.name, budget, size), 0)

@@ -22,7 +22,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from sweeps.yamlpos import Section, StudyError
+from sweeps.study.yamlpos import Section, StudyError
 
 T = TypeVar("T")
 SCALARS = (str, int, float, bool)

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 from pretrain.hfconfig import shape_from_hf_config
 from pretrain.sizes import ModelShape, get_shape
-from sweeps.yamlpos import Section
+from sweeps.study.yamlpos import Section
 
 if TYPE_CHECKING:
-    from sweeps.study import Study
+    from sweeps.study.study import Study
 
 BASE_FILE = "base.json"
 """In a study's root: the base launch pinned (name, path, content id)."""

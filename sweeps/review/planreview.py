@@ -2,8 +2,8 @@
 
 Three questions, answered from the study file alone (and a few seconds of measurement):
 
-1. What will run, and for how long: runs per stage (``sweeps.estimate``), parameter counts
-   per size, and time on this machine from a measured probe (``sweeps.probe``), plus
+1. What will run, and for how long: runs per stage (``sweeps.review.estimate``), parameter counts
+   per size, and time on this machine from a measured probe (``sweeps.review.probe``), plus
    GPU-hours at an assumed MFU.
 2. What is wrong with the design: one line per problem, each with its fix (too few or too
    close sizes, embedding-dominated sizes, too few adaptive rounds, members or budgets, and
@@ -19,13 +19,13 @@ import math
 from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
-from sweeps.base import shape_of
-from sweeps.estimate import PlanSummary, summarize
-from sweeps.memoryplan import gpu_memory
-from sweeps.plan import Snapshot
-from sweeps.probe import Throughput, measure
-from sweeps.study import Study
-from sweeps.timeplan import TimeEstimate, time_estimate
+from sweeps.execution.memoryplan import gpu_memory
+from sweeps.planning.plan import Snapshot
+from sweeps.review.estimate import PlanSummary, summarize
+from sweeps.review.probe import Throughput, measure
+from sweeps.review.timeplan import TimeEstimate, time_estimate
+from sweeps.study.basemodel import shape_of
+from sweeps.study.study import Study
 
 MIN_SIZES = 4
 MIN_MEMBERS = 4
@@ -108,7 +108,7 @@ class PlanReview:
     time: TimeEstimate
     findings: tuple[Finding, ...]
     memory: tuple = ()
-    """``sweeps.memoryplan.SizeMemory`` per size, when the profile says its GPUs' memory."""
+    """``sweeps.execution.memoryplan.SizeMemory`` per size, when the profile says its GPUs' memory."""
     simulation: object | None = field(default=None)
     """A ``scaling.design.DesignSimulation`` (None with ``sims`` 0)."""
     succeeded_runs: int = 0
@@ -162,7 +162,7 @@ def size_info(name: str, vocab: int, study: Study | None = None) -> SizeInfo:
 
 
 def budget_errors(study: Study) -> list[Finding]:
-    from sweeps.launch import check_budgets
+    from sweeps.execution.launcher import check_budgets
 
     try:
         check_budgets(study)
@@ -177,7 +177,7 @@ def _role(study: Study, role: str):  # noqa: ANN202 - a Recipe or None
 
 def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     """The design's problems, one line each with its fix."""
-    from sweeps.plan import member_cells
+    from sweeps.planning.plan import member_cells
 
     info = {s.name: s for s in sizes}
     out = []
@@ -232,7 +232,7 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
 def _round_findings(study: Study) -> list[Finding]:
     """Adaptive searches whose round limit cannot certify a start that is not the optimum:
     round 1 trains the start and its neighbours; a better neighbour needs a second round."""
-    from sweeps.plan import cells
+    from sweeps.planning.plan import cells
 
     out = []
     for name, recipe in study.recipes.items():
@@ -253,7 +253,7 @@ def _round_findings(study: Study) -> list[Finding]:
 def study_design(study: Study, vocab: int):  # noqa: ANN201 - a scaling.design.Design
     """The x values of every law the analysis will fit (``scaling.analysis``)."""
     from scaling.design import Design
-    from sweeps.plan import member_cells
+    from sweeps.planning.plan import member_cells
 
     def total(size: str) -> float:
         return float(param_counts(shape_of(study, size, vocab))[0])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval.rules import LOSS_RULES, RULES
-from sweeps.yamlpos import Section
+from sweeps.study.yamlpos import Section
 
 
 @dataclass(frozen=True)

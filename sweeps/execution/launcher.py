@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pretrain.rundir import RunDir, atomic_write_json
-from sweeps.base import check_store_tokenizer, pin_base
-from sweeps.executors import submit, wait
-from sweeps.memoryplan import with_planned_memory
-from sweeps.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
-from sweeps.runstore import runs_dir
-from sweeps.stages import pin_eval_data, plan_all
-from sweeps.study import Executor, Study
+from sweeps.execution.executors import submit, wait
+from sweeps.execution.memoryplan import with_planned_memory
+from sweeps.planning.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
+from sweeps.planning.stages import pin_eval_data, plan_all
+from sweeps.runs.runstore import runs_dir
+from sweeps.study.basemodel import check_store_tokenizer, pin_base
+from sweeps.study.study import Executor, Study
 
 MAX_ROUNDS = 1000
 
@@ -83,7 +83,7 @@ def check_world(study: Study, executor: Executor) -> None:
                              f"processes, which the {executor.kind} executor cannot start: use executor "
                              "kind slurm with a profile of as many tasks (or dcsl train --devices)")
         return
-    from sweeps.profiles import load_profile
+    from sweeps.study.profiles import load_profile
 
     profile = load_profile(executor.profile)
     if (profile.ranks_per_node, profile.nodes_per_run) != (t.devices, t.nodes):
@@ -210,7 +210,7 @@ def _longest_first(specs: list, vocab: int | None, study: Study) -> list:
     """Training runs by estimated FLOPs, largest first (then everything else, in plan order):
     workers take runs in list order, so a round does not end waiting on one big straggler."""
     from pretrain.spec import TrainSpec
-    from sweeps.estimate import run_flops
+    from sweeps.review.estimate import run_flops
 
     def cost(spec) -> float:  # noqa: ANN001
         return run_flops(spec, vocab, study) if vocab and isinstance(spec, TrainSpec) else 0.0
@@ -252,7 +252,7 @@ class _Progress:
         if not final and now - self.last < self.every_s:
             return
         self.last = now
-        from sweeps.runstore import run_state
+        from sweeps.runs.runstore import run_state
 
         states = [run_state(d) for d in self.dirs]
         done = sum(s in ("succeeded", "failed") for s in states)
