@@ -8,9 +8,10 @@ import pytest
 
 from dcsl_cli import main as dcsl
 from sweeps.execution.launcher import launch
-from sweeps.planning.plan import Snapshot, train_spec
+from sweeps.planning.plan import train_spec
 from sweeps.planning.tune import point
 from sweeps.review.planreview import PlanOptions, review
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.study import StudyError, load_study
 
 CPT = Path(__file__).resolve().parent.parent / "sweeps" / "studies" / "cpt.yaml"

@@ -9,10 +9,11 @@ from test_sweep import tiny_study
 
 from dcsl_cli import main as dcsl
 from sweeps.execution.launcher import launch
-from sweeps.planning.plan import Snapshot, train_spec
+from sweeps.planning.plan import train_spec
 from sweeps.planning.tune import point
 from sweeps.review.estimate import summarize
 from sweeps.review.planreview import PlanOptions, design_findings, planned_sizes, review, size_info
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.study import load_study
 
 QUICK = PlanOptions(probe=False, sims=0)

@@ -133,7 +133,7 @@ def refuse(*args, **kwargs):
     raise AssertionError("planning loaded eval data")
 eval.tasks.load_task = eval.tasks.load_tasks = eval.tasks.data_identity = refuse
 from sweeps.runs.kinds import KINDS
-from sweeps.planning.plan import Snapshot
+from sweeps.runs.snapshot import Snapshot
 from sweeps.planning.stages import plan_all
 from sweeps.study.study import load_study
 study = load_study({str(repo_root / 'sweeps' / 'studies' / 'demo.yaml')!r}, root={str(tmp_path)!r})

@@ -8,8 +8,8 @@ import pytest
 from pretrain.rundir import RunDir
 from sweeps.collect import collect, status_table
 from sweeps.execution.launcher import launch
-from sweeps.planning.plan import Snapshot
 from sweeps.runs.runstore import run_state
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.study import load_study
 
 QUIET = {"log": lambda _: None}

@@ -12,7 +12,7 @@ import pytest
 from pretrain.rundir import RunDir, read_json
 from sweeps.collect import collect, status_table
 from sweeps.execution.launcher import launch
-from sweeps.planning.plan import Snapshot
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.study import load_study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -20,9 +20,10 @@ from pathlib import Path
 from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.execution.executors import submit, wait
 from sweeps.execution.memoryplan import with_planned_memory
-from sweeps.planning.plan import SEARCH_FILE, Snapshot, read_search, search_key, store_identity
+from sweeps.planning.plan import store_identity
 from sweeps.planning.stages import pin_eval_data, plan_all
 from sweeps.runs.runstore import runs_dir
+from sweeps.runs.snapshot import SEARCH_FILE, Snapshot, read_search, search_key
 from sweeps.study.basemodel import check_store_tokenizer, pin_base
 from sweeps.study.study import Executor, Study
 

@@ -20,17 +20,16 @@ from dataclasses import dataclass
 
 from eval.kinds import STUDY_SPLIT
 from sweeps.planning.plan import (
-    Snapshot,
     cell_points,
     cells,
     member_cells,
     member_specs,
-    search_key,
     settled,
     train_spec,
 )
 from sweeps.planning.tune import next_points
 from sweeps.runs.kinds import KINDS, kind_of
+from sweeps.runs.snapshot import Snapshot, search_key
 from sweeps.study.basemodel import shape_of
 from sweeps.study.study import Distill, Recipe, Study
 

@@ -21,7 +21,6 @@ import pandas as pd
 from pretrain.sizes import flops_per_token
 from pretrain.spec import steps_per_epoch
 from sweeps.planning.plan import (
-    Snapshot,
     cells,
     lattice_points,
     member_cells,
@@ -29,6 +28,7 @@ from sweeps.planning.plan import (
     train_spec,
 )
 from sweeps.planning.tune import grid_points, next_points, point
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.basemodel import launched_base, shape_of
 from sweeps.study.study import Study
 

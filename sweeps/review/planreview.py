@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
 from sweeps.execution.memoryplan import gpu_memory
-from sweeps.planning.plan import Snapshot
 from sweeps.review.estimate import PlanSummary, summarize
 from sweeps.review.probe import Throughput, measure
 from sweeps.review.timeplan import TimeEstimate, time_estimate
+from sweeps.runs.snapshot import Snapshot
 from sweeps.study.basemodel import shape_of
 from sweeps.study.study import Study
 
