@@ -114,7 +114,7 @@ def test_prepare_options_are_the_commands_own(tmp_path):
 
 
 def test_a_study_eval_section_asks_for_few_shot(tmp_path, repo_root):
-    from sweeps.planning.stages import pin_eval_data
+    from sweeps.planning.preflight import pin_eval_data
 
     quick = repo_root / "sweeps" / "studies" / "demo-quick.yaml"
     text = quick.read_text().replace("  limit: 20\n", "  limit: 20\n  num_fewshot: 2\n")

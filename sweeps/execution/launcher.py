@@ -20,11 +20,18 @@ from pathlib import Path
 from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.execution.executors import submit, wait
 from sweeps.execution.memoryplan import with_planned_memory
+from sweeps.planning.cost import run_flops
 from sweeps.planning.plan import store_identity
-from sweeps.planning.stages import pin_eval_data, plan_all
+from sweeps.planning.preflight import (
+    check_budgets,
+    check_store_tokenizer,
+    check_world,
+    pin_base,
+    pin_eval_data,
+)
+from sweeps.planning.stages import plan_all
 from sweeps.runs.runstore import runs_dir
 from sweeps.runs.snapshot import SEARCH_FILE, Snapshot, read_search, search_key
-from sweeps.study.basemodel import check_store_tokenizer, pin_base
 from sweeps.study.study import Executor, Study
 
 MAX_ROUNDS = 1000
@@ -51,46 +58,6 @@ def ensure_store(study: Study, log: Callable[[str], None]) -> None:
 
     log(f"preparing the token store {study.store}")
     prepare_store(prepare_config(study.prepare, study.store), log=log)
-
-
-def check_budgets(study: Study) -> None:
-    """Refuse, before any work, budgets larger than the study's store (or than the store its
-    prepare section will build)."""
-    if (study.store / "manifest.json").exists():
-        from pretrain.store import TokenStore
-
-        available, where = TokenStore(study.store).train_size, f"store {study.store}"
-    elif study.prepare and study.prepare.get("max_train_tokens"):
-        from pretrain.store import parse_tokens
-
-        available = parse_tokens(study.prepare["max_train_tokens"])
-        where = f"data.prepare.max_train_tokens of {study.path}"
-    else:
-        return
-    too_big = [b for b in study.budgets if b > available]
-    if too_big:
-        raise ValueError(f"budget {too_big[0]:,} tokens exceeds the {available:,} training tokens "
-                         f"of the {where}")
-
-
-def check_world(study: Study, executor: Executor) -> None:
-    """A run on several processes needs a job of as many tasks: only Slurm starts those, and
-    the profile must ask for exactly the study's devices per node and nodes."""
-    t = study.training
-    world = t.devices * t.nodes
-    if executor.kind != "slurm":
-        if world > 1:
-            raise ValueError(f"training.devices {t.devices} x nodes {t.nodes} trains each run on {world} "
-                             f"processes, which the {executor.kind} executor cannot start: use executor "
-                             "kind slurm with a profile of as many tasks (or dcsl train --devices)")
-        return
-    from sweeps.study.profiles import load_profile
-
-    profile = load_profile(executor.profile)
-    if (profile.ranks_per_node, profile.nodes_per_run) != (t.devices, t.nodes):
-        raise ValueError(f"profile {profile.name} starts {profile.ranks_per_node} tasks per node on "
-                         f"{profile.nodes_per_run} node(s) per run, but the study's training has devices "
-                         f"{t.devices} and nodes {t.nodes}: make them agree")
 
 
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
@@ -211,7 +178,6 @@ def _longest_first(specs: list, vocab: int | None, study: Study) -> list:
     """Training runs by estimated FLOPs, largest first (then everything else, in plan order):
     workers take runs in list order, so a round does not end waiting on one big straggler."""
     from pretrain.spec import TrainSpec
-    from sweeps.review.estimate import run_flops
 
     def cost(spec) -> float:  # noqa: ANN001
         return run_flops(spec, vocab, study) if vocab and isinstance(spec, TrainSpec) else 0.0

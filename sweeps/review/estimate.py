@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pretrain.sizes import flops_per_token
-from pretrain.spec import steps_per_epoch
+from sweeps.planning.cost import forward_flops, run_flops
 from sweeps.planning.plan import (
     cells,
     lattice_points,
@@ -27,9 +26,10 @@ from sweeps.planning.plan import (
     store_identity,
     train_spec,
 )
+from sweeps.planning.preflight import launched_base
+from sweeps.planning.stages import tune
 from sweeps.planning.tune import grid_points, next_points, point
 from sweeps.runs.snapshot import Snapshot
-from sweeps.study.basemodel import launched_base, shape_of
 from sweeps.study.study import Study
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of one H100 SXM
@@ -75,17 +75,6 @@ class PlanSummary:
     vocab: int = 0
 
 
-def run_flops(spec, vocab: int, study: Study) -> float:  # noqa: ANN001 - a TrainSpec
-    shape = shape_of(study, spec.size, vocab)
-    steps = steps_per_epoch(spec.tokens, spec.seq_len, spec.batch_size) * spec.epochs
-    return flops_per_token(shape, spec.seq_len) * steps * spec.batch_size * spec.seq_len
-
-
-def forward_flops(study: Study, size: str, vocab: int, seq_len: int, tokens: float) -> float:
-    """Forward passes only (scoring, sampling): a third of training's FLOPs per token."""
-    return flops_per_token(shape_of(study, size, vocab), seq_len) / 3.0 * tokens
-
-
 def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
     study = launched_base(study)  # a launched base study counts its runs by their real ids
     store_id, store_vocab = store_identity(study)
@@ -126,8 +115,6 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
 def first_round(study: Study, store_id: str) -> list[tuple[str, object]]:
     """(recipe, spec) that launch's first round trains: the tune stage on an empty store
     (repeat searches included; the other stages wait for finished inputs)."""
-    from sweeps.planning.stages import tune
-
     return tune(study, Snapshot(study.root), store_id, 0)
 
 

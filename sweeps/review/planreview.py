@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
 from sweeps.execution.memoryplan import gpu_memory
+from sweeps.planning.preflight import check_budgets
 from sweeps.review.estimate import PlanSummary, summarize
 from sweeps.review.probe import Throughput, measure
 from sweeps.review.timeplan import TimeEstimate, time_estimate
 from sweeps.runs.snapshot import Snapshot
-from sweeps.study.basemodel import shape_of
-from sweeps.study.study import Study
+from sweeps.study.study import Study, shape_of
 
 MIN_SIZES = 4
 MIN_MEMBERS = 4
@@ -162,8 +162,6 @@ def size_info(name: str, vocab: int, study: Study | None = None) -> SizeInfo:
 
 
 def budget_errors(study: Study) -> list[Finding]:
-    from sweeps.execution.launcher import check_budgets
-
     try:
         check_budgets(study)
     except ValueError as exc:

@@ -9,28 +9,23 @@ A study with a ``base`` section trains one pretrained model further instead of s
 
 The checked-in config is the model's shape wherever planning needs one (parameter counts,
 FLOPs, memory), so ``sweep plan`` works before the base is on disk. ``launch`` pins the base's
-content id once (``pin_base``, like the eval data's): a missing base is a one-line error naming
-the path before any compute, and so is a base whose shape is not the checked-in config's or a
-store tokenized with another tokenizer. Runs carry ``init_from`` (the path, operational) and
+content id once (``pin_base`` in ``sweeps.planning.preflight``, like the eval data's): a missing
+base is a one-line error naming the path before any compute, and so is a base whose shape is
+not the checked-in config's or a store tokenized with another tokenizer. Runs carry ``init_from`` (the path, operational) and
 ``init_id`` (the content id, semantic); planning without the base uses ``UNPINNED`` as the id.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pretrain.hfconfig import shape_from_hf_config
-from pretrain.sizes import ModelShape, get_shape
+from pretrain.sizes import ModelShape
 from sweeps.study.yamlpos import Section
-
-if TYPE_CHECKING:
-    from sweeps.study.study import Study
 
 BASE_FILE = "base.json"
 """In a study's root: the base launch pinned (name, path, content id)."""
@@ -89,71 +84,3 @@ def read_base(sec: Section, study_path: Path) -> Base:
     except (ValueError, TypeError, KeyError) as e:
         raise sec.pos.error(where, f"{config}: {e}") from None
     return Base(name=name, path=path, config=config, shape=shape)
-
-
-def shape_of(study: Study, size: str, vocab: int) -> ModelShape:
-    """The architecture planning uses for ``size``: the base's checked-in config (with its own
-    vocabulary) or a registered size with the store's vocabulary. Written once, for every planner."""
-    if study.base is not None and size == study.base.name:
-        return study.base.shape
-    return get_shape(size, vocab)
-
-
-def pin_base(study: Study) -> Study:
-    """The study with its base's content id, read once per launch (a no-op without a base).
-
-    One-line errors, before any compute: the base directory is missing or not a HF model, its
-    shape differs from the checked-in config, or the store was tokenized with another tokenizer.
-    """
-    base = study.base
-    if base is None:
-        return study
-    from pretrain.hfconfig import base_id, read_hf_config
-
-    directory = base.directory()
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"base {base.name}: {directory} has no config.json (is the base downloaded? "
-                                f"base.path in {study.path})")
-    found = shape_from_hf_config(read_hf_config(directory), name=base.name)
-    if found != base.shape:
-        raise ValueError(f"base {base.name}: the config.json in {directory} is not {base.config} (a different "
-                         "model): update the checked-in config or point base.path at the right model")
-    check_store_tokenizer(study, directory)
-    pinned = dataclasses.replace(base, path=str(directory), id=base_id(directory))
-    from pretrain.rundir import atomic_write_json
-
-    study.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(study.root / BASE_FILE, {"name": base.name, "path": pinned.path, "id": pinned.id})
-    return dataclasses.replace(study, base=pinned)
-
-
-def launched_base(study: Study) -> Study:
-    """The study with the base id its last launch pinned (``BASE_FILE`` in its root), so that
-    collect and status name the runs launch made without hashing the base again; unchanged
-    without a base or before any launch."""
-    if study.base is None or study.base.id:
-        return study
-    from pretrain.rundir import read_json
-
-    pinned = read_json(study.root / BASE_FILE) or {}
-    if pinned.get("name") != study.base.name or not pinned.get("id"):
-        return study
-    return dataclasses.replace(study, base=dataclasses.replace(study.base, path=pinned["path"], id=pinned["id"]))
-
-
-def check_store_tokenizer(study: Study, directory: Path) -> None:
-    """The store must be tokenized with the base's tokenizer.json, when the base ships one (token
-    ids must mean the same); training checks it again (pretrain.train.check_base)."""
-    from pretrain.tokenizer import sha256_file
-
-    tokenizer, manifest = directory / "tokenizer.json", study.store / "manifest.json"
-    if not (tokenizer.is_file() and manifest.is_file()):
-        return
-    stored = (json.loads(manifest.read_text()).get("tokenizer") or {}).get("sha256")
-    if stored and stored != sha256_file(tokenizer):
-        raise ValueError(f"store {study.store} was not tokenized with the tokenizer of base {base_label(study)}: "
-                         f"prepare it with --tokenizer {tokenizer}")
-
-
-def base_label(study: Study) -> str:
-    return f"{study.base.name} ({study.base.path})" if study.base else ""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pretrain.sizes import ModelShape, get_shape
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.study.basemodel import Base, read_base
@@ -172,6 +173,14 @@ class Study:
         """Where the full search runs: the smallest main budget of any recipe (data-scaling
         repeats cover fewer sizes). Evals score its models; the report checks its laws."""
         return min(min(r.budgets or self.budgets) for r in self.recipes.values())
+
+
+def shape_of(study: Study, size: str, vocab: int) -> ModelShape:
+    """The architecture planning uses for ``size``: the base's checked-in config (with its own
+    vocabulary) or a registered size with the store's vocabulary. Written once, for every planner."""
+    if study.base is not None and size == study.base.name:
+        return study.base.shape
+    return get_shape(size, vocab)
 
 
 SEED_STRIDE = 1000
@@ -348,4 +357,4 @@ def _executor(sec: Section) -> Executor:
 
 
 __all__ = ["Study", "StudyError", "load_study", "Lattice", "Recipe", "Ensembles", "Distill", "Evals",
-           "Executor", "AXES"]
+           "Executor", "AXES", "shape_of"]
