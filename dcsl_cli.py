@@ -115,7 +115,7 @@ def _study_to_table(args: argparse.Namespace) -> None:
     attr = {"fit": "table", "report": "table_or_dir"}.get(args.command)
     value = getattr(args, attr, None) if attr else None
     if value and str(value).endswith((".yaml", ".yml")):
-        from sweeps.study.study import load_study
+        from sweeps.study import load_study
 
         root = load_study(value).root
         if not any((root / name).is_file() for name in ("results.parquet", "results.csv")):

@@ -23,10 +23,8 @@ from pathlib import Path
 from pretrain.corpus import CorpusSource
 from pretrain.rundir import read_json
 from pretrain.store import PrepareConfig, prepare_store
-from sweeps.execution import executors
-from sweeps.execution.launcher import launch
-from sweeps.execution.worker import RunWorker
-from sweeps.study.study import load_study
+from sweeps.execution import RunWorker, executors, launch
+from sweeps.study import load_study
 
 
 def study_text(store: Path, n_lrs: int) -> str:

@@ -68,14 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _study(args: argparse.Namespace):  # noqa: ANN202
-    from sweeps.study.study import load_study
+    from sweeps.study import load_study
 
     return load_study(args.study, root=args.root)
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweeps.review.planreview import PlanOptions, review
-    from sweeps.review.planview import render_text, to_json
+    from sweeps.review import PlanOptions, render_text, review, to_json
 
     if args.sims < 0 or args.n_boot < 0:
         raise ValueError("--sims and --n-boot must be >= 0")
@@ -91,7 +90,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from sweeps.execution.launcher import launch, with_executor
+    from sweeps.execution import launch, with_executor
 
     study = _study(args)
     executor = with_executor(study, args.executor, args.parallelism, args.profile)
@@ -144,11 +143,11 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.cpt:
-        from sweeps.demos.cptdemo import run_cpt_demo
+        from sweeps.demos import run_cpt_demo
 
         out = args.root or ("cpt-demo-output" if args.seed == 0 else f"cpt-demo-output-seed{args.seed}")
         return 0 if not run_cpt_demo(out, quick=args.quick, seed=args.seed)["failed"] else 1
-    from sweeps.demos.demo import run_demo
+    from sweeps.demos import run_demo
 
     out = args.root or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")
     result = run_demo(quick=args.quick, out=out, seed=args.seed)

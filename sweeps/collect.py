@@ -18,14 +18,19 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
-from sweeps.planning.plan import cell_tuned, cells, store_identity, train_spec
-from sweeps.planning.preflight import launched_base, pin_eval_data
-from sweeps.planning.stages import MEMBER_LABEL, plan_all
-from sweeps.planning.tune import point
-from sweeps.runs.kinds import kind_of
-from sweeps.runs.runstore import last_error
-from sweeps.runs.snapshot import Snapshot
-from sweeps.study.study import AXES, Study
+from sweeps.planning import (
+    MEMBER_LABEL,
+    cell_tuned,
+    cells,
+    launched_base,
+    pin_eval_data,
+    plan_all,
+    point,
+    store_identity,
+    train_spec,
+)
+from sweeps.runs import Snapshot, kind_of, last_error
+from sweeps.study import AXES, Study
 
 NAN = float("nan")
 

@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sweeps.collect import collect  # noqa: E402
-from sweeps.planning.tune import grid_points  # noqa: E402
-from sweeps.study.study import AXES, load_study  # noqa: E402
+from sweeps.planning import grid_points  # noqa: E402
+from sweeps.study import AXES, load_study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCANS = sorted((HERE.parents[1] / "sweeps" / "studies" / "calibration").glob("*.yaml"))

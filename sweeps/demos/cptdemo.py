@@ -127,8 +127,8 @@ def run_cpt_demo(out: str | Path = "cpt-demo-output", quick: bool = False, seed:
                  log=print) -> dict:  # noqa: ANN001
     """Make the base and the store, launch the continued-pretraining study, return the comparison."""
     from sweeps.collect import collect, write_tables
-    from sweeps.execution.launcher import launch
-    from sweeps.study.study import load_study
+    from sweeps.execution import launch
+    from sweeps.study import load_study
 
     mini = QUICK if quick else Mini()
     out = Path(out).resolve()

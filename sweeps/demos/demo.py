@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 from sweeps.collect import collect, write_tables
-from sweeps.execution.launcher import launch
-from sweeps.study.study import Study, load_study
+from sweeps.execution import launch
+from sweeps.study import Study, load_study
 
 
 def demo_study(quick: bool, out: str | Path, seed: int = 0) -> Study:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweeps.execution.worker import RunWorker, run_one, worker_threads
-from sweeps.study.study import Executor
+from sweeps.study import Executor
 
 
 @dataclass
@@ -48,7 +48,7 @@ def submit(executor: Executor, run_dirs: list[Path], folder: Path) -> Submission
 
 
 def _submit_slurm(executor: Executor, run_dirs: list[Path], folder: Path) -> Submission:
-    from sweeps.study.profiles import chunk_for_array, load_profile, make_executor, max_array_size
+    from sweeps.study import chunk_for_array, load_profile, make_executor, max_array_size
 
     profile = load_profile(executor.profile)
     ex = make_executor(profile, folder / "%j")

@@ -20,19 +20,18 @@ from pathlib import Path
 from pretrain.rundir import RunDir, atomic_write_json
 from sweeps.execution.executors import submit, wait
 from sweeps.execution.memoryplan import with_planned_memory
-from sweeps.planning.cost import run_flops
-from sweeps.planning.plan import store_identity
-from sweeps.planning.preflight import (
+from sweeps.planning import (
     check_budgets,
     check_store_tokenizer,
     check_world,
     pin_base,
     pin_eval_data,
+    plan_all,
+    run_flops,
+    store_identity,
 )
-from sweeps.planning.stages import plan_all
-from sweeps.runs.runstore import runs_dir
-from sweeps.runs.snapshot import SEARCH_FILE, Snapshot, read_search, search_key
-from sweeps.study.study import Executor, Study
+from sweeps.runs import SEARCH_FILE, Snapshot, read_search, runs_dir, search_key
+from sweeps.study import Executor, Study
 
 MAX_ROUNDS = 1000
 
@@ -219,7 +218,7 @@ class _Progress:
         if not final and now - self.last < self.every_s:
             return
         self.last = now
-        from sweeps.runs.runstore import run_state
+        from sweeps.runs import run_state
 
         states = [run_state(d) for d in self.dirs]
         done = sum(s in ("succeeded", "failed") for s in states)

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pretrain.memory import HEADROOM, fit_micro_batch, pick_strategy, training_memory
-from sweeps.study.profiles import ClusterProfile, load_profile
-from sweeps.study.study import Executor, Study, shape_of
-from sweeps.study.study_ensembles import Distill
+from sweeps.study import ClusterProfile, Distill, Executor, Study, load_profile, shape_of
 
 
 @dataclass(frozen=True)

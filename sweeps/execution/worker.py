@@ -30,8 +30,7 @@ from pathlib import Path
 import submitit
 
 from pretrain.rundir import RunDir
-from sweeps.runs.kinds import kind_of
-from sweeps.runs.runstore import claim
+from sweeps.runs import claim, kind_of
 
 
 class RunWorker(submitit.helpers.Checkpointable):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pretrain.sizes import flops_per_token
 from pretrain.spec import TrainSpec, steps_per_epoch
-from sweeps.study.study import Study, shape_of
+from sweeps.study import Study, shape_of
 
 
 def run_flops(spec: TrainSpec, vocab: int, study: Study) -> float:

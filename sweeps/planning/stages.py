@@ -29,9 +29,8 @@ from sweeps.planning.plan import (
 )
 from sweeps.planning.preflight import EVAL_DATA, EVAL_SOURCE
 from sweeps.planning.tune import next_points
-from sweeps.runs.kinds import KINDS, kind_of
-from sweeps.runs.snapshot import Snapshot, search_key
-from sweeps.study.study import Distill, Recipe, Study, shape_of
+from sweeps.runs import KINDS, Snapshot, kind_of, search_key
+from sweeps.study import Distill, Recipe, Study, shape_of
 
 Labelled = list[tuple[str, object]]
 MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role is "member")
@@ -266,3 +265,9 @@ STAGES: list[Stage] = [
 def plan_all(study: Study, snap: Snapshot, store_id: str, round_no: int = 0) -> dict[str, Labelled]:
     """What every stage asks for, given the snapshot: stage name -> (label, spec) pairs."""
     return {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}
+
+
+def first_round(study: Study, store_id: str) -> Labelled:
+    """(recipe, spec) that launch's first round trains: the tune stage on an empty store
+    (repeat searches included; the other stages wait for finished inputs)."""
+    return tune(study, Snapshot(study.root), store_id, 0)

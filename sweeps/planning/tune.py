@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sweeps.study.study import AXES, Lattice, Recipe
+from sweeps.study import AXES, Lattice, Recipe
 
 Point = tuple[tuple[str, float], ...]  # hashable, sorted by axis
 

@@ -18,19 +18,22 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sweeps.planning.cost import forward_flops, run_flops
-from sweeps.planning.plan import (
+from sweeps.planning import (
     cells,
+    first_round,
+    forward_flops,
+    grid_points,
     lattice_points,
+    launched_base,
     member_cells,
+    next_points,
+    point,
+    run_flops,
     store_identity,
     train_spec,
 )
-from sweeps.planning.preflight import launched_base
-from sweeps.planning.stages import tune
-from sweeps.planning.tune import grid_points, next_points, point
-from sweeps.runs.snapshot import Snapshot
-from sweeps.study.study import Study
+from sweeps.runs import Snapshot
+from sweeps.study import Study
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of one H100 SXM
 
@@ -110,12 +113,6 @@ def summarize(study: Study, vocab: int | None = None) -> PlanSummary:
                        int(table["full_lattice"].sum()), float(table["flops_full"].sum()),
                        members.runs if members else 0, members.flops if members else 0.0, store_id,
                        stages, int(vocab))
-
-
-def first_round(study: Study, store_id: str) -> list[tuple[str, object]]:
-    """(recipe, spec) that launch's first round trains: the tune stage on an empty store
-    (repeat searches included; the other stages wait for finished inputs)."""
-    return tune(study, Snapshot(study.root), store_id, 0)
 
 
 def stand_in_point(study: Study, recipe) -> tuple:  # noqa: ANN001 - a Recipe

@@ -19,13 +19,13 @@ import math
 from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
-from sweeps.execution.memoryplan import gpu_memory
-from sweeps.planning.preflight import check_budgets
+from sweeps.execution import gpu_memory
+from sweeps.planning import check_budgets
 from sweeps.review.estimate import PlanSummary, summarize
 from sweeps.review.probe import Throughput, measure
 from sweeps.review.timeplan import TimeEstimate, time_estimate
-from sweeps.runs.snapshot import Snapshot
-from sweeps.study.study import Study, shape_of
+from sweeps.runs import Snapshot
+from sweeps.study import Study, shape_of
 
 MIN_SIZES = 4
 MIN_MEMBERS = 4
@@ -175,7 +175,7 @@ def _role(study: Study, role: str):  # noqa: ANN202 - a Recipe or None
 
 def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     """The design's problems, one line each with its fix."""
-    from sweeps.planning.plan import member_cells
+    from sweeps.planning import member_cells
 
     info = {s.name: s for s in sizes}
     out = []
@@ -230,7 +230,7 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
 def _round_findings(study: Study) -> list[Finding]:
     """Adaptive searches whose round limit cannot certify a start that is not the optimum:
     round 1 trains the start and its neighbours; a better neighbour needs a second round."""
-    from sweeps.planning.plan import cells
+    from sweeps.planning import cells
 
     out = []
     for name, recipe in study.recipes.items():
@@ -251,7 +251,7 @@ def _round_findings(study: Study) -> list[Finding]:
 def study_design(study: Study, vocab: int):  # noqa: ANN201 - a scaling.design.Design
     """The x values of every law the analysis will fit (``scaling.analysis``)."""
     from scaling.design import Design
-    from sweeps.planning.plan import member_cells
+    from sweeps.planning import member_cells
 
     def total(size: str) -> float:
         return float(param_counts(shape_of(study, size, vocab))[0])

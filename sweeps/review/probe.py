@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from pretrain.sizes import flops_per_token
-from sweeps.study.study import Study, shape_of
+from sweeps.study import Study, shape_of
 
 # FLOP/s of one single-threaded training run when nothing was measured: the demo's runs
 # trained at 2.8e10 (tiny-16k) to 6.9e10 (tiny-400k), 5.5e10 over all its FLOPs, on one core
@@ -81,7 +81,7 @@ def cpu_model_name() -> str:
 
 def run_threads(study: Study) -> int:
     """Threads each run uses: ``training.threads``, else the executor's share of the cores."""
-    from sweeps.execution.worker import worker_threads
+    from sweeps.execution import worker_threads
 
     threads = study.training.threads
     if threads:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sweeps.review.estimate import PlanSummary, gpu_hours
 from sweeps.review.probe import Throughput
-from sweeps.study.study import Study
+from sweeps.study import Study
 
 # Start-up, validation and checkpoint writes of one run on a CPU, beyond its training FLOPs
 # (the demo: ~75 s over 104 runs on 2 workers).
