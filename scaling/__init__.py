@@ -8,21 +8,41 @@ on a laptop.
     law = fit_power_law(n_params, loss, n_boot=1000)        # L = A / x^alpha + E
     study = analyze_study("runs/results.parquet")          # every law, limit and multiplier
     write_report(study, "runs/report")                      # figures + report.md/.html
+
+    from scaling import fit_chinchilla_law, fit_data_constrained_law, optimal_allocation
+    joint = fit_chinchilla_law(n_params, tokens, loss, n_boot=1000)   # L = E + A/N^a + B/D^b
+    dc = fit_data_constrained_law(n_params, tokens, unique_tokens, loss)  # R_D*, R_N*
+    optimal_allocation(dc, compute=1e21, unique_tokens=1e9)           # N, D, epochs
 """
 
 from scaling.analysis.datalaws import effective_data, effective_data_multiplier
 from scaling.analysis.study import StudyAnalysis, analyze_study
 from scaling.analysis.types import BestRun, Curve, Multiplier
-from scaling.fit.bootstrap import Estimate
-from scaling.fit.power_law import FitInputError, PowerLawFit, fit_power_law
+from scaling.fit import (
+    Allocation,
+    Estimate,
+    FitInputError,
+    JointLawFit,
+    LackOfFit,
+    PowerLawFit,
+    effective_params,
+    effective_tokens,
+    fit_chinchilla_law,
+    fit_data_constrained_law,
+    fit_power_law,
+    optimal_allocation,
+)
 from scaling.report.page import write_report
 from scaling.table.load import TableError, load_results, load_tuning, validate_results
 
 __all__ = [
+    "Allocation",
     "BestRun",
     "Curve",
     "Estimate",
     "FitInputError",
+    "JointLawFit",
+    "LackOfFit",
     "Multiplier",
     "PowerLawFit",
     "StudyAnalysis",
@@ -30,9 +50,14 @@ __all__ = [
     "analyze_study",
     "effective_data",
     "effective_data_multiplier",
+    "effective_params",
+    "effective_tokens",
+    "fit_chinchilla_law",
+    "fit_data_constrained_law",
     "fit_power_law",
     "load_results",
     "load_tuning",
+    "optimal_allocation",
     "validate_results",
     "write_report",
 ]

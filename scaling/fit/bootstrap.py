@@ -124,16 +124,17 @@ def bootstrap_fits(
 
 
 def residual_resample(y: np.ndarray, fitted_y: np.ndarray, ys: np.ndarray, method: str,
-                      rng: np.random.Generator) -> np.ndarray:
+                      rng: np.random.Generator, n_params: int = 3) -> np.ndarray:
     """Residual-bootstrap responses: each replicate's centre plus resampled residuals.
 
     Residuals live where the fit measures them (log loss for huber-log, raw loss for
-    least-squares), are centred and inflated by sqrt(n / (n - 3)) because three fitted
-    parameters shrink them. A replicate's centre is the fitted curve shifted by that
-    replicate's upstream deviation (ys - y), so propagated stages keep their upstream noise.
+    least-squares), are centred and inflated by sqrt(n / (n - p)) because p fitted
+    parameters (three for a one-variable law) shrink them. A replicate's centre is the
+    fitted curve shifted by that replicate's upstream deviation (ys - y), so propagated
+    stages keep their upstream noise.
     """
     n = y.size
-    inflate = math.sqrt(n / (n - 3))
+    inflate = math.sqrt(n / (n - n_params))
     pick = rng.integers(0, n, size=ys.shape)
     if method == "huber-log":
         res = np.log(y / fitted_y)

@@ -159,6 +159,10 @@ class DataConstrainedForm(LawForm):
     R_D* = exp(r_d) and R_N* = exp(r_n); X = (lN, lD, lU), D and U on one reference."""
 
     def log_predict(self, theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._log_predict(theta, X)
+
+    def _log_predict(self, theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, b, alpha, beta, e, r_d, r_n = (theta[:, i:i + 1] for i in range(7))
         l_n, l_d, l_u = X[0], X[1], X[2]
         # Effective data: the unique tokens, plus what their repetitions are still worth.
@@ -249,3 +253,44 @@ class Scales:
         if form is DATA_CONSTRAINED:
             out += [math.log(params["R_D"]), math.log(params["R_N"])]
         return np.array(out)
+
+
+# --- the laws in natural units (arrays broadcast: parameters may be bootstrap columns) -------
+
+def chinchilla_loss(n_params: np.ndarray, tokens: np.ndarray, E: np.ndarray, A: np.ndarray,
+                    B: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """L = E + A / N^alpha + B / D^beta."""
+    return E + A / np.asarray(n_params, dtype=float) ** alpha + B / np.asarray(tokens, dtype=float) ** beta
+
+
+def unique_params(unique_tokens: np.ndarray, A: np.ndarray, B: np.ndarray, alpha: np.ndarray,
+                  beta: np.ndarray) -> np.ndarray:
+    """N_opt(U) = (alpha A / (beta B))^(1 / alpha) U^(beta / alpha): the compute-optimal
+    parameter count for U tokens under the base law."""
+    return np.exp(log_unique_params(np.log(A), np.log(B), np.asarray(alpha, dtype=float),
+                                    np.asarray(beta, dtype=float),
+                                    np.log(np.asarray(unique_tokens, dtype=float))))
+
+
+def effective_tokens(tokens: np.ndarray, unique_tokens: np.ndarray, R_D: np.ndarray) -> np.ndarray:
+    """D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), U_D = min(U, D), R_D = max(D / U - 1, 0)."""
+    tokens, unique = np.asarray(tokens, dtype=float), np.asarray(unique_tokens, dtype=float)
+    return effective_repeats(np.minimum(unique, tokens), np.maximum(tokens / unique - 1.0, 0.0), R_D)
+
+
+def effective_params(n_params: np.ndarray, unique_tokens: np.ndarray, R_N: np.ndarray,
+                     A: np.ndarray, B: np.ndarray, alpha: np.ndarray,
+                     beta: np.ndarray) -> np.ndarray:
+    """N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)), U_N = min(N_opt(U), N), R_N = N / U_N - 1."""
+    n_params = np.asarray(n_params, dtype=float)
+    u_n = np.minimum(unique_params(unique_tokens, A, B, alpha, beta), n_params)
+    return effective_repeats(u_n, n_params / u_n - 1.0, R_N)
+
+
+def data_constrained_loss(n_params: np.ndarray, tokens: np.ndarray, unique_tokens: np.ndarray,
+                          E: np.ndarray, A: np.ndarray, B: np.ndarray, alpha: np.ndarray,
+                          beta: np.ndarray, R_D: np.ndarray, R_N: np.ndarray) -> np.ndarray:
+    """L = E + A / N'^alpha + B / D'^beta (Muennighoff et al. 2023)."""
+    n_eff = effective_params(n_params, unique_tokens, R_N, A, B, alpha, beta)
+    d_eff = effective_tokens(tokens, unique_tokens, R_D)
+    return E + A / n_eff**alpha + B / d_eff**beta

@@ -14,7 +14,7 @@ are fitted at once by the vectorised solver, warm-started at the full-data optim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +29,7 @@ from scaling.fit.bootstrap import (
     json_number,
     percentile_interval,
 )
+from scaling.fit.lack_of_fit import LackOfFit, lack_of_fit
 
 HUBER_DELTA = 1e-3
 ALPHA_BOUNDS = (0.0, 5.0)
@@ -67,7 +68,9 @@ class PowerLawFit:
     `extrapolation_error` is the relative error of predicting the largest-x point from a fit to
     the others (None with fewer than 4 points). `identifiable` is False when the data do not
     pin the three parameters down (too few points, exponent at a bound, E collapsed to 0, or
-    near-optimal solutions disagreeing on E); `warnings` says which.
+    near-optimal solutions disagreeing on E); `warnings` says which. `lack_of_fit` holds the
+    checks of whether the law's form describes the points at all (``scaling.fit.lack_of_fit``):
+    a detected lack of fit is a warning too, but leaves `identifiable` as it is.
     """
 
     A: float
@@ -84,6 +87,12 @@ class PowerLawFit:
     extrapolation_error: float | None = None
     objective: float = math.nan
     identifiable: bool = True
+    lack_of_fit: LackOfFit | None = None
+
+    @property
+    def misspecified(self) -> bool:
+        """The lack-of-fit checks found residuals this form cannot explain."""
+        return self.lack_of_fit is not None and self.lack_of_fit.detected
 
     def predict(self, x: np.ndarray | float) -> np.ndarray:
         """Fitted loss at x."""
@@ -145,6 +154,7 @@ class PowerLawFit:
             "intervals": {k: [json_number(lo), json_number(hi)]
                           for k, (lo, hi) in self.intervals.items()},
             "level": self.level, "warnings": list(self.warnings),
+            "lack_of_fit": None if self.lack_of_fit is None else self.lack_of_fit.to_dict(),
         }
         return out
 
@@ -186,6 +196,7 @@ def fit_power_law(
     alpha_bounds: tuple[float, float] = ALPHA_BOUNDS,
     bootstrap: str = "pairs",
     y_samples: np.ndarray | None = None,
+    noise: float | np.ndarray | None = None,
 ) -> PowerLawFit:
     """Fit L(x) = A / x^alpha + E to points (x, y).
 
@@ -195,8 +206,10 @@ def fit_power_law(
     residuals, which behaves better when a handful of points each carry the fit (a pairs
     resample of 5 member counts lacks K = 1 a third of the time, leaving E unidentified).
     `y_samples` (n_rep, n), when given, propagates an upstream bootstrap: replicate b refits
-    a resample of (x, y_samples[b]), and n_boot is taken from its rows. Raises FitInputError
-    on unusable points; anything questionable about a fit that did run is in `warnings`.
+    a resample of (x, y_samples[b]), and n_boot is taken from its rows. `noise` (nats, one
+    value or one per point) is the seed-to-seed noise of the losses, when known: the
+    lack-of-fit check compares the residuals with it. Raises FitInputError on unusable
+    points; anything questionable about a fit that did run is in `warnings`.
     """
     if method not in METHODS:
         raise FitInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -205,8 +218,11 @@ def fit_power_law(
                             f"choose one of {', '.join(BOOTSTRAPS)}")
     xs, ys = validate_points(x, y)
     with _solver.single_threaded_blas():
-        return _fit(xs, ys, method, n_boot, seed, level, delta, alpha_bounds, bootstrap,
-                    y_samples)
+        fit = _fit(xs, ys, method, n_boot, seed, level, delta, alpha_bounds, bootstrap,
+                   y_samples)
+    check = lack_of_fit(ys, fit.predict(xs), 3, noise=noise, order=xs, groups=xs)
+    warnings = fit.warnings + ([check.message] if check.detected else [])
+    return replace(fit, lack_of_fit=check, warnings=warnings)
 
 
 def _fit(
