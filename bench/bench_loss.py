@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import torch
+from machine import cpu_model  # bench/ is on sys.path when run as a script
 
 from pretrain.loss import CHUNK_LOGITS, summed_cross_entropy
 
@@ -66,16 +66,6 @@ def status_bytes(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def peak_in_fresh_process(tokens: int, chunked: bool) -> int:
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
     code = (f"import torch, json; import bench_loss as b; torch.manual_seed(0); "
@@ -92,7 +82,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"CPU: {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"head + loss of d_model {D_MODEL}, vocab {VOCAB:,}, {args.tokens} tokens: "
           f"{args.tokens * VOCAB / 1e6:.0f}M logits ({args.tokens * VOCAB * 4 / 2**20:.0f} MiB in fp32); "
           f"slices of {CHUNK_LOGITS // VOCAB} tokens")

@@ -25,7 +25,8 @@ import time
 import lightning as L
 import numpy as np
 import torch
-from peak import datasheet_peak, matmul_peak  # bench/ is on sys.path when run as a script
+from machine import cpu_model  # bench/ is on sys.path when run as a script
+from peak import datasheet_peak, matmul_peak
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.lit import PretrainModule, sequence_loss, warmup_cosine
@@ -142,14 +143,6 @@ def main() -> None:
         print(f"dcsl FLOP/s over the measured bf16 matmul peak: {rate['dcsl'] * fpt / peak:.1%}")
     else:
         print(f"dcsl MFU vs measured peak: {rate['dcsl'] * fpt / peak:.0%}  (target >= 65%)")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 if __name__ == "__main__":

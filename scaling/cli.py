@@ -29,6 +29,7 @@ from scaling.table.load import (
     resolve_results_path,
     validate_results,
 )
+from scaling.table.points import LAWS, joint_points
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +47,20 @@ a single law (any table):
   --json prints {"source", "x", "y", "settings", "rows", "rows_skipped", "law"} with "law"
   holding "n_points", "x_decades", "law", "fit" (A, alpha, E, intervals, ...) and "warnings";
   with --group, "group" names the column and "laws" lists one such law per value.
+
+the field's two-variable laws (any table, or a dcsl results table with no column options):
+  dcsl fit points.csv --law chinchilla --n params --d tokens --y loss [--compute 1e21]
+  dcsl fit points.csv --law data-constrained --n params --d tokens --u unique --y loss
+  dcsl fit runs/demo --law data-constrained [--group recipe] [--compute 1e15]
+  fit L = E + A / N^alpha + B / D^beta (Hoffmann et al.'s approach 3), or Muennighoff et al.'s
+  law of effective parameters N' and data D' with decay constants R_N* and R_D* (in
+  repetitions), with bootstrap intervals, what the data identify, a lack-of-fit check and,
+  with --compute, the loss-minimising N, D and epochs at that many FLOPs (C = 6 N D; under
+  the data-constrained law at the unique-token limit --data-limit, default the table's
+  largest U). N is parameters, D tokens seen, U the unique tokens they repeat. From a dcsl
+  results table the points are each recipe's best loss at each (N, D, U) over its succeeded
+  training runs. --fixed NAME=VALUE holds parameters (e.g. the base law, fitting only R_D and
+  R_N); --markdown prints a markdown section; docs/laws.md has the formulas.
 
 """
 
@@ -73,7 +88,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="numeric column of the loss (default: none; needed with --x)")
     single.add_argument("--group", metavar="COLUMN", default=None,
                         help="fit one law per value of this column, e.g. budget_tokens or "
-                             "recipe (default: none, one law over every row)")
+                             "recipe (default: none, one law over every row; with --law on a "
+                             "results table: recipe)")
+    single.add_argument("--noise", type=_positive_float, default=None, metavar="NATS",
+                        help="seed-to-seed noise of a loss, for the lack-of-fit check "
+                             "(default: none; replicated points and sign runs are still checked)")
+    joint = fit.add_argument_group("a two-variable law (--law), on any table or a results table")
+    joint.add_argument("--law", choices=LAWS, default=None,
+                       help="fit L(N, D) (chinchilla) or the data-constrained law (default: none)")
+    joint.add_argument("--n", metavar="COLUMN", default=None,
+                       help="column of parameters N (default: a results table's n_params)")
+    joint.add_argument("--d", metavar="COLUMN", default=None,
+                       help="column of tokens seen D (default: a results table's tokens_seen)")
+    joint.add_argument("--u", metavar="COLUMN", default=None,
+                       help="column of unique tokens U, data-constrained law only (default: a "
+                            "results table's budget_tokens)")
+    joint.add_argument("--fixed", metavar="NAME=VALUE", action="append", default=[],
+                       help="hold a parameter (E, A, B, alpha, beta, R_D, R_N) at a value; "
+                            "repeatable (default: none, fit all)")
+    joint.add_argument("--compute", type=_positive_float, default=None, metavar="FLOPS",
+                       help="also print the optimal allocation at this many training FLOPs "
+                            "(default: none)")
+    joint.add_argument("--data-limit", type=_positive_float, default=None, metavar="TOKENS",
+                       help="unique tokens U for the allocation (default: the table's largest U "
+                            "for the data-constrained law; none for L(N, D))")
+    joint.add_argument("--markdown", action="store_true",
+                       help="print a markdown section instead of text (default: text)")
     _add_fit_options(fit)
     _add_study_options(fit.add_argument_group("study analysis only (without --x/--y)"))
     fit.set_defaults(func=run_fit)
@@ -117,6 +157,16 @@ def _add_study_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
                         help="ensemble rule to analyse (default: %(default)s)")
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -125,6 +175,14 @@ def _non_negative_int(text: str) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    joint_only = [flag for flag, value in (("--n", args.n), ("--d", args.d), ("--u", args.u),
+                                           ("--fixed", args.fixed), ("--compute", args.compute),
+                                           ("--data-limit", args.data_limit),
+                                           ("--markdown", args.markdown)) if value]
+    if args.law is not None:
+        return run_joint_law(args)
+    if joint_only:
+        raise ValueError(f"{joint_only[0]} goes with --law chinchilla or --law data-constrained")
     if args.x is not None or args.y is not None or args.group is not None:
         return run_single_law(args)
     analysis, _ = _analyse(args.table, args)
@@ -161,7 +219,7 @@ def run_single_law(args: argparse.Namespace) -> int:
                         source=str(source))
     try:
         laws = fit_table_laws(points, method=args.method, n_boot=args.n_boot, seed=args.seed,
-                              level=args.level, bootstrap=args.bootstrap)
+                              level=args.level, bootstrap=args.bootstrap, noise=args.noise)
     except FitInputError as exc:
         raise FitInputError(f"{source}: {exc}") from exc
     from scaling.report import tables as summary
@@ -178,7 +236,7 @@ def run_single_law(args: argparse.Namespace) -> int:
 
 def fit_table_laws(points: LawPoints, *, method: str = "huber-log",
                    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = DEFAULT_LEVEL,
-                   bootstrap: str = "pairs") -> list[TableLaw]:
+                   bootstrap: str = "pairs", noise: float | None = None) -> list[TableLaw]:
     """One law per group (or one law over all points), each with the same seed, so an
     ungrouped fit equals `fit_power_law(x, y, n_boot=..., seed=...)` in a notebook.
 
@@ -198,7 +256,7 @@ def fit_table_laws(points: LawPoints, *, method: str = "huber-log",
         x, y = rows["x"].to_numpy(float), rows["y"].to_numpy(float)
         try:
             law = fit_power_law(x, y, method=method, n_boot=n_boot, seed=seed, level=level,
-                                bootstrap=bootstrap)
+                                bootstrap=bootstrap, noise=noise)
         except FitInputError as exc:
             if points.group is None:
                 skipped = f"; {points.n_skipped} skipped" if points.n_skipped else ""
@@ -208,6 +266,54 @@ def fit_table_laws(points: LawPoints, *, method: str = "huber-log",
             continue
         laws.append(TableLaw(value, x, law, list(law.warnings)))
     return laws
+
+
+def run_joint_law(args: argparse.Namespace) -> int:
+    """`dcsl fit TABLE --law chinchilla|data-constrained [...]`."""
+    from scaling.analysis.table_laws import fit_joint_table_laws
+    from scaling.report import table_laws as render
+
+    if args.x is not None:
+        raise ValueError("--x is for a single law; a two-variable law takes --n, --d (and --u)")
+    if args.json and args.markdown:
+        raise ValueError("--json and --markdown: choose one output")
+    _check_level(args.level)
+    fixed = _parse_fixed(args.fixed)
+    source = resolve_results_path(args.table)
+    points = joint_points(read_table(source), args.law, n=args.n, d=args.d, u=args.u, y=args.y,
+                          group=args.group, x_column=args.x_column, source=str(source))
+    try:
+        laws = fit_joint_table_laws(points, args.law, method=args.method, n_boot=args.n_boot,
+                                    seed=args.seed, level=args.level, bootstrap=args.bootstrap,
+                                    fixed=fixed, noise=args.noise, compute=args.compute,
+                                    data_limit=args.data_limit)
+    except FitInputError as exc:
+        raise FitInputError(f"{source}: {exc}") from exc
+    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.seed,
+                "level": args.level, "bootstrap": args.bootstrap, "fixed": fixed,
+                "noise": args.noise, "compute": args.compute, "data_limit": args.data_limit}
+    if args.json:
+        payload = render.joint_laws_to_dict(laws, points, args.law, settings, source=str(source))
+        print(json.dumps(payload, indent=2, allow_nan=False))
+    elif args.markdown:
+        print(render.joint_laws_markdown(laws, points, args.law, settings, source=str(source)))
+    else:
+        print(render.joint_laws_text(laws, points, args.law, settings, source=str(source)))
+    return 0
+
+
+def _parse_fixed(texts: list[str]) -> dict[str, float]:
+    out = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise ValueError(f"--fixed {text!r}: expected NAME=VALUE, e.g. --fixed R_D=15.4")
+        out[name.strip()] = number
+    return out
 
 
 def _group_order(value: object) -> tuple[int, float, str]:

@@ -23,8 +23,9 @@ The forms:
       N'  = U_N + U_N R_N* (1 - exp(-R_N / R_N*))   base law, (alpha A / (beta B))^(1/alpha)
                                                     * U^(beta / alpha)
 
-  R_D* and R_N* are the decay constants: a repeated token (an excess parameter) is worth
-  1 - 1/e of a fresh one after R* repetitions.
+  R_D* and R_N* are the decay constants: the R-th repetition of a token (of the unique
+  parameters) is worth exp(-R / R*) of a fresh one, 1/e of it at R = R*, and the value of
+  all repetitions together never passes U R*.
 """
 
 from __future__ import annotations

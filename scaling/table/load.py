@@ -123,7 +123,7 @@ def validate_results(
     numeric += [c for c in OPTIONAL_COLUMNS + DISTILL_COLUMNS + EVAL_COLUMNS[1:]
                 + EVAL_OPTIONAL_COLUMNS if c in out.columns and c != "rule"]
     for column in dict.fromkeys(numeric):
-        out[column] = _to_numeric(out[column], column, source)
+        out[column] = to_numeric(out[column], column, source)
     # K only means something for ensembles; a blank K elsewhere is a single model
     out.loc[out["K"].isna() & (out["kind"] != "ensemble"), "K"] = 1.0
     kinds = set(out.loc[out["status"] == "succeeded", "kind"])
@@ -193,8 +193,8 @@ def law_points(table: pd.DataFrame, x: str, y: str, *, group: str | None = None,
     x, y = resolve_column(table, x, source), resolve_column(table, y, source)
     if x == y:
         raise TableError(f"{source}: x and y are the same column {x!r}")
-    points = pd.DataFrame({"x": _to_numeric(table[x], x, source),
-                           "y": _to_numeric(table[y], y, source)})
+    points = pd.DataFrame({"x": to_numeric(table[x], x, source),
+                           "y": to_numeric(table[y], y, source)})
     if group is not None:
         group = resolve_column(table, group, source)
         values = table[group]
@@ -220,7 +220,7 @@ def validate_tuning(table: pd.DataFrame, *, source: str = "tuning.csv") -> pd.Da
     for column in ("recipe", "size"):
         out[column] = out[column].astype("string").fillna("")
     for column in ("budget_tokens", "epochs", "lr", "weight_decay", "val_loss"):
-        out[column] = _to_numeric(out[column], column, source)
+        out[column] = to_numeric(out[column], column, source)
     truthy = {"true", "1", "yes", "y", "t"}
     out["certified"] = out["certified"].map(lambda v: str(v).strip().lower() in truthy)
     return out.reset_index(drop=True)
@@ -243,7 +243,7 @@ def _check_values(table: pd.DataFrame, column: str, allowed: tuple[str, ...], so
                          f"(allowed: {', '.join(allowed)})")
 
 
-def _to_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
+def to_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
     converted = pd.to_numeric(values, errors="coerce")
     bad = converted.isna() & values.notna() & (values.astype("string").str.strip() != "")
     if bad.any():
