@@ -141,3 +141,55 @@ def synthetic_tuning(table: pd.DataFrame) -> pd.DataFrame:
     out = out.assign(certified=True, runs_used=7, lattice_size=336).reset_index(drop=True)
     out.loc[out.index[-1], "certified"] = False
     return out
+
+
+MUENNIGHOFF_LAW = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353,
+                   "R_N": 5.3}
+"""Muennighoff et al.'s fitted base law and R_N* (their R_D* is 15.4)."""
+
+
+def synthetic_repeated_runs(
+    *, decays: dict[str, float] | None = None, sizes: dict[str, int] | None = None,
+    budgets: tuple[int, ...] = PAPER_BUDGETS[:3], epochs: tuple[float, ...] = (1, 2, 4, 8, 16, 32),
+    noise: float = 0.003, members: int = 4, seed: int = 0,
+) -> pd.DataFrame:
+    """Training rows of two recipes whose repeated data decays at different rates.
+
+    Each recipe's loss follows the data-constrained law with Muennighoff et al.'s base law
+    and its own R_D* (`decays`, default standard 4, regularized 30), at every size, budget
+    and epoch count, plus a worse learning rate at each point (which the laws must ignore)
+    and `members` seeds of each size's regularized point at the largest budget (the
+    seed-to-seed noise a study measures). Multiplicative log-normal noise.
+    """
+    from scaling.fit.forms import data_constrained_loss
+
+    decays = decays or {"standard": 4.0, "regularized": 30.0}
+    sizes = dict(sizes or PAPER_SIZES)
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def add(recipe: str, role: str, size: str, budget: int, epoch: float, loss: float,
+            lr: float = 3e-3, seed_: int = 0) -> None:
+        rows.append({"run_id": f"{recipe}-{size}-{budget}-{epoch:g}-{lr:g}-{seed_}", "kind": "train",
+                     "recipe": recipe, "role": role, "status": "succeeded", "size": size,
+                     "n_params": sizes[size], "n_params_non_embedding": int(0.8 * sizes[size]),
+                     "budget_tokens": budget, "epochs": float(epoch), "lr": lr,
+                     "weight_decay": 0.1 if recipe == "standard" else 3.2, "seed": seed_,
+                     "tokens_seen": float(budget * epoch),
+                     "val_loss": loss * float(np.exp(rng.normal(0.0, noise))), "K": 1, "rule": ""})
+
+    for recipe, decay in decays.items():
+        law = dict(MUENNIGHOFF_LAW, R_D=decay)
+        for size, n in sizes.items():
+            for budget in budgets:
+                for epoch in epochs:
+                    loss = float(data_constrained_loss(n, budget * epoch, budget, **law))
+                    add(recipe, recipe, size, budget, epoch, loss)
+                    add(recipe, recipe, size, budget, epoch, loss + 0.15, lr=1e-2)
+    law = dict(MUENNIGHOFF_LAW, R_D=decays.get("regularized", 30.0))
+    for size, n in sizes.items():
+        budget, epoch = max(budgets), max(epochs)
+        loss = float(data_constrained_loss(n, budget * epoch, budget, **law))
+        for k in range(members):
+            add("ensemble-member", "member", size, budget, epoch, loss, seed_=k + 1)
+    return pd.DataFrame(rows)

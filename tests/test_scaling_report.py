@@ -15,7 +15,7 @@ from scaling.fit.power_law import PowerLawFit
 from scaling.synthetic import PAPER_BUDGETS, synthetic_study, synthetic_tuning
 
 REPO = Path(__file__).resolve().parents[1]
-PLOT_MODULES = ("figures", "style", "draw", "figures_laws", "figures_evals")  # in scaling/report/
+PLOT_MODULES = ("figures", "style", "draw", "figures_laws", "figures_data", "figures_evals")  # in scaling/report/
 
 
 @pytest.fixture(scope="module")

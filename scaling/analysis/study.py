@@ -21,14 +21,16 @@ before it. Anything that cannot be computed becomes a warning, never an exceptio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from scaling.analysis.compute import compute_table
 from scaling.analysis.datalaws import fit_data_laws, multipliers, recipe_values
 from scaling.analysis.evals import distill_table, downstream_table
+from scaling.analysis.repeated import RepeatedData, fit_repeated_data, seed_noise
 from scaling.analysis.types import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
 from scaling.fit.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
 from scaling.fit.power_law import BOOTSTRAPS, METHODS
@@ -55,6 +57,10 @@ class StudyAnalysis:
     joint: dict[int, Curve]
     data_laws: dict[str, Curve]
     multipliers: list[Multiplier]
+    repeated: dict[str, RepeatedData]
+    """Each recipe role's data-constrained law (repeated data's decay), where identifiable."""
+    compute: pd.DataFrame
+    """Every run's loss against its training FLOPs, with the best-loss frontier marked."""
     distill: pd.DataFrame
     ensemble_rules: pd.DataFrame
     """Every succeeded ensemble-loss row, under every rule measured (soups included)."""
@@ -73,6 +79,8 @@ class StudyAnalysis:
         out = list(self.warnings)
         for curve in self.curves():
             out += [f"{curve.name}: {w}" for w in curve.warnings]
+        for recipe, law in self.repeated.items():
+            out += [f"repeated data ({recipe}): {w}" for w in law.warnings]
         return out
 
     def curves(self) -> list[Curve]:
@@ -95,6 +103,7 @@ def analyze_study(
     rule: str = "logit-mean",
     bootstrap: str = "pairs",
     main_budget: int | None = None,
+    noise: float | None = None,
 ) -> StudyAnalysis:
     """Analyse a results table (DataFrame, or path to a results file or folder).
 
@@ -104,7 +113,9 @@ def analyze_study(
     scaling.table.TableError for a table that breaks the contract; everything else that
     cannot be computed is reported in the result's warnings. `main_budget` is where the
     study's full search ran (a study file knows it); by default the budget with the most sizes
-    tuned beyond the standard recipe (see `infer_main_budget`).
+    tuned beyond the standard recipe (see `infer_main_budget`). `noise` is the seed-to-seed
+    noise of a loss (nats) that the lack-of-fit checks use; by default it is measured from
+    the study's ensemble members (runs that differ only in their seeds).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -114,7 +125,10 @@ def analyze_study(
         raise ValueError(f"unknown ensemble rule {rule!r}; choose one of {', '.join(RULES)}")
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-    settings = Settings(method, int(n_boot), int(seed), float(level), x_column, rule, bootstrap)
+    if noise is not None and not noise > 0:
+        raise ValueError(f"noise must be a positive number of nats, got {noise}")
+    settings = Settings(method, int(n_boot), int(seed), float(level), x_column, rule, bootstrap,
+                        None if noise is None else float(noise))
     with single_threaded_blas():
         return _analyze(table, tuning, settings, main_budget)
 
@@ -145,6 +159,8 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
         tuning = validate_tuning(tuning)
     warnings: list[str] = []
     done, skipped = _succeeded_rows(table, warnings)
+    if settings.noise is None:
+        settings = replace(settings, noise=seed_noise(done))
     fitted = done[done["kind"].isin(["train", "ensemble"])]
     budgets = tuple(sorted(int(b) for b in fitted["budget_tokens"].unique()))
     if main_budget is None:
@@ -164,6 +180,7 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
     joint = {budget: _joint(budget, ensembles, sizes, settings, n_unit) for budget in budgets
              if any(b == budget for b, _ in ensembles)}
     distill = distill_table(done, warnings)
+    repeated = fit_repeated_data(done, settings)
     laws = fit_data_laws(best_standard, regularized, joint, settings, warnings)
     mults = multipliers(laws.get("standard"), best_standard,
                         recipe_values(best_standard, regularized, joint, distill), settings,
@@ -177,7 +194,8 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
         settings=settings, budgets=budgets, main_budget=main_budget, n_unit=n_unit, sizes=sizes,
         standard_curves=standard_curves,
         best_standard=best_standard, regularized=regularized, ensembles=ensembles, joint=joint,
-        data_laws=laws, multipliers=mults, distill=distill,
+        data_laws=laws, multipliers=mults, distill=distill, repeated=repeated,
+        compute=compute_table(done, settings.rule),
         ensemble_rules=done[done["kind"] == "ensemble"][["budget_tokens", "size", "n_params", "K", "rule",
                                                           "val_loss"]].reset_index(drop=True),
         downstream=downstream_table(done), tuning=tuning, n_rows_used=len(done),

@@ -22,6 +22,9 @@ class Settings:
     x_column: str = "n_params"
     rule: str = "logit-mean"
     bootstrap: str = "pairs"
+    noise: float | None = None
+    """The seed-to-seed noise of a loss (nats) that every fit's lack-of-fit check compares its
+    residuals with: given, or measured from the study's ensemble members (None: unknown)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +84,11 @@ def fit_curve(
     point_labels: tuple[str, ...], settings: Settings, *, budget: int | None = None,
     size: str | None = None, y_samples: np.ndarray | None = None, what: str = "points",
 ) -> Curve:
-    """Fit one curve, turning every failure into a warning on the returned Curve."""
+    """Fit one curve, turning every failure into a warning on the returned Curve.
+
+    The lack-of-fit check compares the residuals with `settings.noise`; a point that carries
+    upstream replicates (`y_samples`) adds their spread to it.
+    """
     warnings: list[str] = []
     law = None
     if len(x) < 3:
@@ -91,13 +98,25 @@ def fit_curve(
             law = fit_power_law(x, y, method=settings.method, n_boot=settings.n_boot,
                                 seed=derive_seed(settings.seed, name), level=settings.level,
                                 bootstrap=settings.bootstrap,
-                                y_samples=y_samples if settings.n_boot > 0 else None)
+                                y_samples=y_samples if settings.n_boot > 0 else None,
+                                noise=point_noise(settings.noise, y_samples))
             warnings += law.warnings
         except FitInputError as exc:
             warnings.append(f"not fitted: {exc}")
     return Curve(name=name, recipe=recipe, x_symbol=x_symbol, x=np.asarray(x, dtype=float),
                  y=np.asarray(y, dtype=float), point_labels=point_labels, budget=budget,
                  size=size, fit=law, warnings=warnings)
+
+
+def point_noise(noise: float | None, y_samples: np.ndarray | None) -> float | np.ndarray | None:
+    """Each point's noise: the seed-to-seed noise, plus the spread of its upstream replicates."""
+    if noise is None:
+        return None
+    if y_samples is None:
+        return noise
+    with np.errstate(invalid="ignore"):
+        spread = np.nanvar(np.asarray(y_samples, dtype=float), axis=0)
+    return np.sqrt(noise**2 + np.where(np.isfinite(spread), spread, 0.0))
 
 
 def budget_label(budget: int) -> str:

@@ -1,9 +1,9 @@
 """The study's figures, each saved as PNG and PDF with a caption written from what it shows.
 
-The pieces, one job each: `plot_style` (colours, axes, legend, saving), `plot_laws` (drawing a
-curve and its fitted law honestly), `figures_laws` (figures of fitted laws) and
-`figures_evals` (distillation and downstream figures, no laws). This module only decides
-which figures a study has data for, in report order.
+The pieces, one job each: `style` (colours, axes, legend, saving), `draw` (drawing a curve
+and its fitted law honestly), `figures_laws` (figures of fitted laws), `figures_data`
+(repeated data and compute) and `figures_evals` (distillation and downstream figures, no
+laws). This module only decides which figures a study has data for, in report order.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from scaling.analysis.study import StudyAnalysis
+from scaling.report.figures_data import loss_vs_compute, repeated_budget, repeated_data
 from scaling.report.figures_evals import (
     combination_rules,
     combination_rules_downstream,
@@ -39,6 +40,10 @@ def draw_figures(analysis: StudyAnalysis) -> list[Callable[[], DrawnFigure]]:
         drawers.append(partial(joint_scaling, analysis))
     if analysis.data_laws:
         drawers.append(partial(data_scaling, analysis))
+    if analysis.repeated and repeated_budget(analysis) is not None:
+        drawers.append(partial(repeated_data, analysis))
+    if analysis.compute["frontier"].any():
+        drawers.append(partial(loss_vs_compute, analysis))
     if (analysis.ensemble_rules["rule"] == "uniform-soup").any():
         drawers.append(partial(combination_rules, analysis))
     if not analysis.downstream.empty and not rules_by_k(analysis).empty:

@@ -101,6 +101,13 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
         blocks += [Heading("Data scaling laws"),
                    Table(summary.laws_table(analysis, list(analysis.data_laws.values())))]
         blocks += [figure[n] for n in figure if n == "data_scaling"]
+    if analysis.repeated:
+        blocks += repeated_blocks(analysis, figure)
+    if "loss_vs_compute" in figure:
+        blocks += [Heading("Loss against training compute"), Paragraph(
+            "The same runs placed by what they cost: each run's training FLOPs (an ensemble's "
+            "summed over its members, a student's with its teacher's sampling)."),
+            figure["loss_vs_compute"]]
 
     if analysis.ensembles:
         blocks += [Heading("Ensembles and joint scaling"),
@@ -134,6 +141,21 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
     return blocks
 
 
+def repeated_blocks(analysis: StudyAnalysis, figure: dict[str, Figure]) -> list[Block]:
+    """The "Repeated data" section: each recipe's decay constant and the comparison."""
+    from scaling.analysis.repeated import decay_comparison
+
+    return [Heading("Repeated data"), Paragraph(
+        "Muennighoff et al.'s data-constrained law, L = E + A / N'^alpha + B / D'^beta, fitted "
+        "to each recipe's runs (N parameters, D tokens seen, U = the budget's unique tokens; "
+        "each point the best loss over the other hyperparameters). D' = U + U R_D* (1 - "
+        "exp(-R_D / R_D*)) with R_D = D / U - 1 repetitions: the R-th repetition of a token is "
+        "worth exp(-R / R_D*) of a fresh one, so a larger R_D* means repeated data keeps its "
+        "value longer. R_N* is the same for parameters beyond what the unique data can use."),
+        Table(summary.repeated_table(analysis)), Paragraph(decay_comparison(analysis.repeated)),
+        *[figure[n] for n in figure if n == "repeated_data"]]
+
+
 def grouped_warnings(analysis: StudyAnalysis) -> list[str]:
     """Study warnings, then each distinct curve warning once with the curves it applies to
     (the paper's own design trips "x spans < 1 decade" on every size law; once is enough)."""
@@ -144,6 +166,8 @@ def grouped_warnings(analysis: StudyAnalysis) -> list[str]:
             key = re.sub(r"-?\d[\d.e+-]*", "#", warning)
             by_message.setdefault(key, []).append(f"{curve.name}|{warning}")
     lines = list(analysis.warnings)
+    for recipe, law in analysis.repeated.items():
+        lines += [f"repeated data ({recipe}): {w}" for w in law.warnings]
     for entries in by_message.values():
         names = [e.split("|", 1)[0] for e in entries]
         texts = {e.split("|", 1)[1] for e in entries}

@@ -17,6 +17,7 @@ from scaling.analysis.evals import MODEL_KEYS, downstream_pivot
 from scaling.analysis.study import StudyAnalysis
 from scaling.analysis.types import Curve
 from scaling.fit.bootstrap import Estimate, format_number, json_number
+from scaling.fit.lack_of_fit import LackOfFit
 from scaling.fit.power_law import PowerLawFit
 from scaling.table.load import LawPoints
 from scaling.units import format_count
@@ -44,7 +45,8 @@ def laws_table(analysis: StudyAnalysis, curves: list[Curve] | None = None) -> pd
         law = curve.fit
         if law is None:
             row.update({"law": "not fitted", f"A{ci}": "", f"alpha{ci}": "", f"E{ci}": "",
-                        "converged": "", "identified": "", "held-out error": ""})
+                        "converged": "", "identified": "", "lack of fit": "",
+                        "held-out error": ""})
         else:
             row["law"] = law.law(curve.x_symbol)
             for name, value in (("A", law.A), ("alpha", law.alpha), ("E", law.E)):
@@ -52,9 +54,40 @@ def laws_table(analysis: StudyAnalysis, curves: list[Curve] | None = None) -> pd
                 row[f"{name}{ci}"] = Estimate(value, low, high).format(4)
             row["converged"] = "yes" if law.converged else "NO"
             row["identified"] = "yes" if law.identifiable else "NO"
+            row["lack of fit"] = lack_of_fit_label(law.lack_of_fit)
             row["held-out error"] = ("n/a" if law.extrapolation_error is None
                                      else f"{law.extrapolation_error:+.2%}")
         row["warnings"] = len(curve.warnings)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def lack_of_fit_label(check: LackOfFit | None) -> str:
+    """'DETECTED' (the form does not describe the points), 'none' or 'not tested'."""
+    if check is None or not check.tests:
+        return "not tested"
+    return "DETECTED" if check.detected else "none"
+
+
+def repeated_table(analysis: StudyAnalysis) -> pd.DataFrame:
+    """Per recipe: the decay constants, the base law's asymptote, and what is missing."""
+    ci = interval_header(analysis)
+    rows = []
+    for recipe, law in analysis.repeated.items():
+        row = {"recipe": recipe, "points": len(law.points),
+               "sizes": law.points["n"].nunique(), "budgets": law.points["u"].nunique(),
+               "epoch counts": law.points["epochs"].round(6).nunique()}
+        fit = law.fit
+        for name in ("R_D", "R_N", "E"):
+            if fit is None:
+                row[f"{name}{ci}"] = ""
+                continue
+            low, high = fit.intervals.get(name, (float("nan"), float("nan")))
+            text = Estimate(float(fit.params[name]), low, high).format(3)
+            row[f"{name}{ci}"] = text if fit.identified.get(name, True) else f"{text} (not identified)"
+        row["lack of fit"] = "" if fit is None else lack_of_fit_label(fit.lack_of_fit)
+        row["to identify it, a study would"] = "; ".join(law.missing) if law.missing else (
+            "" if fit is None or fit.identifiable else "see the warnings")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -323,7 +356,10 @@ def _law_lines(law: TableLaw, x_name: str) -> list[str]:
                                 "to the others)" if fit.extrapolation_error is not None
               else "n/a (needs >= 4 points)"),
              ("converged", "yes" if fit.converged else "NO"),
-             ("identified", "yes" if fit.identifiable else "NO (see warnings)")]
+             ("identified", "yes" if fit.identifiable else "NO (see warnings)"),
+             ("lack of fit", "not tested" if fit.lack_of_fit is None else
+              ("DETECTED: " + fit.lack_of_fit.message.removeprefix("lack of fit: "))
+              if fit.lack_of_fit.detected else fit.lack_of_fit.message)]
     return [f"  {name:<15} {text}" for name, text in rows]
 
 

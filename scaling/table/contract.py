@@ -10,7 +10,7 @@ import textwrap
 REQUIRED_COLUMNS = ("run_id", "kind", "recipe", "status", "size", "n_params", "budget_tokens",
                     "val_loss", "K")
 OPTIONAL_COLUMNS = ("n_params_non_embedding", "epochs", "lr", "weight_decay", "seed",
-                    "best_val_loss", "rule")
+                    "best_val_loss", "tokens_seen", "train_flops", "rule")
 # `role` is optional too, but textual: it is kept apart from the numeric OPTIONAL_COLUMNS.
 ROLE_COLUMN = "role"
 DISTILL_COLUMNS = ("teacher_loss", "single_loss", "synthetic_weight")
@@ -80,6 +80,11 @@ COLUMN_MEANINGS = {
     "weight_decay": ("float", "weight decay"),
     "seed": ("int", "the run's seed"),
     "best_val_loss": ("float", "lowest validation loss seen during training"),
+    "tokens_seen": ("float", "tokens trained on (budget_tokens x epochs): D of the two-variable "
+                             "laws, whose U is budget_tokens"),
+    "train_flops": ("float", "FLOPs to train: a model's own training; an ensemble's, the sum "
+                             "over its members; a student's, its own training plus its "
+                             "teacher's sampling (the compute-matched view)"),
     "rule": ("str", "on ensemble rows, how members are combined: one of the rules below "
                     "(blank reads as logit-mean); empty on other rows"),
     "teacher_loss": ("float", "the teacher's loss"),

@@ -7,6 +7,9 @@ N = n_params (or --x-column), D = tokens_seen (budget_tokens x epochs where a ro
 it), U = budget_tokens, and at each (recipe, N, D, U) the lowest loss over the other
 hyperparameters (learning rate, weight decay): a law of the best loss a recipe reaches
 with N parameters, D tokens seen and U unique tokens, which is what the field's laws describe.
+A run that repeated its data more and ended worse than the same model with fewer epochs
+counts at the better loss (the envelope over epochs): repeated data is never worth less
+than stopping earlier, and the laws cannot describe a loss that rises with more data.
 """
 
 from __future__ import annotations
@@ -78,13 +81,11 @@ def joint_points(table: pd.DataFrame, law: str, *, n: str | None = None, d: str 
                        int((~usable).sum()), False)
 
 
-def _from_results(table: pd.DataFrame, law: str, x_column: str, group: str | None,
-                  source: str) -> JointPoints:
-    if x_column not in X_COLUMNS or x_column not in table.columns:
-        raise TableError(f"{source}: no column {x_column!r} for N")
-    role = table["role"].astype(str) if "role" in table.columns else table["recipe"].astype(str)
-    rows = table[(table["kind"].astype(str) == "train") & (table["status"].astype(str) == "succeeded")
-                 & role.isin(LAW_ROLES)].copy()
+def best_loss_points(rows: pd.DataFrame, x_column: str = "n_params",
+                     source: str = "results table") -> pd.DataFrame:
+    """Training rows as law points: columns n, d, u, y, epochs, size, recipe; one point per
+    (recipe, N, U, D) at its best loss, each the envelope over fewer epochs of the same
+    (recipe, N, U)."""
     numbers = {c: to_numeric(rows[c], c, source) for c in (x_column, "budget_tokens", "val_loss")}
     epochs = (to_numeric(rows["epochs"], "epochs", source) if "epochs" in rows.columns
               else pd.Series(np.nan, index=rows.index))
@@ -92,26 +93,43 @@ def _from_results(table: pd.DataFrame, law: str, x_column: str, group: str | Non
             else pd.Series(np.nan, index=rows.index))
     tokens = seen.where(np.isfinite(seen) & (seen > 0), numbers["budget_tokens"] * epochs)
     frame = pd.DataFrame({"n": numbers[x_column], "d": tokens, "u": numbers["budget_tokens"],
-                          "y": numbers["val_loss"], "recipe": rows["recipe"].astype(str)})
-    key = group or "recipe"
-    if key not in frame.columns:
-        key_column = resolve_column(rows, key, source)
-        frame["grouping"] = rows[key_column].astype(str)
-        key = "grouping"
-    usable = frame[["n", "d", "u", "y"]].notna().all(axis=1) & np.isfinite(frame["y"])
-    frame = frame[usable]
-    # The best loss at each (recipe, N, D, U): the law describes a tuned recipe, not its
-    # lattice's worse learning rates and weight decays.
-    best = frame.loc[frame.groupby([key, "n", "d", "u"])["y"].idxmin()]
-    out = best.rename(columns={key: "group"})[["n", "d", "u", "y", "group"]]
+                          "y": numbers["val_loss"], "epochs": tokens / numbers["budget_tokens"],
+                          "size": rows["size"].astype(str) if "size" in rows.columns else "",
+                          "recipe": rows["recipe"].astype(str)})
+    frame = frame[frame[["n", "d", "u", "y"]].notna().all(axis=1) & np.isfinite(frame["y"])]
+    if frame.empty:
+        return frame
+    best = frame.loc[frame.groupby(["recipe", "n", "u", "d"])["y"].idxmin()]
+    best = best.sort_values(["recipe", "n", "u", "d"]).reset_index(drop=True)
+    best["y"] = best.groupby(["recipe", "n", "u"])["y"].cummin()
+    return best
+
+
+def _from_results(table: pd.DataFrame, law: str, x_column: str, group: str | None,
+                  source: str) -> JointPoints:
+    if x_column not in X_COLUMNS or x_column not in table.columns:
+        raise TableError(f"{source}: no column {x_column!r} for N")
+    role = table["role"].astype(str) if "role" in table.columns else table["recipe"].astype(str)
+    rows = table[(table["kind"].astype(str) == "train") & (table["status"].astype(str) == "succeeded")
+                 & role.isin(LAW_ROLES)].copy()
+    if group not in (None, "recipe"):
+        # a law per recipe and value of the other column: "standard/0.1" for weight_decay 0.1
+        column = resolve_column(rows, group, source)
+        rows = rows.assign(recipe=rows["recipe"].astype(str) + "/" + rows[column].astype(str))
+    frame = best_loss_points(rows, x_column, source)
+    if frame.empty:
+        raise TableError(f"{source}: no succeeded training runs of the standard or regularized "
+                         "role to fit a law to")
+    out = frame.rename(columns={"recipe": "group"})[["n", "d", "u", "y", "group"]]
     if law == "chinchilla":
         out = out.drop(columns="u")
     columns = {"n": x_column, "d": "tokens_seen", "y": "val_loss"}
     if law == "data-constrained":
         columns["u"] = "budget_tokens"
     _check_positive(out, columns, source)
-    return JointPoints(out.sort_values(["group", "n", "u", "d"]).reset_index(drop=True), columns,
-                       group or "recipe", len(table), int((~usable).sum()), True)
+    label = "recipe" if group in (None, "recipe") else f"recipe/{group}"
+    return JointPoints(out.reset_index(drop=True), columns, label, len(table),
+                       len(table) - len(rows), True)
 
 
 def _check_positive(frame: pd.DataFrame, columns: dict[str, str], source: str) -> None:
