@@ -27,6 +27,7 @@ def student_rows(spec_json: dict, result_json: dict) -> list[TableRow]:
         "n_params_non_embedding": r["n_params_non_embedding"], "budget_tokens": r["budget_tokens"],
         "epochs": spec_json["epochs"], "lr": spec_json["lr"], "weight_decay": spec_json["weight_decay"],
         "seed": spec_json["init_seed"], "val_loss": r["final_val_loss"], "best_val_loss": r["best_val_loss"],
+        "tokens_seen": r.get("tokens_seen", math.nan),
         "teacher_loss": r["teacher_loss"], "single_loss": r["single_loss"],
         "synthetic_weight": r["synthetic_weight"], "K": r["K"], "rule": r["rule"], "mode": r["mode"],
         "kd_temperature": r["kd_temperature"],

@@ -22,6 +22,7 @@ from sweeps.planning import (
     MEMBER_LABEL,
     cell_tuned,
     cells,
+    forward_flops,
     launched_base,
     pin_eval_data,
     plan_all,
@@ -92,9 +93,51 @@ def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                     rows.append({"run_id": spec.run_id, "recipe": label, "role": role_of(study, label, sj),
                                  "status": "missing", "run_dir": "", **_placeholder_rows(sj, vocab)[0]})
     table = pd.DataFrame(rows)
+    if not table.empty:
+        table["train_flops"] = train_flops(table, snap, study, vocab)
     tuning = tuning_table(study, snap, store_id)
     summary = {"rows": len(table), "states": dict(Counter(snap.states.values())), **problems}
     return table, tuning, summary
+
+
+def train_flops(table: pd.DataFrame, snap: Snapshot, study: Study, vocab: int) -> pd.Series:
+    """Each row's training FLOPs, for the compute-matched view: a model's own training (its
+    result's count); an ensemble's, the sum over its first K members; a student's, its own
+    training plus its teacher's forward passes (sampling the synthetic data, or scoring
+    every training token of a token-level student). NaN where a run has not finished."""
+    own = {rid: float(r["flops"]) for rid, r in snap.results.items() if r and "flops" in r}
+    sampled = {r["store_id"]: snap.specs[rid] for rid, r in snap.results.items()
+               if r and snap.specs.get(rid, {}).get("kind") == "generate" and "store_id" in r}
+
+    def teacher(members: list[str], seq_len: int, tokens: float) -> float:
+        sizes = [snap.specs.get(m, {}).get("size") for m in members]
+        if not sizes or None in sizes:
+            return NAN
+        return sum(forward_flops(study, size, vocab, seq_len, tokens) for size in sizes)
+
+    def flops(run_id: str, kind: str, k: float) -> float:
+        spec, result = snap.specs.get(run_id, {}), snap.results.get(run_id) or {}
+        if kind == "train":
+            return own.get(run_id, NAN)
+        if kind == "ensemble":
+            members = list(spec.get("member_ids", ()))[: int(k)] if k == k else []
+            return sum(own.get(m, NAN) for m in members) if members else NAN
+        if kind == "distill":
+            if spec.get("mode") == "token":
+                cost = teacher(list(spec.get("teacher_ids", ())), spec.get("seq_len", 0),
+                               float(result.get("tokens_seen", NAN)))
+            else:
+                gen = sampled.get(spec.get("synthetic_store_id", ""))
+                cost = (0.0 if gen is None and not spec.get("synthetic_store_id") else NAN
+                        if gen is None else teacher(list(gen["teacher_ids"]), gen["seq_len"],
+                                                    float(gen["tokens"])))
+            return own.get(run_id, NAN) + cost
+        return NAN
+
+    k = table["K"] if "K" in table.columns else pd.Series(1.0, index=table.index)
+    return pd.Series([flops(r, kind, kk) for r, kind, kk in zip(table["run_id"], table["kind"],
+                                                                 k, strict=True)],
+                     index=table.index, dtype=float)
 
 
 def role_of(study: Study, label: str, spec: dict) -> str:

@@ -212,3 +212,11 @@ def test_renamed_recipes_give_the_same_analysis(tmp_path, bible_store):
         assert list(a.regularized[budget].y) == list(b.regularized[budget].y)
     assert {k: list(c.y) for k, c in a.ensembles.items()} == {k: list(c.y) for k, c in b.ensembles.items()}
     assert a.ensembles
+    # Every row carries its training FLOPs: a run its own, an ensemble its first K members'.
+    table = tables[0]
+    done = table[table.status == "succeeded"]
+    assert (done[done.kind == "train"].train_flops > 0).all()
+    flops = dict(zip(done[done.kind == "train"].run_id, done[done.kind == "train"].train_flops))
+    ensemble = done[(done.kind == "ensemble") & (done.K == 2)].iloc[0]
+    members = RunDir(ensemble.run_dir).spec()["member_ids"]
+    assert ensemble.train_flops == pytest.approx(flops[members[0]] + flops[members[1]])
