@@ -15,49 +15,26 @@ on a laptop.
     optimal_allocation(dc, compute=1e21, unique_tokens=1e9)           # N, D, epochs
 """
 
-from scaling.analysis.datalaws import effective_data, effective_data_multiplier
-from scaling.analysis.study import StudyAnalysis, analyze_study
-from scaling.analysis.types import BestRun, Curve, Multiplier
-from scaling.fit import (
-    Allocation,
-    Estimate,
-    FitInputError,
-    JointLawFit,
-    LackOfFit,
-    PowerLawFit,
-    effective_params,
-    effective_tokens,
-    fit_chinchilla_law,
-    fit_data_constrained_law,
-    fit_power_law,
-    optimal_allocation,
-)
-from scaling.report.page import write_report
-from scaling.table.load import TableError, load_results, load_tuning, validate_results
+from scaling._lazy import lazy_exports
 
-__all__ = [
-    "Allocation",
-    "BestRun",
-    "Curve",
-    "Estimate",
-    "FitInputError",
-    "JointLawFit",
-    "LackOfFit",
-    "Multiplier",
-    "PowerLawFit",
-    "StudyAnalysis",
-    "TableError",
-    "analyze_study",
-    "effective_data",
-    "effective_data_multiplier",
-    "effective_params",
-    "effective_tokens",
-    "fit_chinchilla_law",
-    "fit_data_constrained_law",
-    "fit_power_law",
-    "load_results",
-    "load_tuning",
-    "optimal_allocation",
-    "validate_results",
-    "write_report",
-]
+# Public name -> the module that defines it. Imported on first use (PEP 562), so that reading a
+# constant of the table contract or of the fitting vocabulary (as study files do) does not pay
+# for pandas, scipy and every law.
+_EXPORTS = {
+    "Allocation": "scaling.fit.allocation", "BestRun": "scaling.analysis.types",
+    "Curve": "scaling.analysis.types", "Estimate": "scaling.fit.bootstrap",
+    "FitInputError": "scaling.fit.power_law", "JointLawFit": "scaling.fit.joint",
+    "LackOfFit": "scaling.fit.lack_of_fit", "Multiplier": "scaling.analysis.types",
+    "PowerLawFit": "scaling.fit.power_law", "StudyAnalysis": "scaling.analysis.study",
+    "TableError": "scaling.table.load", "analyze_study": "scaling.analysis.study",
+    "effective_data": "scaling.analysis.datalaws",
+    "effective_data_multiplier": "scaling.analysis.datalaws",
+    "effective_params": "scaling.fit.forms", "effective_tokens": "scaling.fit.forms",
+    "fit_chinchilla_law": "scaling.fit.joint", "fit_data_constrained_law": "scaling.fit.joint",
+    "fit_power_law": "scaling.fit.power_law", "load_results": "scaling.table.load",
+    "load_tuning": "scaling.table.load", "optimal_allocation": "scaling.fit.allocation",
+    "validate_results": "scaling.table.load", "write_report": "scaling.report.page",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports("scaling", _EXPORTS, globals())

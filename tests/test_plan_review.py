@@ -129,9 +129,14 @@ VARIANTS = {
 }
 
 
-def test_each_warning_fires_on_its_study_and_the_demo_has_only_the_embedding_one(tmp_path, repo_root):
+def test_each_warning_fires_on_its_study_and_the_demo_has_only_the_embedding_and_k_law_ones(
+        tmp_path, repo_root):
     demo = variant(tmp_path, repo_root, "demo", lambda d: None)
-    assert codes(demo) == {"embedding-heavy"}
+    # The demo's 4 members give each K-law 4 points over 0.6 decades: its fits say so on every
+    # K-curve, and so does the review, once, in the same words.
+    assert codes(demo) == {"embedding-heavy", "few-dof", "narrow-span"}
+    k_law = [f.message for f in review(demo, QUICK).findings if f.code in ("few-dof", "narrow-span")]
+    assert all(m.startswith("each ensemble's K-law: ") for m in k_law), k_law
     for code, change in VARIANTS.items():
         found = codes(variant(tmp_path, repo_root, code, change))
         assert code in found, (code, found)

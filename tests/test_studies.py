@@ -71,6 +71,21 @@ def test_quick_demo_end_to_end(tmp_path):
     assert (root / "report" / "report.html").is_file()
     assert list((root / "report" / "figures").glob("*.png"))
     assert any(line.startswith("what the demo shows") for line in lines)
+    # The design review predicted these fits: a study too small to identify most of its laws.
+    from review_agreement import disagreements
+
+    from scaling import analyze_study
+    from sweeps.review.planreview import PlanOptions, review
+    from sweeps.study import load_study as load
+
+    study = load(repo_study("demo-quick.yaml"), root=root)
+    plan = review(study, PlanOptions(probe=False))
+    fitting = study.analysis
+    analysis = analyze_study(table, n_boot=50, bootstrap=fitting.bootstrap, x_column=fitting.x_column,
+                             main_budget=study.main_budget)
+    assert not disagreements(plan, analysis), disagreements(plan, analysis)
+    assert plan.simulation.law("size").identifiable_share < 0.5
+    assert not analysis.regularized[8_000].fit.identifiable
     # It shows at least the overfitting and the ensemble phenomena.
     checks = result["checks"]
     assert checks["standard recipe stops improving or overfits as size grows"] is True
@@ -103,6 +118,12 @@ def test_quick_demo_end_to_end(tmp_path):
     rerun = again_table.drop_duplicates("run_id").set_index("run_id")["val_loss"]
     assert set(losses.index) <= set(rerun.index)
     assert (rerun[losses.index] - losses).abs().max() < 1e-6
+
+
+def repo_study(name: str):
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "sweeps" / "studies" / name
 
 
 def test_a_grid_recipes_repeats_plan_one_run_each(tmp_path):

@@ -216,7 +216,8 @@ def test_renamed_recipes_give_the_same_analysis(tmp_path, bible_store):
     table = tables[0]
     done = table[table.status == "succeeded"]
     assert (done[done.kind == "train"].train_flops > 0).all()
-    flops = dict(zip(done[done.kind == "train"].run_id, done[done.kind == "train"].train_flops))
+    trained = done[done.kind == "train"]
+    flops = dict(zip(trained.run_id, trained.train_flops, strict=True))
     ensemble = done[(done.kind == "ensemble") & (done.K == 2)].iloc[0]
     members = RunDir(ensemble.run_dir).spec()["member_ids"]
     assert ensemble.train_flops == pytest.approx(flops[members[0]] + flops[members[1]])

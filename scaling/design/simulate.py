@@ -4,7 +4,7 @@ Before any compute, a study's design is only x values: the parameter counts of i
 its member counts K = 1..members, its data budgets. For each law the analysis will fit
 (``scaling.analysis.study``), this draws points from an assumed law at exactly those x, adds
 Gaussian noise at the seed-to-seed level, refits them with the analysis's own fitter
-(``fit_power_law`` with the residual bootstrap, as ``dcsl demo`` fits) and counts how often
+(``fit_power_law`` with the study's bootstrap, as its analysis fits) and counts how often
 the fit is identifiable and how wide the 95% interval of its asymptote E comes out.
 
 Default laws (``DEFAULT_*``) are the paper's shapes scaled to the design's x range, checked
@@ -38,6 +38,7 @@ import numpy as np
 
 from scaling.analysis.datalaws import effective_data_multiplier
 from scaling.design.fits import default_workers, fit_all
+from scaling.design.repeated import RepeatedSimulation, simulate_repeated
 from scaling.fit.bootstrap import derive_seed, json_number, percentile_interval
 from scaling.fit.power_law import PowerLawFit
 from scaling.synthetic import Law
@@ -66,6 +67,10 @@ class Design:
     """The standard recipe's budgets (its data law's x)."""
     main_budget: int | None = None
     """Where multipliers are read (the study's main budget)."""
+    bootstrap: str = "residual"
+    """The bootstrap the study's analysis fits with (its ``analysis`` section)."""
+    repeated: tuple[tuple[str, tuple[tuple[float, float, float], ...]], ...] = ()
+    """(recipe role, its planned (N, D, U) points): the data-constrained law per recipe."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,8 @@ class DesignSimulation:
     n_sims: int
     n_boot: int
     seed: int
+    repeated: tuple[RepeatedSimulation, ...] = ()
+    """The data-constrained law of each recipe role (scaling.design.repeated)."""
 
     def law(self, kind: str, budget: int | None = None) -> LawSimulation | None:
         """The simulation of one kind of law (at ``budget`` where given)."""
@@ -212,7 +219,8 @@ class DesignSimulation:
                             "ensemble": {"A": a.ensemble[0], "alpha": a.ensemble[1]},
                             "defaults": list(a.defaults)},
                 "laws": [s.to_dict() for s in self.laws],
-                "multipliers": [m.to_dict() for m in self.multipliers]}
+                "multipliers": [m.to_dict() for m in self.multipliers],
+                "repeated": [r.to_dict() for r in self.repeated]}
 
 
 class _Draws(NamedTuple):
@@ -331,14 +339,18 @@ def simulate_design(design: Design, given: Assumptions = Assumptions(), *, noise
     if design.data_budgets and laws.data is not None:
         data_budgets = tuple(sorted(design.data_budgets))
         draws.append(_point_draws("data", data_budgets, laws.data, data_budgets, noise, n_sims, n_boot, seed))
-    fits = fit_all([t for d in draws for t in d.tasks], workers)
+    fits = fit_all([t for d in draws for t in d.tasks], workers, design.bootstrap)
     out = [d.summarise(fits[i * n_sims:(i + 1) * n_sims]) for i, d in enumerate(draws)]
     if ensembles:
         k_sim = next(s for s in out if s.law == "ensemble")
         joint = _joint_draws(sorted(design.ensemble_sizes), k_sim, laws, design.ensemble_budgets, n_sims,
                              n_boot, seed)
-        out.insert(out.index(k_sim) + 1, joint.summarise(fit_all(joint.tasks, workers)))
-    result = DesignSimulation(tuple(out), (), laws, noise, n_sims, n_boot, seed)
+        out.insert(out.index(k_sim) + 1,
+                   joint.summarise(fit_all(joint.tasks, workers, design.bootstrap)))
+    repeated = tuple(simulate_repeated(recipe, points, noise=noise, n_sims=n_sims, n_boot=n_boot,
+                                       seed=seed, workers=workers, bootstrap=design.bootstrap)
+                     for recipe, points in design.repeated)
+    result = DesignSimulation(tuple(out), (), laws, noise, n_sims, n_boot, seed, repeated)
     main, data = design.main_budget, result.law("data")
     multipliers = []
     if data is not None and main in data.budgets:

@@ -5,21 +5,23 @@ analysis (``scaling.analysis``), the design review (``scaling.design``) and the 
 all fit through this package, so a law is fitted the same way wherever it appears.
 """
 
-from scaling.fit.allocation import Allocation, optimal_allocation
-from scaling.fit.bootstrap import BOOTSTRAPS, DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
-from scaling.fit.forms import (
-    chinchilla_loss,
-    data_constrained_loss,
-    effective_params,
-    effective_tokens,
-    unique_params,
-)
-from scaling.fit.joint import JointLawFit, fit_chinchilla_law, fit_data_constrained_law
-from scaling.fit.lack_of_fit import LackOfFit, lack_of_fit
-from scaling.fit.power_law import METHODS, FitInputError, PowerLawFit, fit_power_law
+from scaling._lazy import lazy_exports
 
-__all__ = ["BOOTSTRAPS", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "METHODS", "Allocation", "Estimate",
-           "FitInputError", "JointLawFit", "LackOfFit", "PowerLawFit", "chinchilla_loss",
-           "data_constrained_loss", "effective_params", "effective_tokens", "fit_chinchilla_law",
-           "fit_data_constrained_law", "fit_power_law", "lack_of_fit", "optimal_allocation",
-           "unique_params"]
+# Public name -> its module, imported on first use (PEP 562): the fitting vocabulary
+# (METHODS, BOOTSTRAPS) is read by study files without loading scipy and every law.
+_EXPORTS = {
+    "Allocation": "scaling.fit.allocation", "optimal_allocation": "scaling.fit.allocation",
+    "BOOTSTRAPS": "scaling.fit.bootstrap", "DEFAULT_LEVEL": "scaling.fit.bootstrap",
+    "DEFAULT_N_BOOT": "scaling.fit.bootstrap", "Estimate": "scaling.fit.bootstrap",
+    "chinchilla_loss": "scaling.fit.forms", "data_constrained_loss": "scaling.fit.forms",
+    "effective_params": "scaling.fit.forms", "effective_tokens": "scaling.fit.forms",
+    "unique_params": "scaling.fit.forms",
+    "JointLawFit": "scaling.fit.joint", "fit_chinchilla_law": "scaling.fit.joint",
+    "fit_data_constrained_law": "scaling.fit.joint",
+    "LackOfFit": "scaling.fit.lack_of_fit", "lack_of_fit": "scaling.fit.lack_of_fit",
+    "FitInputError": "scaling.fit.power_law", "PowerLawFit": "scaling.fit.power_law",
+    "fit_power_law": "scaling.fit.power_law", "METHODS": "scaling.fit.solver",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports("scaling.fit", _EXPORTS, globals())

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scaling.fit import solver as _solver
+from scaling.fit.checks import few_degrees_of_freedom
 
 BOOTSTRAPS = ("pairs", "residual")
 DEFAULT_N_BOOT = 1000
@@ -83,9 +84,8 @@ def bootstrap_fits(
                       "(need >= 4)"]
     rng = np.random.default_rng(seed)
     warnings = []
-    if n == 4:
-        warnings.append("4 points for 3 parameters leave 1 residual degree of freedom: "
-                        "bootstrap intervals are likely too narrow")
+    if (few := few_degrees_of_freedom(n)) is not None:
+        warnings.append(few)
     if scheme == "pairs":
         counts, redrawn = pairs_resample_counts(n, n_rep, rng)
         if redrawn > 0.2 * n_rep:

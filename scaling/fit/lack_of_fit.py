@@ -104,7 +104,13 @@ def lack_of_fit(y: np.ndarray, fitted: np.ndarray, n_params: int, *,
     if found:
         message = "lack of fit: " + "; ".join(found) + ": this law's form does not describe the points"
     elif tests:
-        message = "no lack of fit detected (" + ", ".join(f"{t} p {_p_text(p)}" for t, _, p in tests) + ")"
+        parts = []
+        for test, _, p in tests:
+            text = f"{test} p {_p_text(p)}"
+            if test == "noise" and p < LACK_OF_FIT_P and typical is not None:
+                text += f", but the residuals are only {rms / typical:.1f}x the noise"
+            parts.append(text)
+        message = "no lack of fit detected (" + "; ".join(parts) + ")"
     else:
         message = ("lack of fit not tested: no replicates, no known noise and fewer than "
                    f"{MIN_RUNS_POINTS} points")

@@ -29,6 +29,7 @@ from scaling.fit.bootstrap import (
     json_number,
     percentile_interval,
 )
+from scaling.fit.checks import narrow_span, too_few_points
 from scaling.fit.lack_of_fit import LackOfFit, lack_of_fit
 
 HUBER_DELTA = 1e-3
@@ -337,13 +338,8 @@ def _diagnose(x: np.ndarray, y: np.ndarray, solutions: list[_Solution],
     """Warnings about the fit, and whether its parameters are identified by the data."""
     warnings = []
     best = solutions[0]
-    identifiable = x.size >= 4
-    if x.size < 4:
-        warnings.append(f"{x.size} points for 3 parameters: the asymptote is not identifiable "
-                        "(the curve interpolates the points)")
-    decades = math.log10(float(x.max() / x.min()))
-    if decades < 1.0:
-        warnings.append(f"x spans {decades:.2f} decades (< 1): exponent and asymptote trade off")
+    identifiable = too_few_points(x.size) is None
+    warnings += [w for w in (too_few_points(x.size), narrow_span(x)) if w]
     if not best.converged:
         warnings.append("optimiser did not converge from any start; parameters are the best found")
     alpha = float(best.theta[1])

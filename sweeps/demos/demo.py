@@ -24,15 +24,11 @@ def demo_study(quick: bool, out: str | Path, seed: int = 0) -> Study:
     return load_study(path, root=out, seed=seed)
 
 
-# The sizes, budgets and member counts are fixed by the design, not sampled, so intervals
-# resample the fits' residuals (a pairs bootstrap of 4-5 points mostly measures which points
-# happened to be drawn).
-BOOTSTRAP = "residual"
-
-
-def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int = 1000,
+def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int | None = None,
              log=print, seed: int = 0) -> dict:  # noqa: ANN001
-    """Run the demo study into ``out``; ``seed`` picks a replicate (every run's seeds change)."""
+    """Run the demo study into ``out``; ``seed`` picks a replicate (every run's seeds change).
+    The laws are fitted as the study file's ``analysis`` section says (``n_boot`` overrides
+    its resamples)."""
     study = demo_study(quick, out, seed)
     t0 = time.time()
     log(f"dcsl demo{' --quick' if quick else ''}: study {study.path.name} into {study.root}/ "
@@ -45,9 +41,12 @@ def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int =
     from scaling import analyze_study, write_report
     from scaling.phenomena import check_phenomena
 
-    log(f"fitting laws ({n_boot} bootstrap resamples) and writing the report")
+    fitting = study.analysis
+    n_boot = fitting.n_boot if n_boot is None else n_boot
+    log(f"fitting laws ({n_boot} {fitting.bootstrap} bootstrap resamples) and writing the report")
     analysis = analyze_study(table, tuning=tuning, n_boot=n_boot, main_budget=study.main_budget,
-                             bootstrap=BOOTSTRAP)
+                             bootstrap=fitting.bootstrap, x_column=fitting.x_column,
+                             method=fitting.method, level=fitting.level, rule=fitting.rule)
     checks = check_phenomena(analysis)
     report_md = write_report(analysis, study.root / "report", source=str(study.root / "results.parquet"),
                              findings=[c.sentence() for c in checks])

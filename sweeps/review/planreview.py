@@ -19,9 +19,19 @@ import math
 from dataclasses import dataclass, field
 
 from pretrain.sizes import get_shape, param_counts
+from scaling.fit.checks import narrow_span
 from sweeps.execution import gpu_memory
 from sweeps.planning import check_budgets
 from sweeps.review.estimate import PlanSummary, summarize
+from sweeps.review.lawreview import (
+    Finding,
+    count,
+    law_check_findings,
+    parse_assumptions,
+    role_recipe,
+    simulated_findings,
+    study_design,
+)
 from sweeps.review.probe import Throughput, measure
 from sweeps.review.timeplan import TimeEstimate, time_estimate
 from sweeps.runs import Snapshot
@@ -30,22 +40,8 @@ from sweeps.study import Study, shape_of
 MIN_SIZES = 4
 MIN_MEMBERS = 4
 MIN_DATA_BUDGETS = 4
-MIN_DECADES = 1.0
 MAX_EMBEDDING_SHARE = 0.5
 MIN_ADAPTIVE_ROUNDS = 2
-# Verdicts on a simulated law: identifiable in at least this share of draws is "yes",
-# at least SHAKY_SHARE "fragile", below it "no" (and a warning).
-SOLID_SHARE, SHAKY_SHARE = 0.8, 0.5
-LAW_KINDS = {"size": 3, "ensemble": 2, "joint": 3, "data": 3}
-# The laws whose failure a design warning explains (its line then carries the simulated share).
-CAUSES = {"few-sizes": ("size", "joint"), "narrow-sizes": ("size",), "few-members": ("ensemble", "joint"),
-          "few-budgets": ("data",)}
-LAW_FIXES = {
-    "size": "add sizes (>= 4, spanning >= 1 decade)",
-    "ensemble": "train more members (>= 4)",
-    "joint": "ensemble more sizes (>= 4) or train more members",
-    "data": "add budgets (>= 4) over a wider range",
-}
 
 
 @dataclass(frozen=True)
@@ -81,21 +77,13 @@ class SizeInfo:
         never does in an untied model, whatever the vocabulary."""
         return 2 * (self.total - self.non_embedding) / self.total
 
+    def count(self, x_column: str) -> int:
+        """The parameter count a size law uses as its x (``analysis.x_column``)."""
+        return self.total if x_column == "n_params" else self.non_embedding
+
     def to_dict(self) -> dict[str, object]:
         return {"size": self.name, "params": self.total, "non_embedding": self.non_embedding,
                 "embedding_share": self.embedding_share, "embedding_and_head_share": self.vocab_share}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of the review: an error (plan exits non-zero) or a warning, with its fix."""
-
-    level: str
-    code: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"level": self.level, "code": self.code, "message": self.message}
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +114,8 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
     vocab = summary.vocab
     sizes = tuple(size_info(s, vocab, study) for s in planned_sizes(study))
     findings = design_findings(study, sizes)
+    design = study_design(study, vocab)
+    findings += law_check_findings(study, design)
     memory, memory_findings = gpu_memory(study, [s.name for s in sizes], vocab)
     findings += [Finding(level, "gpu-memory", message) for level, message in memory_findings]
     simulation = None
@@ -134,7 +124,7 @@ def review(study: Study, options: PlanOptions = PlanOptions()) -> PlanReview:
 
         # Before the probe: the simulation forks worker processes, best done before torch
         # has started threads of its own.
-        simulation = simulate_design(study_design(study, vocab), assumed, noise=options.noise,
+        simulation = simulate_design(design, assumed, noise=options.noise,
                                      n_sims=options.sims, n_boot=options.n_boot, seed=options.seed)
         findings = simulated_findings(simulation, findings)
         if study.base is not None:  # one base: no double limit is meant (the K-law is)
@@ -169,17 +159,13 @@ def budget_errors(study: Study) -> list[Finding]:
     return []
 
 
-def _role(study: Study, role: str):  # noqa: ANN202 - a Recipe or None
-    return next((r for r in study.recipes.values() if r.role == role), None)
-
-
 def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     """The design's problems, one line each with its fix."""
     from sweeps.planning import member_cells
 
     info = {s.name: s for s in sizes}
     out = []
-    reg = _role(study, "regularized")
+    reg = role_recipe(study, "regularized")
     # A study with a base continues one model and compares losses directly (the paper's CPT
     # setting): size and data laws are not what it is for, so their design warnings stay out.
     with_laws = study.base is None
@@ -194,14 +180,19 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
                                f"recipe {reg.name}: {len(few)} sizes ({', '.join(few)}); the "
                                f"{' and the '.join(laws)} need >= {MIN_SIZES} for a bootstrap and an "
                                "identifiable asymptote: add sizes"))
-        counts = sorted(info[s].non_embedding for s in fitted)
-        decades = math.log10(counts[-1] / counts[0])
-        if decades < MIN_DECADES:
+        # The span the fit will measure: the analysis's x (total parameters unless the study's
+        # analysis section says otherwise), in the fit's own words (scaling.fit.checks).
+        x_column = study.analysis.x_column
+        counts = sorted(info[s].count(x_column) for s in fitted)
+        narrow = narrow_span(counts, "N")
+        if narrow:
+            other = sorted(info[s].count(_OTHER_X[x_column]) for s in fitted)
             out.append(Finding("warning", "narrow-sizes",
-                               f"recipe {reg.name}: sizes span {decades:.2f} decades of non-embedding parameters "
-                               f"({counts[0]:,} to {counts[-1]:,}), < {MIN_DECADES:g}: exponent and asymptote "
-                               f"trade off; add a size with >= {10 * counts[0]:,} non-embedding parameters "
-                               "or a smaller one"))
+                               f"recipe {reg.name}: the size law's {narrow} (N = {x_column}, "
+                               f"{counts[0]:,} to {counts[-1]:,}, the analysis's x; "
+                               f"{math.log10(other[-1] / other[0]):.2f} decades of "
+                               f"{_OTHER_X[x_column]}); add a size with >= {10 * counts[0]:,} "
+                               "parameters or a smaller one"))
     heavy = [s for s in sizes if s.vocab_share > MAX_EMBEDDING_SHARE]
     if heavy:
         listed = ", ".join(f"{s.name} ({s.vocab_share:.0%})" for s in heavy)
@@ -213,18 +204,21 @@ def design_findings(study: Study, sizes: tuple[SizeInfo, ...]) -> list[Finding]:
     ens = study.ensembles
     if ens is not None and ens.members < MIN_MEMBERS:
         out.append(Finding("warning", "few-members",
-                           f"ensembles: {_count(ens.members, 'member')}; a K-law needs >= {MIN_MEMBERS} points "
+                           f"ensembles: {count(ens.members, 'member')}; a K-law needs >= {MIN_MEMBERS} points "
                            f"(K = 1..{ens.members}): set members >= {MIN_MEMBERS}"))
-    std = _role(study, "standard")
+    std = role_recipe(study, "standard")
     if std is not None and with_laws:
         budgets = sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
         if len(budgets) < MIN_DATA_BUDGETS:
             what = ("no data law can be fitted (it needs >= 3)" if len(budgets) < 3
                     else "its asymptote is not identifiable")
             out.append(Finding("warning", "few-budgets",
-                               f"recipe {std.name}: {_count(len(budgets), 'budget')} for the data law, so {what}; "
+                               f"recipe {std.name}: {count(len(budgets), 'budget')} for the data law, so {what}; "
                                f"add budgets or repeats (>= {MIN_DATA_BUDGETS} recommended)"))
     return out
+
+
+_OTHER_X = {"n_params": "n_params_non_embedding", "n_params_non_embedding": "n_params"}
 
 
 def _round_findings(study: Study) -> list[Finding]:
@@ -242,106 +236,7 @@ def _round_findings(study: Study) -> list[Finding]:
                 key = "repeat max_rounds" if repeat else "max_rounds"
                 out.append(Finding("warning", "few-rounds",
                                    f"recipe {name}: {key} {short[0][0].max_rounds} certifies only a start "
-                                   f"that is already the optimum; {_count(len(short), 'cell')} risk ending "
+                                   f"that is already the optimum; {count(len(short), 'cell')} risk ending "
                                    f"uncertified: set {key} >= {MIN_ADAPTIVE_ROUNDS} (more if the optimum "
                                    "may be further away)"))
     return out
-
-
-def study_design(study: Study, vocab: int):  # noqa: ANN201 - a scaling.design.Design
-    """The x values of every law the analysis will fit (``scaling.analysis``)."""
-    from scaling.design import Design
-    from sweeps.planning import member_cells
-
-    def total(size: str) -> float:
-        return float(param_counts(shape_of(study, size, vocab))[0])
-
-    size_laws = []
-    reg = _role(study, "regularized")
-    if reg is not None and study.base is None:  # a base study fits no size or data law
-        sizes = tuple(total(s) for s in reg.sizes or study.sizes)
-        size_laws = [(b, sizes) for b in reg.budgets or study.budgets]
-        size_laws += [(b, tuple(total(s) for s in reg.repeat_sizes)) for b in reg.repeat_budgets]
-    cells = member_cells(study)
-    std = _role(study, "standard")
-    data = (sorted({*(std.budgets or study.budgets), *std.repeat_budgets})
-            if std is not None and study.base is None else [])
-    return Design(size_laws=tuple(size_laws), members=study.ensembles.members if study.ensembles else 0,
-                  ensemble_sizes=tuple(total(s) for s in dict.fromkeys(s for _, s in cells)),
-                  ensemble_budgets=tuple(dict.fromkeys(b for b, _ in cells)), data_budgets=tuple(data),
-                  main_budget=study.main_budget)
-
-
-def parse_assumptions(texts: tuple[str, ...] | list[str]):  # noqa: ANN201 - scaling.design.Assumptions
-    """``size=A,alpha,E``, ``ensemble=A,alpha``, ``joint=A,alpha,E``, ``data=A,alpha,E`` -> the
-    laws to simulate; x is in the analysis's units: parameters, members, tokens."""
-    from scaling.design import Assumptions
-    from scaling.synthetic import Law
-
-    given: dict[str, object] = {}
-    for text in texts:
-        kind, _, values = text.partition("=")
-        kind = kind.strip()
-        if kind not in LAW_KINDS:
-            raise ValueError(f"--assume-law {text!r}: unknown law {kind!r}; use {', '.join(LAW_KINDS)}")
-        try:
-            numbers = [float(v) for v in values.split(",")]
-        except ValueError:
-            numbers = []
-        if len(numbers) != LAW_KINDS[kind] or not all(math.isfinite(v) and v > 0 for v in numbers):
-            shape = "A,alpha" if LAW_KINDS[kind] == 2 else "A,alpha,E"
-            raise ValueError(f"--assume-law {text!r}: expected {kind}={shape} with positive numbers")
-        given[kind] = tuple(numbers) if kind == "ensemble" else Law(*numbers)
-    return Assumptions(**given)
-
-
-def simulated_findings(simulation, design: list[Finding]) -> list[Finding]:  # noqa: ANN001
-    """Warnings from a ``DesignSimulation``: a law identifiable in under half of the draws, a
-    multiplier seldom shown above 1. Where a design warning already names the cause (too few
-    sizes, members or budgets), the simulated share is added to that line instead of a new one.
-    Returns the design findings (amended) followed by the new ones."""
-    from pretrain.spec import human_tokens
-
-    shaky = [sim for sim in simulation.laws if sim.identifiable_share < SHAKY_SHARE]
-    kinds = [sim.law for sim in simulation.laws]
-
-    def evidence(sim) -> str:  # noqa: ANN001
-        where = f" at {'/'.join(human_tokens(b) for b in sim.budgets)}" if kinds.count(sim.law) > 1 else ""
-        return f"{law_name(sim.law)}{where} {sim.identifiable_share:.0%}"
-
-    amended, covered = [], set()
-    for f in design:
-        explained = [sim for sim in shaky if sim.law in CAUSES.get(f.code, ())]
-        if explained:
-            f = Finding(f.level, f.code, f"{f.message} (simulated, identifiable in "
-                                         f"{', '.join(map(evidence, explained))} of {simulation.n_sims} draws)")
-            covered.update(id(sim) for sim in explained)
-        amended.append(f)
-    out = [Finding("warning", f"unidentifiable-{sim.law}",
-                   f"simulated: the {evidence(sim).rsplit(' ', 1)[0]} is identifiable in "
-                   f"{sim.identifiable_share:.0%} of {sim.n_sims} draws ({_count(len(sim.x), 'point')}): "
-                   f"{LAW_FIXES[sim.law]}")
-           for sim in shaky if id(sim) not in covered]
-    shaky_kinds = {sim.law for sim in shaky}
-    for m in simulation.multipliers:
-        # A multiplier built on a law already warned about needs no line of its own.
-        source = "size" if m.recipe == "regularized" else "joint"
-        if m.above_one_share < SHAKY_SHARE and not shaky_kinds & {source, "data"}:
-            out.append(Finding("warning", f"multiplier-{m.recipe}",
-                               f"simulated: the {m.recipe} multiplier's interval lies above 1 in "
-                               f"{m.above_one_share:.0%} of {m.n_sims} draws (true value {m.truth:.2g}): "
-                               "the study may not show it; see the laws above"))
-    return amended + out
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def law_name(kind: str) -> str:
-    return {"size": "regularized size law", "ensemble": "ensemble K-law", "joint": "double limit",
-            "data": "standard data law"}[kind]
-
-
-def verdict(share: float) -> str:
-    return "yes" if share >= SOLID_SHARE else "fragile" if share >= SHAKY_SHARE else "no"

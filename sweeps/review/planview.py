@@ -7,7 +7,8 @@ import json
 import math
 
 from pretrain.spec import human_tokens
-from sweeps.review.planreview import PlanReview, law_name, verdict
+from sweeps.review.lawreview import law_name, verdict
+from sweeps.review.planreview import PlanReview
 
 
 def render_text(r: PlanReview) -> str:
@@ -141,7 +142,7 @@ def _simulation_lines(r: PlanReview) -> list[str]:
     a = sim.assumed
     given = [k for k in ("size", "ensemble", "joint", "data") if k not in a.defaults]
     lines = [f"identifiability, simulated: {sim.n_sims} draws per law, noise {sim.noise:g} nats per point, "
-             f"residual bootstrap of {sim.n_boot}; laws {'given: ' + ', '.join(given) if given else 'assumed'}"
+             f"{r.study.analysis.bootstrap} bootstrap of {sim.n_boot} (the study's analysis); laws {'given: ' + ', '.join(given) if given else 'assumed'}"
              f" ({'defaults for the rest: ' if given else ''}the paper's shapes scaled to this design); "
              "identifiable: share of draws whose fit identifies the law (yes >= 80%, fragile >= 50%)"]
     symbols = {"size": "N", "ensemble": "K", "joint": "N", "data": "D"}
@@ -161,7 +162,18 @@ def _simulation_lines(r: PlanReview) -> list[str]:
                     if m.median_low is not None else "no interval")
         lines.append(f"effective-data multiplier, {m.recipe} at {human_tokens(m.budget)}: interval above 1 in "
                      f"{m.above_one_share:.0%} of draws ({interval}; true {m.truth:.3g})")
+    lines += [_repeated_line(rep) for rep in sim.repeated]
     return lines
+
+
+def _repeated_line(rep) -> str:  # noqa: ANN001 - a scaling.design.repeated.RepeatedSimulation
+    """The data-constrained law of one recipe: what to vary, or how often R_D* is identified."""
+    head = f"repeated data ({rep.recipe} recipe, data-constrained law, {rep.n_points} planned points): "
+    if rep.missing:
+        return head + "cannot be fitted; to identify R_D*, " + "; ".join(rep.missing)
+    return (head + f"R_D* identified in {rep.identified_share:.0%} {verdict(rep.identified_share)} of "
+            f"{rep.n_sims} draws (assumed R_D* = {rep.truth['R_D']:g}, R_N* = {rep.truth['R_N']:g}; "
+            f"median fitted {_num(rep.median_R_D)})")
 
 
 def _num(value: float | None) -> str:

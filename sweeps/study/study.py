@@ -20,6 +20,7 @@ from pretrain.sizes import ModelShape, get_shape
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.study.basemodel import Base, read_base
+from sweeps.study.fitting import Analysis
 from sweeps.study.schema import build, named_key, read
 from sweeps.study.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
 from sweeps.study.yamlpos import Section, StudyError, load_yaml
@@ -167,6 +168,8 @@ class Study:
     base: Base | None = None
     """Continued pretraining: the pretrained model every training run starts from (its name is
     the study's one size; sweeps.study.basemodel)."""
+    analysis: Analysis = Analysis()
+    """How its laws are fitted (the demo, ``dcsl report STUDY`` and the design review)."""
 
     @property
     def main_budget(self) -> int:
@@ -240,6 +243,8 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
             if m not in known:
                 raise pos.error(("eval", "models", j), f"unknown model {m!r}; use {', '.join(sorted(known))}")
     executor = _executor(top.sub("executor"))
+    analysis_sec = top.sub("analysis")
+    analysis = build(analysis_sec, Analysis, read(analysis_sec, Analysis))
     study_seed = top.number("seed", int, default=0, allow_zero=True)
     if seed is not None:
         if seed < 0:
@@ -250,7 +255,7 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
                  vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor,
-                 seed=study_seed, base=base)
+                 seed=study_seed, base=base, analysis=analysis)
 
 
 def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
