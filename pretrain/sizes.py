@@ -1,6 +1,6 @@
 """Model sizes, parameter counts and FLOPs: torch-free, so planners can import them.
 
-The paper's four sizes (counts with vocab 128,256 are tested against PAPER.md) and a
+The paper's four sizes (counts with vocab 128,256 are tested against docs/paper.md) and a
 ladder of tiny sizes for CPU studies, named by their non-embedding parameters.
 """
 
@@ -53,7 +53,7 @@ def _shape(name: str, d: int, layers: int, heads: int, kv: int, mlp: int) -> Mod
     return ModelShape(name, d_model=d, n_layers=layers, n_heads=heads, n_kv_heads=kv, d_mlp=mlp)
 
 
-# The paper's four sizes (parameter counts with vocab 128,256 are in PAPER.md and tested),
+# The paper's four sizes (parameter counts with vocab 128,256 are in docs/paper.md and tested),
 # then a ladder of tiny sizes for CPU studies, named by their non-embedding parameters.
 SIZES: dict[str, ModelShape] = {
     s.name: s

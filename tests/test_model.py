@@ -4,7 +4,7 @@ import torch
 from pretrain.model import KVCache, Llama, build_model
 from pretrain.sizes import SIZES, ModelShape, flops_per_token, get_shape, param_counts
 
-# PAPER.md's table (vocab 128,256). It omits the final RMSNorm's gain vector (d_model
+# docs/paper.md's table (vocab 128,256). It omits the final RMSNorm's gain vector (d_model
 # parameters) that a Llama model has; every other weight matches exactly.
 PAPER_PARAMS = {"150m": 154_146_816, "300m": 299_649_024, "600m": 602_456_064, "1.4b": 1_431_371_776}
 
