@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     docs = field_docs(TrainSpec)
     add_run_location(t)
     for f in dataclasses.fields(TrainSpec):
-        if f.name in ("store_id", "init_id"):  # content ids: read from the store and the base
+        if f.name in ("store_id", "init_id", "custom_sizes"):  # content ids, and a study's shapes
             continue
         flag = "--" + f.name.replace("_", "-")
         # A run continued from a base (--init-from) is named by the base, not by a size.
@@ -180,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.init_from is not None and args.size is not None:
         raise ValueError("--size and --init-from exclude each other: the base's config is the size")
     store = TokenStore(args.store)
-    skip = ("store_id", "init_id")
+    skip = ("store_id", "init_id", "custom_sizes")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name not in skip}
     values["tokens"] = parse_tokens(values["tokens"])
     init_id = ""

@@ -21,7 +21,7 @@ import torch
 from pretrain.data import validation_batches
 from pretrain.fsdp import OPTIMIZER_IDS, is_sharded, shard_model
 from pretrain.loss import summed_cross_entropy
-from pretrain.model import Llama, build_model
+from pretrain.model import Llama, init_model
 from pretrain.ranks import all_sum
 from pretrain.spec import TrainSpec
 
@@ -81,7 +81,7 @@ def initial_model(spec: TrainSpec, vocab_size: int) -> Llama:
     """A fresh init from the spec's seed, or the base it continues from (checked against the
     content id the spec was made with)."""
     if spec.init_from is None:
-        return build_model(spec.size, vocab_size, spec.seq_len, spec.init_seed)
+        return init_model(spec.shape(vocab_size), spec.seq_len, spec.init_seed)  # a custom size's too
     from pretrain.hf import load_hf_llama
     from pretrain.hfconfig import base_id
 

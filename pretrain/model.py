@@ -260,10 +260,16 @@ class Llama(nn.Module):
 
 
 def build_model(size: str, vocab_size: int, max_seq_len: int, seed: int) -> Llama:
-    """A freshly initialised model; the init depends on ``seed`` only."""
+    """A freshly initialised model of a registered size; the init depends on ``seed`` only."""
+    return init_model(get_shape(size, vocab_size), max_seq_len, seed)
+
+
+def init_model(shape: ModelShape, max_seq_len: int, seed: int) -> Llama:
+    """A freshly initialised model of any shape (a custom size's too); the init depends on
+    ``seed`` only."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Llama(get_shape(size, vocab_size), max_seq_len=max_seq_len)
+        return Llama(shape, max_seq_len=max_seq_len)
 
 
 def count_from_module(model: nn.Module) -> int:

@@ -7,7 +7,8 @@ ladder of tiny sizes for CPU studies, named by their non-embedding parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,55 @@ def get_shape(size: str, vocab_size: int) -> ModelShape:
     if size not in SIZES:
         raise ValueError(f"unknown model size {size!r}; known sizes: {', '.join(SIZES)}")
     return SIZES[size].with_vocab(vocab_size)
+
+
+# A custom size (a study's ``sizes:`` mapping, a spec's ``custom_sizes``) declares these fields of
+# ModelShape by their own names; the optional ones default as for dcsl's own sizes.
+SHAPE_FIELDS = ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_mlp")
+OPTIONAL_SHAPE_FIELDS = ("rope_theta", "norm_eps", "tie_embeddings")
+
+
+def custom_shape(name: str, values: Mapping[str, object], vocab_size: int = 0) -> ModelShape:
+    """The shape a custom size declares, checked; a ValueError naming the first field that is
+    missing, unknown or wrong (the message starts with the field's name)."""
+    known = (*SHAPE_FIELDS, *OPTIONAL_SHAPE_FIELDS)
+    for key in values:
+        if key not in known:
+            raise ValueError(f"{key}: unknown shape field; known: {', '.join(known)}")
+    for key in SHAPE_FIELDS:
+        if key not in values:
+            raise ValueError(f"{key} is required (a custom size declares {', '.join(SHAPE_FIELDS)})")
+        v = values[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    for key in ("rope_theta", "norm_eps"):
+        v = values.get(key, 1.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{key} must be a positive number, got {v!r}")
+    if not isinstance(values.get("tie_embeddings", False), bool):
+        raise ValueError(f"tie_embeddings must be true or false, got {values['tie_embeddings']!r}")
+    d, heads, kv = values["d_model"], values["n_heads"], values["n_kv_heads"]
+    if d % heads:
+        raise ValueError(f"n_heads {heads} must divide d_model {d}")
+    if heads % kv:
+        raise ValueError(f"n_kv_heads {kv} must divide n_heads {heads} (grouped-query attention)")
+    if (d // heads) % 2:
+        raise ValueError(f"n_heads {heads} gives a head dimension of {d // heads}: rotary embeddings "
+                         "need an even one (d_model / n_heads)")
+    given = {k: values[k] for k in known if k in values}
+    for key in ("rope_theta", "norm_eps"):  # 1e4 and 10000 are one shape, and one run id
+        if key in given:
+            given[key] = float(given[key])
+    return ModelShape(name, vocab_size=vocab_size, **given)
+
+
+def shape_fields(shape: ModelShape) -> dict[str, object]:
+    """What a custom size's shape declares: the required fields, and the optional ones that
+    differ from their defaults (so equal shapes write equal mappings, and equal run ids)."""
+    defaults = {f.name: f.default for f in fields(ModelShape)}
+    out: dict[str, object] = {k: getattr(shape, k) for k in SHAPE_FIELDS}
+    out.update({k: getattr(shape, k) for k in OPTIONAL_SHAPE_FIELDS if getattr(shape, k) != defaults[k]})
+    return out
 
 
 def param_counts(shape: ModelShape) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from pretrain.sizes import SIZES, ModelShape, get_shape
+from pretrain.sizes import SIZES, ModelShape, custom_shape, get_shape, shape_fields
 
 ID_LENGTH = 10
 BASE_CONFIG = "base-config.json"
@@ -92,10 +92,11 @@ class TrainSpec(SpecBase):
         {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
          "keep_checkpoints", "init_from", "activation_checkpointing", "devices", "nodes", "strategy"}
     )
-    LATER: ClassVar[frozenset[str]] = frozenset({"init_id"})
+    LATER: ClassVar[frozenset[str]] = frozenset({"init_id", "custom_sizes"})
 
     size: str
-    """Model size name (the registry in pretrain/sizes.py); with init_from, the base's name."""
+    """Model size name (the registry in pretrain/sizes.py, or one of custom_sizes); with
+    init_from, the base's name."""
     store: str
     """Token store directory (operational: the store's content id is ``store_id``)."""
     store_id: str
@@ -150,9 +151,14 @@ class TrainSpec(SpecBase):
     its config is the model's shape (no --size) and its content hash joins the run id."""
     init_id: str = ""
     """Content id of that base: its config and weight files (pretrain.hfconfig.base_id)."""
+    custom_sizes: dict[str, dict[str, Any]] | None = None
+    """Shapes of sizes that are not registered, by name (``pretrain.sizes.custom_shape``'s
+    fields). A study passes all of its own; the spec keeps only its size's, which joins the run
+    id, so two studies' custom sizes of one name but different shapes never share a run."""
 
     def __post_init__(self) -> None:
-        if self.init_from is None and self.size not in SIZES:
+        self._keep_own_custom_size()
+        if self.init_from is None and self.size not in SIZES and not self.custom_sizes:
             raise ValueError(f"unknown model size {self.size!r}; known sizes: {', '.join(SIZES)}")
         if (self.init_from is None) != (not self.init_id):
             raise ValueError("init_from and init_id go together (init_id is the base's content id)")
@@ -189,6 +195,25 @@ class TrainSpec(SpecBase):
                 f"{self.world_size})")
             raise ValueError(f"micro_batch_size {self.micro_batch_size} must divide {where}")
 
+    def _keep_own_custom_size(self) -> None:
+        """``custom_sizes`` reduced to this spec's size, checked: None for a registered size
+        (declared again with its own shape, it is the registered run, with the registered id)."""
+        declared = (self.custom_sizes or {}).get(self.size)
+        own = None
+        if declared is not None:
+            if self.init_from is not None:
+                raise ValueError(f"custom size {self.size!r}: a continued run's shape is its base's config")
+            try:
+                shape = custom_shape(self.size, declared)
+            except ValueError as e:
+                raise ValueError(f"custom size {self.size!r}: {e}") from None
+            registered = SIZES.get(self.size)
+            if registered is not None and registered.with_vocab(0) != shape:
+                raise ValueError(f"custom size {self.size!r} is a registered size with another shape: "
+                                 "give it another name")
+            own = None if registered is not None else {self.size: shape_fields(shape)}
+        object.__setattr__(self, "custom_sizes", own)
+
     @property
     def world_size(self) -> int:
         return self.devices * self.nodes
@@ -199,8 +224,10 @@ class TrainSpec(SpecBase):
         return self.batch_size // self.world_size
 
     def shape(self, vocab_size: int) -> ModelShape:
-        """The model's architecture: the registered size, or the base's config.json. A base
-        keeps its own vocabulary, which must cover the store's tokenizer."""
+        """The model's architecture: the registered or custom size, or the base's config.json.
+        A base keeps its own vocabulary, which must cover the store's tokenizer."""
+        if self.custom_sizes:
+            return custom_shape(self.size, self.custom_sizes[self.size], vocab_size)
         if self.init_from is None:
             return get_shape(self.size, vocab_size)
         from pretrain.hfconfig import read_hf_config, shape_from_hf_config
