@@ -33,6 +33,7 @@ CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy", 
 _CODEC_MODULES = {"zstandard": "zstd", "lz4": "lz4", "snappy": "snappy", "py7zr": "7z",
                   "rarfile": "rar"}
 SUPPORTED_FILES = ".txt, .jsonl, .json or .parquet; .txt/.jsonl/.json may be compressed (.zst, .gz, .bz2, .xz)"
+SOURCE_KINDS = ("bible", "files", "hub")
 TXT_DOCUMENTS = "a .txt file is split into documents at blank lines (one document per paragraph)"
 
 
@@ -67,6 +68,26 @@ class CorpusSource:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Every value is checked here, where a study's data.prepare is loaded, so a mistake is
+        # a one-line error before any work; messages use the option names (--source, --dataset).
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"source {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        for option, value in (("dataset", self.name), ("split", self.split), ("text_field", self.text_field)):
+            if not isinstance(value, str) or (option != "dataset" and not value.strip()):
+                raise ValueError(f"{option} must be a non-empty string, got {value!r}")
+        if self.revision is not None and not isinstance(self.revision, str):
+            raise ValueError(f"revision must be a string (a commit), got {self.revision!r}")
+        if not isinstance(self.files, tuple) or not all(isinstance(f, str) and f for f in self.files):
+            raise ValueError(f"files must be a list of file paths, got {self.files!r}")
+        if self.shuffle_seed is not None and (isinstance(self.shuffle_seed, bool)
+                                              or not isinstance(self.shuffle_seed, int)):
+            raise ValueError(f"shuffle_seed must be an integer, got {self.shuffle_seed!r}")
+        if isinstance(self.shuffle_buffer, bool) or not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
+            raise ValueError(f"shuffle_buffer must be a positive integer, got {self.shuffle_buffer!r}")
+        if self.kind == "files" and not self.files:
+            raise ValueError("files is required with source files: the corpus files to read")
+        if self.kind == "hub" and not self.name:
+            raise ValueError("dataset is required with source hub: a dataset name or local dataset folder")
         # Files given to another kind would be recorded in the manifest but never read.
         if self.files and self.kind != "files":
             raise ValueError(
@@ -169,8 +190,6 @@ def _open_stream(source: CorpusSource):  # noqa: ANN202 - datasets.IterableDatas
             _bible_chapters, gen_kwargs={"path": str(bible_path())}
         )
     if source.kind == "files":
-        if not source.files:
-            raise ValueError("corpus kind 'files' needs at least one file")
         for f in source.files:
             if not Path(f).is_file():
                 raise FileNotFoundError(f"corpus file not found: {f}")
@@ -187,8 +206,6 @@ def _open_stream(source: CorpusSource):  # noqa: ANN202 - datasets.IterableDatas
         # datasets infers each file's compression from its suffix (through fsspec).
         return datasets.load_dataset(builder, data_files=files, split="train", streaming=True, **kwargs)
     if source.kind == "hub":
-        if not source.name:
-            raise ValueError("corpus kind 'hub' needs a dataset name (or local dataset folder)")
         return datasets.load_dataset(
             source.name, split=source.split, revision=source.revision, streaming=True
         )

@@ -82,6 +82,24 @@ class PrepareConfig:
     dtype: str | None = None
     batch_docs: int = 256
 
+    def __post_init__(self) -> None:
+        # A study's data.prepare is checked here when it loads: a wrong value is a one-line
+        # error naming the option, not a failure after the BPE has trained.
+        for name in ("vocab_size", "val_tokens", "val_every", "tokenizer_docs", "batch_docs", "max_train_tokens"):
+            value = getattr(self, name)
+            if value is None and name == "max_train_tokens":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("tokenizer", "eos_token"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if self.tokenizer is None and self.vocab_size < 257:
+            raise ValueError(f"vocab_size {self.vocab_size} is too small for a byte-level BPE (need >= 257)")
+        if self.dtype not in (None, "uint16", "uint32"):
+            raise ValueError(f"dtype must be uint16 or uint32, got {self.dtype!r}")
+
 
 # `dcsl data prepare`'s option names (and a study's data.prepare keys) for CorpusSource's
 # fields; every other option is PrepareConfig's own field of the same name.
@@ -101,9 +119,9 @@ def prepare_config(options: dict, out: str | Path) -> PrepareConfig:
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown prepare option; known: {', '.join(PREPARE_OPTIONS)}")
     source = {SOURCE_OPTIONS[k]: v for k, v in options.items() if k in SOURCE_OPTIONS and v is not None}
-    if "files" in source:
-        source["files"] = tuple(str(f) for f in source["files"])
-    if source.get("shuffle_seed") is not None and source["shuffle_seed"] < 0:
+    if isinstance(source.get("files"), list | tuple):  # paths, as the command line gives them
+        source["files"] = tuple(str(f) if isinstance(f, Path) else f for f in source["files"])
+    if isinstance(source.get("shuffle_seed"), int) and source["shuffle_seed"] < 0:
         source["shuffle_seed"] = None  # a negative seed keeps the source order
     config = {k: v for k, v in options.items() if k in CONFIG_OPTIONS and v is not None}
     for key in ("val_tokens", "max_train_tokens"):

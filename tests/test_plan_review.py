@@ -162,8 +162,10 @@ def test_a_budget_larger_than_the_store_is_an_error_and_plan_exits_non_zero(tmp_
         dcsl(["sweep", "plan", str(study.path), "--root", str(study.root), "--no-probe", "--sims", "0"])
     assert exit_info.value.code != 0
     captured = capsys.readouterr()
-    assert "error: budget 256,000 tokens exceeds" in captured.out
-    assert captured.err.startswith("dcsl sweep: budget 256,000 tokens exceeds")
+    # Positioned at the budget in the study file, as launch says it (sweeps.planning.preflight).
+    at = re.escape(str(study.path)) + r":\d+:\d+: budgets.5: budget 256,000 tokens exceeds"
+    assert re.search(r"error: " + at, captured.out)
+    assert re.match(r"dcsl sweep: " + at, captured.err)
 
 
 def test_plan_before_the_store_exists_with_no_probe_and_json(tmp_path, repo_root, capsys):

@@ -38,10 +38,23 @@ def check_budgets(study: Study) -> None:
         where = f"data.prepare.max_train_tokens of {study.path}"
     else:
         return
-    too_big = [b for b in study.budgets if b > available]
+    too_big = [i for i, b in enumerate(study.budgets) if b > available]
     if too_big:
-        raise ValueError(f"budget {too_big[0]:,} tokens exceeds the {available:,} training tokens "
-                         f"of the {where}")
+        message = (f"budget {study.budgets[too_big[0]]:,} tokens exceeds the {available:,} training tokens "
+                   f"of the {where}")
+        raise at_key(study, ("budgets", too_big[0]), message)
+
+
+def at_key(study: Study, key: tuple, message: str) -> ValueError:
+    """``message`` as a one-line error at ``key``'s ``file:line:col`` in the study file (the
+    positions are read again: a loaded study keeps none), or plain if the file cannot be read."""
+    from sweeps.study import StudyError, load_yaml
+
+    try:
+        _, pos = load_yaml(study.path)
+    except (StudyError, OSError):
+        return ValueError(message)
+    return pos.error(key, message)
 
 
 def check_world(study: Study, executor: Executor) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+from pretrain.sizes import shape_fields
 from pretrain.spec import human_tokens
 from sweeps.review.lawreview import law_name, verdict
 from sweeps.review.planreview import PlanReview
@@ -25,7 +26,10 @@ def render_text(r: PlanReview) -> str:
     lines.append("")
     lines += [_table([{"size": x.name, "params": f"{x.total:,}", "non-embedding": f"{x.non_embedding:,}",
                        "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
-                      for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head")), ""]
+                      for x in r.sizes], right=("params", "non-embedding", "embedding", "embedding + head"))]
+    lines += [f"custom size {name}: " + ", ".join(f"{k} {v}" for k, v in shape_fields(shape).items())
+              for name, shape in study.custom_shapes.items()]
+    lines.append("")
     if r.memory:
         lines += [_table([{"size": m.label, "strategy": m.strategy,
                            "micro-batch": f"{m.micro_batch}{' (picked)' if m.picked else ''}",
@@ -196,6 +200,8 @@ def to_json(r: PlanReview) -> str:
         "findings": [f.to_dict() for f in r.findings],
         "simulation": None if r.simulation is None else r.simulation.to_dict(),
     }
+    if study.custom_shapes:  # only then: the plans of studies without any stay as they were
+        data["custom_sizes"] = {name: shape_fields(shape) for name, shape in study.custom_shapes.items()}
     return json.dumps(data, indent=2, allow_nan=False, default=_plain)
 
 

@@ -26,10 +26,10 @@ from sweeps.study.study import (
     shape_of,
 )
 from sweeps.study.study_ensembles import Distill, Ensembles
-from sweeps.study.yamlpos import StudyError
+from sweeps.study.yamlpos import StudyError, load_yaml
 
 __all__ = [
     "AXES", "BASE_FILE", "SEED_STRIDE", "UNPINNED", "Base", "ClusterProfile", "Distill", "Ensembles",
     "Evals", "Executor", "Lattice", "Recipe", "Study", "StudyError", "Training", "available_profiles",
-    "chunk_for_array", "load_profile", "load_study", "make_executor", "max_array_size", "shape_of",
+    "chunk_for_array", "load_profile", "load_study", "load_yaml", "make_executor", "max_array_size", "shape_of",
 ]

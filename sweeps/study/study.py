@@ -3,9 +3,12 @@
 A study names its data (an existing token store, or how to prepare one), the budgets
 and model sizes, the hyperparameter lattice, the recipes tuned on it, the ensembles
 built from tuned points, distillation students, downstream evals, and the executor.
-Loading validates everything before anything runs: unknown keys, unknown sizes,
-values off the lattice and non-positive numbers are one-line errors that name the key
-and its ``file:line:column``. ``sweeps/studies/*.yaml`` are worked examples.
+Loading validates everything the file alone decides, before anything runs: unknown or
+missing keys, unknown sizes and eval tasks, custom sizes' shapes (``sweeps.study.customsizes``),
+values off the lattice, values listed twice, empty lists, non-positive numbers and budgets too
+small for one batch (``sweeps.study.checks``) are one-line errors that name the key and its
+``file:line:column``; ``sweep plan`` and ``launch`` both load, so they refuse the same files.
+``sweeps/studies/*.yaml`` are worked examples.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pretrain.sizes import ModelShape, get_shape
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.study.basemodel import Base, read_base
+from sweeps.study.checks import check_sequences, check_tasks
+from sweeps.study.customsizes import read_sizes, spec_shapes
 from sweeps.study.fitting import Analysis
 from sweeps.study.schema import build, named_key, read
 from sweeps.study.study_ensembles import Distill, Ensembles, _distill, _ensembles, subset
@@ -47,6 +52,9 @@ class Training:
     devices: int = field(default=TrainSpec.devices, metadata={"positive": True})
     nodes: int = field(default=TrainSpec.nodes, metadata={"positive": True})
     strategy: str = field(default=TrainSpec.strategy, metadata={"choices": STRATEGIES})
+    custom_sizes: dict[str, dict[str, Any]] | None = field(default=None, metadata={"from": "sizes"})
+    """The shapes of the study's custom sizes (its ``sizes:`` list, not this section): every spec
+    gets them all and keeps its own (``TrainSpec.custom_sizes``)."""
 
     def spec_fields(self) -> dict[str, Any]:
         """Keyword arguments for TrainSpec."""
@@ -170,6 +178,8 @@ class Study:
     the study's one size; sweeps.study.basemodel)."""
     analysis: Analysis = Analysis()
     """How its laws are fitted (the demo, ``dcsl report STUDY`` and the design review)."""
+    custom_shapes: dict[str, ModelShape] = field(default_factory=dict)
+    """The shapes of its custom sizes (``sweeps.study.customsizes``), without a vocabulary."""
 
     @property
     def main_budget(self) -> int:
@@ -180,9 +190,12 @@ class Study:
 
 def shape_of(study: Study, size: str, vocab: int) -> ModelShape:
     """The architecture planning uses for ``size``: the base's checked-in config (with its own
-    vocabulary) or a registered size with the store's vocabulary. Written once, for every planner."""
+    vocabulary), or a custom or registered size with the store's vocabulary. Written once, for
+    every planner."""
     if study.base is not None and size == study.base.name:
         return study.base.shape
+    if size in study.custom_shapes:
+        return study.custom_shapes[size].with_vocab(vocab)
     return get_shape(size, vocab)
 
 
@@ -204,9 +217,9 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     data_sec = top.sub("data")
     vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
     store, prepare = _data_section(data_sec, study_root)
-    budgets = tuple(top.tokens("budgets", v, p) for v, p in top.items("budgets"))
+    budgets = top.unique("budgets", [top.tokens("budgets", v, p) for v, p in top.items("budgets")])
     base = read_base(top.sub("base"), Path(path)) if top.has("base") else None
-    sizes = tuple(top.size(v, p) for v, p in top.items("sizes"))
+    sizes, custom = read_sizes(top)
     if base is not None:
         if sizes:
             raise pos.error(("sizes",), "a study with a base trains the base: remove 'sizes'")
@@ -218,7 +231,8 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
         raise pos.error(("budgets",), "at least one budget is required")
     if not sizes:
         raise pos.error(("sizes",), "at least one model size is required")
-    training = _training_section(top.sub("training"), sizes[0], base)
+    training = _training_section(top.sub("training"), sizes[0], base, spec_shapes(custom))
+    check_sequences(pos, budgets, training.seq_len, training.batch_size)
     lattice = _lattice_section(top.sub("lattice"))
     recipes_sec = top.sub("recipes")
     recipes = {n: _recipe(n, recipes_sec.sub(n), lattice, budgets, sizes) for n in list(recipes_sec.data)}
@@ -231,7 +245,8 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
             raise pos.error(("recipes", named[1], "role"), f"recipes {named[0]!r} and {named[1]!r} "
                             f"both have role {role}; a study has one recipe per role")
     ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
-    distill = tuple(_distill(Section(v, p, pos), budgets) for v, p in top.items("distill"))
+    distill = tuple(_distill(Section(v, p, pos), budgets, tuple(custom)) for v, p in top.items("distill"))
+    top.unique("distill", [d.name for d in distill])
     for i, d in enumerate(distill):
         if d.teacher == "ensemble" and (ensembles is None or d.members > ensembles.members):
             raise pos.error(("distill", i, "members"), "an ensemble teacher needs an ensembles section "
@@ -255,7 +270,7 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
                  vocab_size=vocab_size,
                  budgets=budgets, sizes=sizes, training=training, lattice=lattice, recipes=recipes,
                  ensembles=ensembles, distill=distill, evals=evals, executor=executor,
-                 seed=study_seed, base=base, analysis=analysis)
+                 seed=study_seed, base=base, analysis=analysis, custom_shapes=custom)
 
 
 def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
@@ -263,6 +278,8 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
     sec.done()
     if (store is None) == (prepare is None):
         raise sec.pos.error(sec.path, "give exactly one of 'store' (an existing token store) or 'prepare'")
+    if store is not None and (not isinstance(store, str) or not store.strip()):
+        raise sec.pos.error(sec.path + ("store",), f"expected a token store directory, got {store!r}")
     if prepare is not None:
         if not isinstance(prepare, dict):
             raise sec.pos.error(sec.path + ("prepare",), "expected a mapping of `dcsl data prepare` options")
@@ -271,15 +288,19 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
             raise sec.pos.error(sec.path + ("prepare", unknown[0]),
                                 f"unknown key; known: {', '.join(sorted(PREPARE_OPTIONS))}")
         try:  # the same mapping `launch` uses, so every value is checked before any work
-            prepare_config(prepare, root / "store")
+            config = prepare_config(prepare, root / "store")
         except (ValueError, TypeError) as e:
             raise sec.pos.error(sec.path + ("prepare",) + named_key(str(e), prepare), str(e)) from None
+        # Before the store exists (afterwards the tokenizer may move: the store keeps a copy).
+        if config.tokenizer and not Path(config.tokenizer).is_file() and not (root / "store" / "manifest.json").exists():
+            raise sec.pos.error(sec.path + ("prepare", "tokenizer"), f"{config.tokenizer} does not exist")
         return root / "store", prepare
     return Path(store), None
 
 
-def _training_section(sec: Section, size: str, base: Base | None) -> Training:
-    training = build(sec, Training, read(sec, Training))
+def _training_section(sec: Section, size: str, base: Base | None, custom_sizes: dict | None) -> Training:
+    own = [f.name for f in dataclasses.fields(Training) if "from" not in f.metadata]
+    training = build(sec, Training, {**read(sec, Training, only=own), "custom_sizes": custom_sizes})
     # The combination is TrainSpec's to check (micro_batch_size must divide batch_size, ...).
     continued = {"init_from": base.path, "init_id": "unpinned"} if base else {}
     build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **continued,
@@ -294,6 +315,9 @@ def _lattice_section(sec: Section) -> Lattice:
             kind = int if axis == "epochs" else float
             values = [sec.number(axis, kind, value=v, path=p, allow_zero=axis == "weight_decay")
                       for v, p in sec.items(axis)]
+            if not values:
+                raise sec.pos.error(sec.path + (axis,), "an empty list: give at least one value (or leave "
+                                    "the key out for the default lattice)")
             if len(set(values)) != len(values) or values != sorted(values):
                 raise sec.pos.error(sec.path + (axis,), "lattice values must be increasing and distinct")
             axes[axis] = tuple(values)
@@ -319,7 +343,8 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
     start_sec, grid_sec = sec.sub("start"), sec.sub("grid")
     start = {a: _on_lattice(start_sec, a, start_sec.raw(a), start_sec.path + (a,), lattice)
              for a in AXES if start_sec.has(a)}
-    grid = {a: tuple(_on_lattice(grid_sec, a, v, p, lattice) for v, p in grid_sec.items(a))
+    grid = {a: grid_sec.unique(a, [_on_lattice(grid_sec, a, v, p, lattice) for v, p in grid_sec.items(a)],
+                               "leave the axis out to search all of its lattice")
             for a in AXES if grid_sec.has(a)}
     start_sec.done()
     grid_sec.done()
@@ -333,9 +358,9 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
         name=name, search=search, role=role, fixed=fixed, start=start, grid=grid,
         max_rounds=sec.number("max_rounds", int, default=10),
         budgets=subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
-        sizes=subset(sec, "sizes", sec.size, sizes),
+        sizes=subset(sec, "sizes", lambda v, p: sec.size(v, p, sizes), sizes),
         repeat_budgets=subset(rep, "budgets", lambda v, p: rep.tokens("budgets", v, p), budgets),
-        repeat_sizes=subset(rep, "sizes", rep.size, sizes),
+        repeat_sizes=subset(rep, "sizes", lambda v, p: rep.size(v, p, sizes), sizes),
         repeat_rounds=rep.number("max_rounds", int, default=0, allow_zero=True),
     )
     rep.done()
@@ -354,7 +379,10 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
 
 
 def _evals(sec: Section) -> Evals:
-    return build(sec, Evals, read(sec, Evals))
+    evals = build(sec, Evals, read(sec, Evals))
+    check_tasks(sec, evals.tasks)
+    sec.unique("models", list(evals.models), "name the models, or leave the key out for the default ones")
+    return evals
 
 
 def _executor(sec: Section) -> Executor:

@@ -52,17 +52,21 @@ class Distill:
 
 
 def subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
-    """The values of list ``key``, each refused unless it is among ``universe``."""
+    """The values of list ``key``, each refused unless it is among ``universe``, and refused when
+    listed twice or empty (absent, the key means all of ``universe``)."""
     values = tuple(parse(v, p) for v, p in sec.items(key))
     for v, (_, p) in zip(values, sec.items(key), strict=True):
         if v not in universe:
             raise sec.pos.error(p, f"{v!r} is not among the study's {key} {list(universe)}")
-    return values
+    return sec.unique(key, values, f"leave the key out to use all the study's {key}")
 
 
 def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ensembles:
     source = sec.raw("from")
-    if source not in recipes:
+    if source is None:
+        raise sec.pos.error(sec.path + ("from",), f"is required: the recipe whose tuned points the members "
+                            f"start from ({', '.join(recipes)})")
+    if not isinstance(source, str) or source not in recipes:
         raise sec.pos.error(sec.path + ("from",), f"{source!r} is not a recipe of this study ({', '.join(recipes)})")
     rule = sec.sub("member_rule")
     ens = Ensembles(
@@ -70,9 +74,10 @@ def _ensembles(sec: Section, recipes: dict, budgets: tuple, sizes: tuple) -> Ens
         members=sec.number("members", int),
         epochs_factor=rule.number("epochs", float, default=2.0),
         weight_decay_factor=rule.number("weight_decay", float, default=0.5, allow_zero=True),
-        rules=tuple(_rule(sec, v, p) for v, p in sec.items("rules")) or RULES,
+        rules=sec.unique("rules", [_rule(sec, v, p) for v, p in sec.items("rules")],
+                         f"leave the key out for all the rules ({', '.join(RULES)})") or RULES,
         budgets=subset(sec, "budgets", lambda v, p: sec.tokens("budgets", v, p), budgets),
-        sizes=subset(sec, "sizes", sec.size, sizes),
+        sizes=subset(sec, "sizes", lambda v, p: sec.size(v, p, sizes), sizes),
     )
     rule.done()
     sec.done()
@@ -85,7 +90,7 @@ def _rule(sec: Section, value: Any, path: tuple) -> str:
     return value
 
 
-def _distill(sec: Section, budgets: tuple) -> Distill:
+def _distill(sec: Section, budgets: tuple, custom: tuple[str, ...] = ()) -> Distill:
     budget = sec.tokens("budget", sec.raw("budget", budgets[0]), sec.path + ("budget",))
     if budget not in budgets:
         raise sec.pos.error(sec.path + ("budget",), f"{budget} is not among the study's budgets {list(budgets)}")
@@ -93,8 +98,8 @@ def _distill(sec: Section, budgets: tuple) -> Distill:
     d = Distill(
         name=str(sec.raw("name") or f"distill-{teacher}"),
         teacher=teacher,
-        teacher_size=sec.size(sec.raw("teacher_size"), sec.path + ("teacher_size",)),
-        student_size=sec.size(sec.raw("student_size"), sec.path + ("student_size",)),
+        teacher_size=sec.size(sec.raw("teacher_size"), sec.path + ("teacher_size",), custom),
+        student_size=sec.size(sec.raw("student_size"), sec.path + ("student_size",), custom),
         budget=budget,
         members=sec.number("members", int, default=1),
         method=sec.choice("method", ("sequence", "token"), "sequence"),

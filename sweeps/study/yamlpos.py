@@ -4,6 +4,7 @@ and ``Section`` reads one mapping of it with typed, positioned checks."""
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,13 @@ class Section:
         except ValueError as e:
             raise self.pos.error(path, str(e)) from None
 
-    def size(self, value: Any, path: tuple) -> str:
-        if value not in SIZES:
-            raise self.pos.error(path, f"unknown model size {value!r}; known: {', '.join(SIZES)}")
+    def size(self, value: Any, path: tuple, custom: Collection[str] = ()) -> str:
+        """A size name: a registered size, or one of the study's ``custom`` sizes."""
+        if value is None:
+            raise self.pos.error(path, "is required: a model size")
+        if not isinstance(value, str) or (value not in SIZES and value not in custom):
+            known = ", ".join(dict.fromkeys([*SIZES, *custom]))
+            raise self.pos.error(path, f"unknown model size {value!r}; known: {known}")
         return value
 
     def choice(self, key: str, options: tuple, default: Any) -> Any:
@@ -145,6 +150,20 @@ class Section:
         if not isinstance(v, list):
             raise self.pos.error(self.path + (key,), "expected a list")
         return [(item, self.path + (key, i)) for i, item in enumerate(v)]
+
+    def unique(self, key: str, values: Sequence[Any], empty: str = "") -> tuple:
+        """``values``, read from list ``key`` in order, refused at the first one listed twice
+        (a repeat would plan the same runs twice), and when empty unless ``empty`` is ''
+        (then it says what to do instead)."""
+        if not values and empty and self.has(key):
+            raise self.pos.error(self.path + (key,), f"an empty list: {empty}")
+        first: dict[Any, int] = {}
+        for i, v in enumerate(values):
+            if v in first:
+                also = ".".join(str(k) for k in (*self.path, key, first[v]))
+                raise self.pos.error(self.path + (key, i), f"{v!r} is listed twice (also as {also})")
+            first[v] = i
+        return tuple(values)
 
     def done(self) -> None:
         unknown = [k for k in self.data if k not in self.seen]
