@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
-RULES = ("logit-mean", "prob-mean")
+from scaling.table.contract import RULES as LOSS_RULES
+
+# The names live in the results table's contract (a module of constants that imports
+# nothing), which the analysis reads them from too: one list for producer and consumer.
 SOUP = "uniform-soup"
-LOSS_RULES = (*RULES, SOUP)
-"""What an ensemble's validation loss can be measured under."""
+RULES = tuple(rule for rule in LOSS_RULES if rule != SOUP)
+"""How members' outputs combine (a soup averages weights instead)."""
+__all__ = ["LOSS_RULES", "RULES", "SOUP", "check_rules"]
 
 
 def check_rules(rules: tuple[str, ...] | list[str], allowed: tuple[str, ...] = RULES) -> tuple[str, ...]:

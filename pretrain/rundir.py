@@ -55,12 +55,62 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_json(path: str | Path) -> dict | None:
-    """The JSON object in ``path``, or None when the file does not exist."""
+def try_lock(fd: int) -> bool | None:
+    """Take an exclusive ``flock`` on ``fd`` without waiting: True if taken, False if another
+    process holds it, None if this filesystem has no ``flock`` (the caller decides without)."""
     try:
-        return json.loads(Path(path).read_text())
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK, EOPNOTSUPP, ENOSYS: no locks here
+        return None
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if need be), waiting for it; best
+    effort where the filesystem has no locks. Guards the study files several launchers
+    rewrite (search.json, the launch index) and the preparation of a shared store."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):  # no locks on this filesystem: best effort
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class RunFileError(ValueError):
+    """A run file (spec.json, status.json, result.json, ...) exists but cannot be read: the
+    message names the file and what is wrong. A ValueError, so the command line reports it
+    as one line; the run store turns it into that one run's "unreadable" state."""
+
+
+def read_json(path: str | Path) -> dict | None:
+    """The JSON object in ``path``; None when the file does not exist; RunFileError (naming
+    the file) when it exists but is not a readable JSON object (truncated, garbage bytes,
+    empty)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as e:
+        raise RunFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise RunFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not text.strip():
+        raise RunFileError(f"{path}: empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RunFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 class RunDir:
@@ -126,13 +176,9 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if try_lock(fd) is False:  # (None: no locks on this filesystem, nothing to guard with)
                 raise RuntimeError(f"{self.path} is being run by another process (its lock is "
-                                   "held); wait for it, or kill it and run this again") from None
-            except OSError:
-                pass  # no locks on this filesystem: nothing to guard with
+                                   "held); wait for it, or kill it and run this again")
             yield
         finally:
             os.close(fd)

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None,
                    help="cluster profile name or YAML file, see slurm/profiles/ (default: the study's)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--cancel-on-exit", action="store_true",
+                   help="cancel the Slurm jobs this launcher submitted when it is stopped (Ctrl-C, "
+                        "SIGTERM); local workers always stop, each at a checkpoint")
     p.set_defaults(func=_launch)
 
     p = study_parser("status", "succeeded/running/pending/failed/missing per recipe, size and budget")
@@ -94,7 +97,8 @@ def _launch(args: argparse.Namespace) -> int:
 
     study = _study(args)
     executor = with_executor(study, args.executor, args.parallelism, args.profile)
-    report = launch(study, executor=executor, retry_failed=args.retry_failed)
+    report = launch(study, executor=executor, retry_failed=args.retry_failed,
+                    cancel_on_exit=args.cancel_on_exit)
     elsewhere = f", {report.elsewhere} run by another launcher" if report.elsewhere else ""
     print(f"launched {report.launched} runs: {report.succeeded} succeeded, {len(report.failed)} not"
           f"{elsewhere}")
@@ -116,13 +120,13 @@ def _collect_and_write(study) -> dict:  # noqa: ANN001
 def _status(args: argparse.Namespace) -> int:
     from sweeps.collect import status_table
 
-    counts, failures = status_table(_study(args))
+    counts, problems = status_table(_study(args))
     if counts.empty:
         print("no runs yet")
-        return 0
-    print(counts.to_string(index=False))
-    for line in failures:
-        print(f"failed: {line}")
+    else:
+        print(counts.to_string(index=False))
+    for line in problems:
+        print(line)
     return 0
 
 
@@ -133,7 +137,7 @@ def _collect(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{summary['rows']} rows; run states: {summary['states']}")
-        for key in ("failed", "unreadable"):
+        for key in ("failed", "unreadable", "orphaned"):
             for line in summary[key]:
                 print(f"{key}: {line}")
         if summary["missing"]:

@@ -18,86 +18,107 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
+from scaling.table.contract import STATUSES
 from sweeps.planning import (
     MEMBER_LABEL,
     cell_tuned,
     cells,
     forward_flops,
     launched_base,
-    pin_eval_data,
-    plan_all,
-    point,
     store_identity,
-    train_spec,
 )
-from sweeps.runs import Snapshot, kind_of, last_error
+from sweeps.runs import INDEX_FILE, Index, Snapshot, kind_of, last_error, read_index
 from sweeps.study import AXES, Study
 
 NAN = float("nan")
 
 
-def recipes_of(study: Study, spec: dict, store_id: str) -> list[str]:
-    """The recipes whose cells contain this training run: the run is exactly the one the study
-    asks for at that lattice point (same seed, batch, sequence length, store), so runs that
-    other studies left in a shared run store are not mistaken for this study's."""
-    if spec.get("kind") != "train":
-        return []
-    names = []
-    cell_keys = {(r.name, b, s) for r, b, s in cells(study)}
-    for recipe in study.recipes.values():
-        if (recipe.name, spec["tokens"], spec["size"]) not in cell_keys:
-            continue
-        on_lattice = all(spec[a] in study.lattice.axis(a) for a in AXES)
-        fixed_ok = all(spec[a] == v for a, v in recipe.fixed.items())
-        if on_lattice and fixed_ok:
-            p = point({a: spec[a] for a in AXES})
-            if train_spec(study, store_id, spec["tokens"], spec["size"], p).run_id == spec.get("id"):
-                names.append(recipe.name)
-    return names
-
-
 def collect(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(results table, tuning table, summary) for the study's run store."""
+    """(results table, tuning table, summary) for the study's run store.
+
+    A pure read of the run store and the launch index (``sweeps.runs.index``): the index
+    names each run's stage and labels and pins the store, eval data and base; nothing is
+    planned and no dataset is opened. A run the index does not know (another study's, in a
+    shared store, or one an older study file planned) keeps a label from its kind.
+    """
     study = launched_base(study)  # the base id the last launch pinned (no 6 GB re-hash)
-    snap = Snapshot.read(study.root, pin_eval_data(study))
-    store_id, vocab = store_identity(study)
-    # Planned once: what every stage asks for now gives the labels of later stages' runs and
-    # the runs that are still missing.
-    planned = plan_all(study, snap, store_id)
-    planned_labels = {spec.run_id: label for stage, labelled in planned.items() if stage not in ("resume", "tune")
-                      for label, spec in labelled}
+    index = read_index(study.root)
+    snap = Snapshot.read(study.root)
+    if index is None and snap.dirs:
+        raise ValueError(f"{study.root} has runs but no launch index ({INDEX_FILE}): run "
+                         f"`dcsl sweep launch {study.path}` once to record it (finished runs "
+                         "are not trained again)")
+    index = index or Index()
+    store_id, vocab = _pinned_store(study, index)
     rows: list[dict] = []
-    problems: dict[str, list[str]] = {"failed": [], "missing": [], "unreadable": []}
+    problems: dict[str, list[str]] = {"failed": [], "missing": [], "unreadable": [], "orphaned": []}
     for rid, d in snap.dirs.items():
-        spec = snap.specs[rid]
         state = snap.states[rid]
-        try:
-            kind = kind_of(spec)
-            made = (kind.rows(spec, snap.results.get(rid)) if state == "succeeded"
-                    else _placeholder_rows(spec))
-        except Exception as e:  # noqa: BLE001 - one bad run never stops the table
-            problems["unreadable"].append(f"{d.name}: {type(e).__name__}: {e}")
-            continue
+        if state == "unreadable":
+            problems["unreadable"].append(snap.unreadable.get(rid, str(d)))
+            spec = index.runs[rid].spec if rid in index.runs else {"kind": _kind_of_dir(d), "id": rid}
+            made = _placeholder_rows(spec, vocab)
+        else:
+            spec = snap.specs[rid]
+            try:
+                made = (kind_of(spec).rows(spec, snap.results.get(rid)) if state == "succeeded"
+                        else _placeholder_rows(spec, vocab))
+            except Exception as e:  # noqa: BLE001 - one bad run never stops the table
+                problems["unreadable"].append(f"{d}: {type(e).__name__}: {e}")
+                state, made = "unreadable", _placeholder_rows(spec, vocab)
         if state == "failed":
             problems["failed"].append(f"{d.name}: {last_error(d)}")
-        for label in recipes_of(study, spec, store_id) or [_label(spec, planned_labels.get(rid))]:
+        if state == "succeeded" and (gone := _missing_inputs(spec, snap)):
+            state = "orphaned"
+            problems["orphaned"].append(f"{d.name}: built on {', '.join(gone)}, which "
+                                        f"{'is' if len(gone) == 1 else 'are'} gone or unfinished")
+        for label in index.labels(rid) or [_label(spec)]:
             for row in made:
                 rows.append({"run_id": rid, "recipe": label, "role": role_of(study, label, spec),
                              "status": state, "run_dir": str(d), **row})
-    for labelled in planned.values():
-        for _, spec in labelled:
-            if snap.state(spec.run_id) == "missing":
-                problems["missing"].append(spec.dirname)
-                sj = spec.to_json()
-                for label in recipes_of(study, sj, store_id) or [_label(sj, planned_labels.get(spec.run_id))]:
-                    rows.append({"run_id": spec.run_id, "recipe": label, "role": role_of(study, label, sj),
-                                 "status": "missing", "run_dir": "", **_placeholder_rows(sj, vocab)[0]})
+    for rid, entry in index.runs.items():
+        if snap.state(rid) == "missing":
+            problems["missing"].append(_dirname(entry.spec))
+            for label in entry.labels or [_label(entry.spec)]:
+                rows.append({"run_id": rid, "recipe": label, "role": role_of(study, label, entry.spec),
+                             "status": "missing", "run_dir": "", **_placeholder_rows(entry.spec, vocab)[0]})
     table = pd.DataFrame(rows)
     if not table.empty:
         table["train_flops"] = train_flops(table, snap, study, vocab)
-    tuning = tuning_table(study, snap, store_id)
-    summary = {"rows": len(table), "states": dict(Counter(snap.states.values())), **problems}
+    tuning = tuning_table(study, snap, store_id) if store_id else pd.DataFrame()
+    summary = {"rows": len(table), "states": dict(Counter(snap.states.values())), "indexed": bool(index.runs),
+               **problems}
     return table, tuning, summary
+
+
+def _pinned_store(study: Study, index: Index) -> tuple[str | None, int | None]:
+    """(store id, vocab) as launch pinned them; from the store's manifest before any launch."""
+    if index.pinned.get("store_id"):
+        return str(index.pinned["store_id"]), index.pinned.get("vocab")
+    if (study.store / "manifest.json").exists():
+        return store_identity(study)
+    return None, study.vocab_size or (study.prepare or {}).get("vocab_size")
+
+
+def _kind_of_dir(run_dir: Path) -> str:
+    """A run's kind from its directory's name, when its spec cannot be read: every kind but
+    training names its directory after itself (``ensemble-...``, ``eval-...``)."""
+    first = run_dir.name.split("-", 1)[0]
+    return first if first in ("ensemble", "eval", "generate", "distill") else "train"
+
+
+def _dirname(spec_json: dict) -> str:
+    try:
+        return kind_of(spec_json).spec_from_json(spec_json).dirname
+    except (ValueError, TypeError, KeyError):
+        return str(spec_json.get("id", "?"))
+
+
+def _missing_inputs(spec: dict, snap: Snapshot) -> list[str]:
+    """The runs a finished ensemble, student or eval was built on that are no longer there
+    and succeeded: its rows must not be analysed (no law rests on a deleted run)."""
+    inputs = [*spec.get("member_ids", ()), *spec.get("teacher_ids", ()), *spec.get("runs", ())]
+    return [rid for rid in dict.fromkeys(inputs) if snap.state(rid) != "succeeded"]
 
 
 def train_flops(table: pd.DataFrame, snap: Snapshot, study: Study, vocab: int) -> pd.Series:
@@ -154,9 +175,9 @@ def role_of(study: Study, label: str, spec: dict) -> str:
     return "other"
 
 
-def _label(spec: dict, planned: str | None) -> str:
-    """The recipe column of a run no recipe cell contains: what the study planned it as."""
-    return planned or {"train": "other", "ensemble": "ensemble", "eval": "downstream"}.get(
+def _label(spec: dict) -> str:
+    """The recipe column of a run the launch index does not label: from its kind."""
+    return {"train": "other", "ensemble": "ensemble", "eval": "downstream"}.get(
         spec.get("kind"), spec.get("kind") or "?")
 
 
@@ -200,19 +221,24 @@ def write_tables(study: Study, table: pd.DataFrame, tuning: pd.DataFrame) -> lis
 
 
 def status_table(study: Study) -> tuple[pd.DataFrame, list[str]]:
-    """Counts of runs per (kind, recipe, size, budget) and state, plus failure lines."""
+    """Counts of runs per (kind, recipe, size, budget) and state, plus a line for every run that
+    failed, cannot be read or was built on runs that are gone."""
     table, _, summary = collect(study)
+    problems = [f"{key}: {line}" for key in ("failed", "unreadable", "orphaned") for line in summary[key]]
     if table.empty:
-        return table, []
+        return table, problems
     table = table.copy()
-    table["budget"] = table.get("budget_tokens", pd.Series(dtype=float)).map(_fmt_tokens)
-    counts = (table.groupby(["kind", "recipe", "size", "budget", "status"], dropna=False).size()
+    tokens = table.get("budget_tokens", pd.Series(dtype=float))
+    table["budget"] = tokens.map(_fmt_tokens)
+    table["_tokens"] = pd.to_numeric(tokens, errors="coerce")
+    counts = (table.groupby(["kind", "recipe", "size", "_tokens", "budget", "status"], dropna=False).size()
               .unstack("status", fill_value=0))
-    for state in ("succeeded", "running", "pending", "failed", "stale", "missing"):
+    for state in STATUSES:
         if state not in counts.columns:
             counts[state] = 0
-    counts = counts[["succeeded", "running", "pending", "failed", "stale", "missing"]]
-    return counts.reset_index(), summary["failed"]
+    # Budgets in numeric order (8k before 16k), not as text
+    counts = counts[list(STATUSES)].reset_index().sort_values(["kind", "recipe", "_tokens", "size"])
+    return counts.drop(columns="_tokens").reset_index(drop=True), problems
 
 
 def _fmt_tokens(n: object) -> str:

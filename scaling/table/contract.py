@@ -21,18 +21,32 @@ TUNING_COLUMNS = ("recipe", "size", "budget_tokens", "epochs", "lr", "weight_dec
                   "certified")
 TUNING_OPTIONAL_COLUMNS = ("runs_used", "lattice_size")
 
+# The vocabulary of the results table, written once: `dcsl sweep collect` (the producer)
+# writes only these values and `dcsl fit`/`report` (the consumer) accepts exactly them, and a
+# test checks every value each producer can write. This module imports nothing, so any
+# package may read it.
 KIND_MEANINGS = {
     "train": "one trained model",
     "ensemble": "the loss of an ensemble of K trained models",
     "distill": "a student distilled from a teacher (val_loss is the student's)",
     "eval": "a downstream benchmark score of a model or an ensemble",
+    "generate": "teacher sampling into a synthetic store: a row only while it is unfinished "
+                "(a finished one has none: its students do); never analysed",
 }
 STATUS_MEANINGS = {
     "succeeded": "finished: the only rows that are analysed",
     "failed": "stopped with an error (counted and reported, not analysed)",
     "running": "in progress (counted and reported, not analysed)",
     "pending": "planned, not started (counted and reported, not analysed)",
-    "missing": "planned, no run directory (counted and reported, not analysed)",
+    "stale": "its worker died mid-run; a relaunch resumes it from its checkpoint (counted and "
+             "reported, not analysed)",
+    "missing": "planned, no run directory (never started, or deleted: a relaunch trains it; "
+               "counted and reported, not analysed)",
+    "unreadable": "a file of its run directory cannot be read (named in the collect summary; "
+                  "counted and reported, not analysed)",
+    "orphaned": "finished, but built on runs that are gone or unfinished (an ensemble's "
+                "members, a student's teacher, an evaluated model): not analysed until they are "
+                "retrained",
 }
 ROLE_MEANINGS = {
     "standard": "the baseline recipe: a size law per budget (>= 3 sizes), its best run per "

@@ -12,6 +12,7 @@ is reported, never raised: the runs' own status files say what happened).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,46 @@ def _submit_slurm(executor: Executor, run_dirs: list[Path], folder: Path) -> Sub
         sub.jobs += jobs
         sub.job_ids += [j.job_id for j in jobs]
     return sub
+
+
+def stop(sub: Submission, executor: Executor, cancel_slurm: bool = False,
+         grace_s: float = 120.0) -> str:
+    """Stop what a launcher that is itself being stopped started; returns what was done.
+
+    Local workers get SIGINT (each running training saves a checkpoint at its next step, then
+    stops; see ``worker._stop_at_a_checkpoint_on_interrupt``), and are waited for up to
+    ``grace_s``. Slurm jobs keep running unless ``cancel_slurm``: the cluster does not need the
+    launcher, and a relaunch finds their runs running or finished.
+    """
+    alive = [j for j in sub.jobs if not j.done()]
+    if not alive:
+        return "no workers were running"
+    if executor.kind == "local":
+        # SIGTERM, not submitit's cancel (SIGINT): the job's controller forwards SIGTERM to the
+        # worker and waits for it, where SIGINT makes it kill the worker a second later.
+        for job in alive:
+            _signal(job, signal.SIGTERM)
+        deadline = time.time() + grace_s
+        while time.time() < deadline and any(not j.done() for j in alive):
+            time.sleep(0.5)
+        left = [j for j in alive if not j.done()]
+        for job in left:  # a worker stuck past the grace period: its run is left stale
+            job.cancel()
+        return (f"stopped {len(alive)} local worker{'s' if len(alive) != 1 else ''}, each at a "
+                "checkpoint" + (f" ({len(left)} did not stop in {grace_s:.0f}s)" if left else ""))
+    ids = ", ".join(str(j.job_id) for j in alive)
+    if cancel_slurm:
+        for job in alive:
+            job.cancel(check=False)
+        return f"cancelled Slurm jobs {ids} (--cancel-on-exit); their runs resume on a relaunch"
+    return (f"Slurm jobs {ids} keep running (pass --cancel-on-exit to cancel them when the "
+            "launcher stops); `dcsl sweep status` shows their runs")
+
+
+def _signal(job, signum: int) -> None:  # noqa: ANN001 - a submitit LocalJob
+    process = getattr(job, "_process", None)  # submitit has no public way to send one
+    if process is not None and process.poll() is None:
+        process.send_signal(signum)
 
 
 def wait(sub: Submission, on_tick: Callable[[], None] | None = None, poll_s: float = 2.0) -> list[str]:

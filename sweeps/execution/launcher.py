@@ -10,27 +10,37 @@ progress line. Killing the launcher loses nothing: the runs are files, and runni
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pretrain.rundir import RunDir, atomic_write_json
-from sweeps.execution.executors import submit, wait
+from pretrain.rundir import RunDir, atomic_write_json, locked
+from sweeps.execution.executors import stop, submit, wait
 from sweeps.execution.memoryplan import with_planned_memory
 from sweeps.planning import (
     check_budgets,
     check_store_tokenizer,
     check_world,
+    index_entries,
     pin_base,
     pin_eval_data,
     plan_all,
     run_flops,
     store_identity,
 )
-from sweeps.runs import SEARCH_FILE, Snapshot, read_search, runs_dir, search_key
+from sweeps.runs import (
+    SEARCH_FILE,
+    Snapshot,
+    read_search,
+    record_index,
+    runs_dir,
+    search_key,
+    set_aside,
+)
 from sweeps.study import Executor, Study
 
 MAX_ROUNDS = 1000
@@ -47,7 +57,12 @@ class LaunchReport:
 
 
 def ensure_store(study: Study, log: Callable[[str], None]) -> None:
-    """Prepare the study's token store if the study says how and it does not exist yet."""
+    """Prepare the study's token store if the study says how and it does not exist yet.
+
+    Under a lock beside the store, so that launchers started together prepare it once: the
+    others wait, then find it and reuse it. A temporary store that a killed preparation left
+    behind (``.<store>.XXXX/``) is removed first, with a line saying so.
+    """
     if (study.store / "manifest.json").exists():
         return
     if study.prepare is None:
@@ -55,13 +70,49 @@ def ensure_store(study: Study, log: Callable[[str], None]) -> None:
                                 f"or give the study a data.prepare section")
     from pretrain.store import prepare_config, prepare_store
 
-    log(f"preparing the token store {study.store}")
-    prepare_store(prepare_config(study.prepare, study.store), log=log)
+    store = study.store
+    with locked(store.parent / f".{store.name}.lock"):
+        if (store / "manifest.json").exists():
+            log(f"token store {store}: prepared by another launcher meanwhile; using it")
+            return
+        for leftover in sorted(store.parent.glob(f".{store.name}.*")):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+                log(f"removed {leftover}, a temporary store left by a preparation that was killed")
+        log(f"preparing the token store {store}")
+        prepare_store(prepare_config(study.prepare, store), log=log)
 
 
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
            log: Callable[[str], None] = print, progress_every_s: float = 10.0,
-           poll_s: float = 5.0) -> LaunchReport:
+           poll_s: float = 5.0, cancel_on_exit: bool = False) -> LaunchReport:
+    """Work the study off; see the module docstring. SIGINT or SIGTERM to the launcher stops
+    the local workers it started (each at a checkpoint) and then raises KeyboardInterrupt;
+    Slurm jobs keep running unless ``cancel_on_exit``."""
+    with _sigterm_interrupts():
+        return _launch(study, executor, retry_failed, log, progress_every_s, poll_s, cancel_on_exit)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a job script's kill, a tmux pane closed) stops the launcher as Ctrl-C does,
+    so it can stop its workers first; outside the main thread signals are not ours to set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame) -> None:  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Callable[[str], None],
+            progress_every_s: float, poll_s: float, cancel_on_exit: bool) -> LaunchReport:
     executor = executor or study.executor
     check_budgets(study)
     check_world(study, executor)
@@ -71,6 +122,8 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
         check_store_tokenizer(study, Path(study.base.path))
     store_id, vocab = store_identity(study)
     pinned = pin_eval_data(study)  # once per launch: planning then opens no dataset
+    index_pins = {"store_id": store_id, "vocab": vocab, **pinned,
+                  **({"base": study.base.id} if study.base is not None else {})}
     report = LaunchReport()
     attempted: set[str] = set()
     if retry_failed:
@@ -82,7 +135,9 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
         # search ended start beside the searches still running, and what runs never
         # depends on timing, only on which rounds have finished.
         snap = Snapshot.read(study.root, pinned)
-        by_stage = plan_all(study, snap, store_id, round_no)
+        by_stage = plan_all(study, snap, store_id)
+        # What this round planned, for collect and status to read (they never re-plan).
+        record_index(study.root, index_entries(study, by_stage, snap, store_id), index_pins)
         todo = _todo([spec for labelled in by_stage.values() for _, spec in labelled], snap, attempted)
         if not todo:
             running = [rid for rid, state in snap.states.items() if state == "running"]
@@ -94,6 +149,11 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             time.sleep(poll_s)
             continue
         todo = with_planned_memory(study, executor, _longest_first(todo, vocab, study), vocab)
+        for spec in todo:
+            if snap.state(spec.run_id) == "unreadable":
+                where = set_aside(snap.dirs[spec.run_id], snap.unreadable.get(spec.run_id, ""))
+                log(f"{snap.unreadable.get(spec.run_id, spec.dirname)}: moved the damaged run to "
+                    f"{where} and training it again")
         dirs = [_materialise(study.root, s) for s in todo]
         new_ids = {s.run_id for s in todo}
         # After the directories exist: a kill before this line loses no round (the pending
@@ -107,7 +167,11 @@ def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool
             f"(elapsed {time.time() - t_start:,.0f}s)")
         ticker = _Progress(f"round {round_no + 1}", dirs, executor.parallelism, log, progress_every_s)
         sub = submit(executor, dirs, study.root / "jobs")
-        report.job_problems += wait(sub, on_tick=ticker.tick)
+        try:
+            report.job_problems += wait(sub, on_tick=ticker.tick)
+        except KeyboardInterrupt:
+            log(f"launcher stopped: {stop(sub, executor, cancel_on_exit)}")
+            raise
         ticker.tick(final=True)
         report.launched += len(dirs)
         final = Snapshot.read(study.root)
@@ -134,7 +198,7 @@ def _count_rounds(root: Path, labelled: list, launched: set[str]) -> None:
             proposed.setdefault(search_key(label, spec.tokens, spec.size), set()).add(spec.run_id)
     if not proposed:
         return
-    with _locked(Path(root) / ".search.lock"):
+    with locked(Path(root) / ".search.lock"):
         search = read_search(root)
         changed = False
         for key, ids in proposed.items():
@@ -148,18 +212,6 @@ def _count_rounds(root: Path, labelled: list, launched: set[str]) -> None:
             atomic_write_json(Path(root) / SEARCH_FILE, search)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        with contextlib.suppress(OSError):  # no locks on this filesystem: best effort
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
     """Specs that need a worker now: new ones, and pending or stale ones (a dead job's)."""
     out, seen = [], set()
@@ -168,7 +220,7 @@ def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
         if rid in seen or rid in attempted:
             continue
         seen.add(rid)
-        if snap.state(rid) in ("missing", "pending", "stale"):
+        if snap.state(rid) in ("missing", "pending", "stale", "unreadable"):
             out.append(spec)
     return out
 

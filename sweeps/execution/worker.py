@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class RunWorker(submitit.helpers.Checkpointable):
 
             torch.set_num_threads(self.threads)
         _checkpoint_before_requeue()
+        _stop_at_a_checkpoint_on_interrupt()
         decisions = _rank_decisions()
         outcome: dict[str, str] = {}
         for i, d in enumerate(self.run_dirs):
@@ -185,6 +187,26 @@ def _checkpoint_before_requeue() -> None:
         request_checkpoint(lambda: outer(signum, frame))
 
     signal.signal(signal.SIGUSR2, deferred)
+
+
+def _stop_at_a_checkpoint_on_interrupt() -> None:
+    """A local worker stops at a checkpoint on SIGTERM, which its launcher sends (through the
+    job's submitit controller, which forwards it and waits) when the launcher itself is
+    stopped: the running training saves a checkpoint at its next step and stops, its run left
+    pending, so a relaunch resumes there rather than at the last periodic checkpoint. On Slurm,
+    SIGTERM stays submitit's (it announces a preemption that USR2 handles)."""
+    if "SUBMITIT_LOCAL_JOB_ID" not in os.environ or threading.current_thread() is not threading.main_thread():
+        return
+    from pretrain.train import request_checkpoint
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    def at_next_step(signum: int, frame) -> None:  # noqa: ANN001
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough: the stop is under way
+        request_checkpoint(interrupt)
+
+    signal.signal(signal.SIGTERM, at_next_step)
 
 
 def _raised_by_requeue(error: BaseException) -> bool:

@@ -5,6 +5,7 @@ stages in order, the checks and pins plan and launch share (preflight), and what
 
 from sweeps.planning.cost import forward_flops, run_flops
 from sweeps.planning.plan import (
+    cell_recipes,
     cell_tuned,
     cells,
     lattice_points,
@@ -20,11 +21,11 @@ from sweeps.planning.preflight import (
     pin_base,
     pin_eval_data,
 )
-from sweeps.planning.stages import MEMBER_LABEL, STAGES, first_round, plan_all
+from sweeps.planning.stages import MEMBER_LABEL, STAGES, first_round, index_entries, plan_all
 from sweeps.planning.tune import Point, Tuned, grid_points, next_points, point, tuned
 
 __all__ = [
-    "MEMBER_LABEL", "STAGES", "Point", "Tuned", "cell_tuned", "cells", "check_budgets",
+    "MEMBER_LABEL", "STAGES", "Point", "Tuned", "cell_recipes", "cell_tuned", "index_entries", "cells", "check_budgets",
     "check_store_tokenizer", "check_world", "first_round", "forward_flops", "grid_points",
     "lattice_points", "launched_base", "member_cells", "next_points", "pin_base", "pin_eval_data",
     "plan_all", "point", "run_flops", "store_identity", "train_spec", "tuned",

@@ -89,18 +89,22 @@ class CellPoints(NamedTuple):
     proposed again unless the launch retries failed runs."""
     ids: dict[Point, str]
     waiting: set[Point]
-    """Points whose run directory exists but never finished (pending, or stale after its
-    worker died): a round still open."""
+    """Points whose round is still open: the run directory exists but never finished
+    (pending, or stale after its worker died), cannot be read, or is gone although an
+    adaptive round proposed it (search.json)."""
+    specs: dict[Point, object]
+    """The training spec of every lattice point."""
 
 
 def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str
                 ) -> CellPoints:
     """Every lattice point of one cell with its state."""
-    cell = CellPoints({}, set(), set(), {}, set())
+    cell = CellPoints({}, set(), set(), {}, set(), {})
     for p in lattice_points(study, recipe):
-        rid = train_spec(study, store_id, budget, size, p).run_id
+        spec = train_spec(study, store_id, budget, size, p)
+        rid = spec.run_id
         state = snap.state(rid)
-        cell.ids[p] = rid
+        cell.ids[p], cell.specs[p] = rid, spec
         if state == "succeeded":
             cell.losses[p] = snap.loss(rid)
         elif state == "failed" and snap.errors.get(rid, "").startswith(DIVERGED):
@@ -109,9 +113,29 @@ def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, bud
             cell.broken.add(p)
         elif state == "running":
             cell.running.add(p)
-        elif state in ("pending", "stale"):
+        elif state in ("pending", "stale", "unreadable") or (state == "missing" and rid in snap.proposed):
             cell.waiting.add(p)
     return cell
+
+
+def cell_recipes(study: Study, spec: dict, store_id: str) -> list[str]:
+    """The recipes whose cells contain this training run: the run is exactly the one the study
+    asks for at that lattice point (same seed, batch, sequence length, store), so runs that
+    other studies left in a shared run store are not mistaken for this study's."""
+    if spec.get("kind") != "train":
+        return []
+    names = []
+    cell_keys = {(r.name, b, s) for r, b, s in cells(study)}
+    for recipe in study.recipes.values():
+        if (recipe.name, spec["tokens"], spec["size"]) not in cell_keys:
+            continue
+        on_lattice = all(spec[a] in study.lattice.axis(a) for a in AXES)
+        fixed_ok = all(spec[a] == v for a, v in recipe.fixed.items())
+        if on_lattice and fixed_ok:
+            p = point({a: spec[a] for a in AXES})
+            if train_spec(study, store_id, spec["tokens"], spec["size"], p).run_id == spec.get("id"):
+                names.append(recipe.name)
+    return names
 
 
 def cell_tuned(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, budget: int, size: str

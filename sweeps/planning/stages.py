@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from eval.kinds import STUDY_SPLIT
 from sweeps.planning.plan import (
     cell_points,
+    cell_recipes,
     cells,
     member_cells,
     member_specs,
@@ -39,30 +40,38 @@ MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role
 @dataclass(frozen=True)
 class Stage:
     name: str
-    labelled_specs: Callable[[Study, Snapshot, str, int], Labelled]
+    labelled_specs: Callable[[Study, Snapshot, str], Labelled]
 
 
-def unfinished(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
-    """Tuning runs of this study that are open: pending or stale (an earlier launch, or
-    another launcher, started them and did not finish).
+def unfinished(study: Study, snap: Snapshot, store_id: str) -> Labelled:
+    """Tuning runs of this study whose round is open: pending or stale (an earlier launch, or
+    another launcher, started them and did not finish), unreadable (launch moves the damaged
+    directory aside and trains it again), or lost (an adaptive round proposed it and its
+    directory is gone: the search's later decisions rest on it, so it is retrained, and from
+    an equal result the search replays the same decisions).
 
     The tune stage never proposes open runs again (nor walks on from their cells), so they
-    are resumed here, in every round. Only lattice points of the study's current cells are: a run left
-    behind by an earlier version of the study file stays as it is. Runs of later stages
-    need no resume: their stages propose them again for as long as they are unfinished.
+    are resumed here, in every round. Only lattice points of the study's current cells are: a
+    run left behind by an earlier version of the study file stays as it is. Runs of later
+    stages need no resume: their stages propose them again for as long as they are unfinished.
     """
-    waiting = {rid for rid, state in snap.states.items() if state in ("pending", "stale")}
-    if not waiting:
+    if not any(state in ("pending", "stale", "unreadable") for state in snap.states.values()) and not (
+            snap.proposed - set(snap.states)):
         return []
-    wanted = {rid for cell in cells(study) for rid in cell_points(study, snap, store_id, *cell).ids.values()}
-    out = []
-    for rid in sorted(waiting & wanted):
-        spec_json = snap.specs[rid]
-        out.append(("resume", kind_of(spec_json).spec_from_json(spec_json)))
-    return out
+    out: dict[str, object] = {}
+    for cell in cells(study):
+        points = cell_points(study, snap, store_id, *cell)
+        for p in points.waiting:
+            rid = points.ids[p]
+            spec_json = snap.specs.get(rid)
+            # An open run resumes as it stands (its operational fields too); a lost or
+            # damaged one is planned afresh from the study.
+            out[rid] = (kind_of(spec_json).spec_from_json(spec_json)
+                        if spec_json and snap.state(rid) in ("pending", "stale") else points.specs[p])
+    return [("resume", spec) for _, spec in sorted(out.items())]
 
 
-def tune(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def tune(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     """The next round of every tuning cell.
 
     Proposals come only from finished rounds. Recipes share the runs of a (budget, size) (the
@@ -107,7 +116,7 @@ def _repeat_point(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, s
     return t.best
 
 
-def members(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def members(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     return [(MEMBER_LABEL, s) for specs in member_specs(study, snap, store_id).values() for s in specs]
 
 
@@ -120,7 +129,7 @@ def _finished_members(study: Study, snap: Snapshot, store_id: str) -> dict[tuple
     return out
 
 
-def ensembles(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def ensembles(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     out = []
     for (_, size), ids in _finished_members(study, snap, store_id).items():
         out.append(("ensemble", KINDS["ensemble"].spec(
@@ -161,7 +170,7 @@ def _generate_spec(study: Study, snap: Snapshot, store_id: str, d: Distill, ids:
         threads=study.training.threads)
 
 
-def teachers(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def teachers(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     out = []
     for d in study.distill:
         ids, point = _teacher_ids(study, snap, store_id, d), _student_point(study, snap, store_id, d)
@@ -170,7 +179,7 @@ def teachers(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labe
     return out
 
 
-def students(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def students(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     student = KINDS["distill"].spec
     out = []
     for d in study.distill:
@@ -193,7 +202,7 @@ def students(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labe
     return out
 
 
-def evals(study: Study, snap: Snapshot, store_id: str, round_no: int) -> Labelled:
+def evals(study: Study, snap: Snapshot, store_id: str) -> Labelled:
     """Downstream evals of the best finished model of each requested kind.
 
     The identity of the eval data is pinned once per launch (``pin_eval_data``) and read
@@ -240,7 +249,7 @@ def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str
         finished = _finished_members(study, snap, store_id)
         if key in finished:
             out["ensemble"] = finished[key]
-    for label, spec in students(study, snap, store_id, 0):
+    for label, spec in students(study, snap, store_id):
         if snap.state(spec.run_id) == "succeeded":
             out[label] = [spec.run_id]
     return out
@@ -262,12 +271,39 @@ STAGES: list[Stage] = [
 ]
 
 
-def plan_all(study: Study, snap: Snapshot, store_id: str, round_no: int = 0) -> dict[str, Labelled]:
+def plan_all(study: Study, snap: Snapshot, store_id: str) -> dict[str, Labelled]:
     """What every stage asks for, given the snapshot: stage name -> (label, spec) pairs."""
-    return {stage.name: stage.labelled_specs(study, snap, store_id, round_no) for stage in STAGES}
+    return {stage.name: stage.labelled_specs(study, snap, store_id) for stage in STAGES}
+
+
+def index_entries(study: Study, planned: dict[str, Labelled], snap: Snapshot, store_id: str
+                  ) -> dict[str, tuple[str, tuple[str, ...], dict]]:
+    """What launch records of each planned run (``sweeps.runs.index``): run id -> (stage, the
+    labels the results table shows it under, its spec). A training run is labelled by every
+    recipe whose cell contains it, including finished runs no stage proposes any more (a
+    study file that renames a recipe relabels them); a run of a later stage by the label its
+    stage gave it."""
+    out: dict[str, tuple[str, tuple[str, ...], dict]] = {}
+    for recipe, budget, size in cells(study):
+        points = cell_points(study, snap, store_id, recipe, budget, size)
+        for rid in points.ids.values():
+            if rid in snap.specs:
+                out.setdefault(rid, ("tune", (), snap.specs[rid]))
+                stage, labels, spec_json = out[rid]
+                if recipe.name not in labels:
+                    out[rid] = (stage, (*labels, recipe.name), spec_json)
+    for stage, labelled in planned.items():
+        for label, spec in labelled:
+            rid = spec.run_id
+            if rid in out and (out[rid][1] or stage == "resume"):
+                continue
+            spec_json = spec.to_json()
+            labels = cell_recipes(study, spec_json, store_id) or ([] if stage == "resume" else [label])
+            out[rid] = (stage, tuple(labels), spec_json)
+    return out
 
 
 def first_round(study: Study, store_id: str) -> Labelled:
     """(recipe, spec) that launch's first round trains: the tune stage on an empty store
     (repeat searches included; the other stages wait for finished inputs)."""
-    return tune(study, Snapshot(study.root), store_id, 0)
+    return tune(study, Snapshot(study.root), store_id)

@@ -31,10 +31,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pretrain.rundir import RunDir
+from pretrain.rundir import RunDir, RunFileError, try_lock
 
-# Table states: the run-directory states plus two the store derives.
-TABLE_STATES = ("succeeded", "running", "pending", "failed", "stale", "missing")
+# The states a run directory can be in (its status.json's, and those the store derives: a
+# dead worker's run is stale, a damaged file unreadable); the results table adds "orphaned".
+# (tests/unit/sweeps/test_vocabulary.py checks the table's contract accepts every one)
+RUN_STATES = ("succeeded", "running", "pending", "failed", "stale", "missing", "unreadable")
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 4 * HEARTBEAT_S
 HEARTBEAT = ".heartbeat"
@@ -42,18 +44,6 @@ HEARTBEAT = ".heartbeat"
 
 def runs_dir(root: Path) -> Path:
     return Path(root) / "runs"
-
-
-def _try_flock(fd: int) -> bool | None:
-    """Lock ``fd`` without waiting: True if taken, False if another holds it, None if
-    this filesystem does not support ``flock``."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    except OSError:  # ENOLCK, EOPNOTSUPP, ENOSYS: no locks here; the heartbeat decides
-        return None
 
 
 @dataclass(frozen=True)
@@ -152,7 +142,7 @@ def claim(run_dir: Path) -> Iterator[bool]:
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        locked = _try_flock(fd)
+        locked = try_lock(fd)
         heartbeat = None if locked is False else _Heartbeat.take(run_dir, flock_works=locked is True)
         try:
             yield heartbeat is not None
@@ -173,7 +163,7 @@ def is_alive(run_dir: Path) -> bool:
     except FileNotFoundError:  # never claimed, or the directory was just removed
         return False
     try:
-        locked = _try_flock(fd)
+        locked = try_lock(fd)
         if locked:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -183,18 +173,48 @@ def is_alive(run_dir: Path) -> bool:
 
 
 def run_state(run_dir: Path) -> str:
-    """succeeded | running | pending | failed | stale | missing, from the files alone."""
+    """One of RUN_STATES, from the files alone: a file that cannot be read makes the run
+    "unreadable" (``run_state_and_reason`` says which and why), never the caller's failure."""
+    return run_state_and_reason(run_dir)[0]
+
+
+def run_state_and_reason(run_dir: Path) -> tuple[str, str]:
+    """(state, why it is unreadable: the file and what is wrong; "" when readable)."""
     run = RunDir(run_dir)
-    if not run.path.exists() or run.spec() is None:
-        return "missing"
-    state = run.status().get("state", "pending")
-    if state == "succeeded" and run.result() is None:
-        return "failed"  # a success without a result is no success
+    try:
+        if not run.path.exists() or run.spec() is None:
+            return "missing", ""
+        state = run.status().get("state", "pending")
+        if state == "succeeded" and run.result() is None:
+            return "failed", ""  # a success without a result is no success
+    except RunFileError as e:
+        return "unreadable", str(e)
+    if state not in RUN_STATES:
+        return "unreadable", f"{run.path / 'status.json'}: unknown state {state!r}"
     if state == "running" and not is_alive(run.path):
-        return "stale"
-    return state
+        return "stale", ""
+    return state, ""
+
+
+DAMAGED_DIR = "damaged"
+
+
+def set_aside(run_dir: Path, why: str) -> Path:
+    """Move a run directory whose files cannot be read out of the run store, into
+    ``<root>/damaged/`` (with a note of why), so the run is trained again from nothing and
+    the damaged files are kept for whoever wants to look, never silently overwritten."""
+    root = run_dir.parent.parent
+    target = root / DAMAGED_DIR / f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, target)
+    (target / "DAMAGED.txt").write_text(f"{why}\nmoved here from {run_dir} by a launch, which "
+                                        "trained the run again\n")
+    return target
 
 
 def last_error(run_dir: Path) -> str:
-    status = RunDir(run_dir).status()
+    try:
+        status = RunDir(run_dir).status()
+    except RunFileError as e:
+        return str(e)
     return (status.get("error") or "").splitlines()[0] if status.get("error") else ""

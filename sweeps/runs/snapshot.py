@@ -7,14 +7,22 @@ snapshot (``sweeps.planning``), so a re-plan after a crash is exact.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pretrain.rundir import read_json
+from pretrain.rundir import RunFileError, read_json
 from pretrain.runkind import final_loss
-from sweeps.runs.runstore import last_error, run_state, runs_dir
+from pretrain.spec import ID_LENGTH
+from sweeps.runs.runstore import last_error, run_state_and_reason, runs_dir
 
 SEARCH_FILE = "search.json"
+
+
+def run_id_of_dir(path: Path) -> str | None:
+    """The run id a run directory's name ends in (``<readable name>-<id>``), or None."""
+    tail = Path(path).name.rsplit("-", 1)[-1]
+    return tail if re.fullmatch(f"[0-9a-f]{{{ID_LENGTH}}}", tail) else None
 
 
 def search_key(recipe: str, budget: int, size: str) -> str:
@@ -46,24 +54,47 @@ class Snapshot:
     """spec.json of every run."""
     pinned: dict[str, str] = field(default_factory=dict)
     """Data identities pinned once per launch (the eval data), so planning opens no dataset."""
+    proposed: set[str] = field(default_factory=set)
+    """Run ids that adaptive rounds proposed (search.json): a decision the search rests on,
+    so one whose directory is gone is lost work to retrain, not a point never tried."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Run id -> which file of its directory cannot be read, and why (state "unreadable")."""
 
     @classmethod
     def read(cls, root: Path, pinned: dict[str, str] | None = None) -> Snapshot:
-        snap = cls(root, rounds={key: entry["rounds"] for key, entry in read_search(root).items()},
-                   pinned=dict(pinned or {}))
+        search = read_search(root)
+        snap = cls(root, rounds={key: entry["rounds"] for key, entry in search.items()},
+                   pinned=dict(pinned or {}),
+                   proposed={rid for entry in search.values() for rid in entry["runs"]})
         base = runs_dir(root)
         if not base.exists():
             return snap
         for d in sorted(base.iterdir()):
-            spec = read_json(d / "spec.json")
+            if not d.is_dir():
+                continue
+            try:
+                spec = read_json(d / "spec.json")
+            except RunFileError as e:
+                # A damaged spec: the run is still this directory's (its name ends in its id).
+                rid = run_id_of_dir(d)
+                if rid is not None:
+                    snap.states[rid], snap.dirs[rid], snap.unreadable[rid] = "unreadable", d, str(e)
+                continue
             if not spec or "id" not in spec:
                 continue
-            state = run_state(d)
-            snap.states[spec["id"]], snap.dirs[spec["id"]], snap.specs[spec["id"]] = state, d, spec
+            rid = spec["id"]
+            state, why = run_state_and_reason(d)
+            snap.states[rid], snap.dirs[rid], snap.specs[rid] = state, d, spec
             if state == "succeeded":
-                snap.results[spec["id"]] = read_json(d / "result.json") or {}
+                try:
+                    snap.results[rid] = read_json(d / "result.json") or {}
+                except RunFileError as e:
+                    state, why = "unreadable", str(e)
+                    snap.states[rid] = state
+            if state == "unreadable":
+                snap.unreadable[rid] = why
             elif state == "failed":
-                snap.errors[spec["id"]] = last_error(d)
+                snap.errors[rid] = last_error(d)
         return snap
 
     def state(self, run_id: str) -> str:
