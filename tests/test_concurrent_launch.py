@@ -39,17 +39,32 @@ def _outcome(root):
     return tuning.reset_index(drop=True), json.loads((root / "search.json").read_text()), runs
 
 
+# The pair prepares its own store: the same options as the bible_store fixture's, so the same
+# store (content id) and the same runs; the first launcher prepares it and the second waits.
+PREPARE = ("{prepare: {source: bible, vocab_size: 512, val_tokens: 8000, max_train_tokens: 60000, "
+           "tokenizer_docs: 300}}")
+
+
 @pytest.mark.slow
 def test_two_launchers_at_once_end_like_one(tmp_path, bible_store):
     study = tmp_path / "study.yaml"
     study.write_text(textwrap.dedent(STUDY.format(store=bible_store.path)))
     single = _launch(study, tmp_path / "single")
     assert single.wait(timeout=600) == 0, single.stdout.read()[-2000:]
-    pair = [_launch(study, tmp_path / "pair") for _ in range(2)]
+    prepared = tmp_path / "prepared.yaml"
+    prepared.write_text(study.read_text().replace(f"{{store: {bible_store.path}}}", PREPARE))
+    # a temporary store left by a preparation that was killed, removed by the next one
+    (tmp_path / "pair" / ".store.killed").mkdir(parents=True)
+    pair = [_launch(prepared, tmp_path / "pair") for _ in range(2)]
+    outputs = []
     for proc in pair:
         assert proc.wait(timeout=600) == 0, proc.stdout.read()[-2000:]
+        outputs.append(proc.stdout.read())
+    assert sum("preparing the token store" in out for out in outputs) == 1, outputs
+    assert sum("prepared by another launcher meanwhile; using it" in out for out in outputs) == 1
+    assert not (tmp_path / "pair" / ".store.killed").exists()
     # the last launcher to finish may have collected before the other's final runs ended
-    subprocess.run([sys.executable, "-m", "dcsl_cli", "sweep", "collect", str(study), "--root",
+    subprocess.run([sys.executable, "-m", "dcsl_cli", "sweep", "collect", str(prepared), "--root",
                     str(tmp_path / "pair")], check=True, capture_output=True)
     (t1, s1, r1), (t2, s2, r2) = _outcome(tmp_path / "single"), _outcome(tmp_path / "pair")
     assert r1 == r2 and s1 == s2
