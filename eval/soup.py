@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from pretrain.data import validation_batches
 from pretrain.load import TrainedRun
@@ -32,7 +31,7 @@ def nested_soups(members: Sequence[TrainedRun], device: str | torch.device = "cp
     model = members[0].load_model(device, max_seq_len)
     total: dict[str, torch.Tensor] = {}
     for k, run in enumerate(members):
-        for name, weight in load_file(run.weights, device="cpu").items():
+        for name, weight in run.read_weights().items():
             total[name] = total[name].add_(weight.float()) if name in total else weight.float()
         model.load_weights({name: w / (k + 1) for name, w in total.items()})
         yield model.eval()

@@ -12,8 +12,10 @@ one-line :class:`MissingCodecError` naming the package to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -204,7 +206,8 @@ def _open_stream(source: CorpusSource):  # noqa: ANN202 - datasets.IterableDatas
         kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
         files = [str(Path(f).resolve()) for f in source.files]
         # datasets infers each file's compression from its suffix (through fsspec).
-        return datasets.load_dataset(builder, data_files=files, split="train", streaming=True, **kwargs)
+        with _reading(source):  # parquet reads its schema here
+            return datasets.load_dataset(builder, data_files=files, split="train", streaming=True, **kwargs)
     if source.kind == "hub":
         return datasets.load_dataset(
             source.name, split=source.split, revision=source.revision, streaming=True
@@ -216,15 +219,129 @@ def _documents(source: CorpusSource) -> Iterator[str]:
     stream = _open_stream(source)
     if source.shuffle_seed is not None:
         stream = stream.shuffle(seed=source.shuffle_seed, buffer_size=source.shuffle_buffer)
-    for i, row in enumerate(stream):
-        if source.text_field not in row:
-            raise KeyError(
-                f"document {i} has no field {source.text_field!r} (fields: {sorted(row)}); "
-                "set --text-field"
-            )
-        text = row[source.text_field]
-        if text and text.strip():
-            yield text
+    rows = enumerate(stream)
+    with _reader_logs_quiet():  # for the whole read, not per row
+        while True:
+            try:
+                i, row = next(rows)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - any reader's failure, told with its file
+                told = None if missing_codec_package(error) else unreadable_file(source, error)
+                if told is None:
+                    raise  # a missing codec: iter_documents names the package to install
+                raise told from error
+            yield from _text(source, i, row)
+
+
+def _text(source: CorpusSource, i: int, row: object) -> Iterator[str]:
+    """Document ``i``'s text (nothing when it is empty); one-line errors naming the corpus."""
+    if not isinstance(row, dict) or source.text_field not in row:
+        fields = sorted(row) if isinstance(row, dict) else "none"
+        raise KeyError(f"corpus {source.label()}: document {i} has no field {source.text_field!r} "
+                       f"(fields: {fields}); set --text-field")
+    text = row[source.text_field]
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"corpus {source.label()}: document {i}'s {source.text_field!r} is of type "
+                         f"{type(text).__name__}, not text; set --text-field to the field that holds the text")
+    if text and text.strip():
+        yield text
+
+
+class CorpusFileError(ValueError):
+    """A corpus file that cannot be read as its suffix says (binary, not UTF-8, not JSON lines,
+    damaged): one line naming the file, what is wrong, and what to do."""
+
+
+# The datasets builders (text, json, parquet) read each file in a loop whose local ``file`` is
+# the file at hand when a read fails (``_generate_tables``, parquet's schema in
+# ``_split_generators``); their errors do not name it, and some log it first.
+_READER_MODULES = "packaged_modules"
+_READER_FILE = "file"
+_READER_LOGGERS = tuple(f"datasets.packaged_modules.{b}.{b}" for b in ("text", "json", "parquet"))
+
+
+class _DropReaderFailures(logging.Filter):
+    """datasets' readers log "Failed to load JSON from file ..." before they raise: the error
+    is told once, as one line naming the file (``unreadable_file``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to ")
+
+
+@contextlib.contextmanager
+def _reader_logs_quiet() -> Iterator[None]:
+    loggers, quiet = [logging.getLogger(name) for name in _READER_LOGGERS], _DropReaderFailures()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _reading(source: CorpusSource) -> Iterator[None]:
+    """Any reader's failure inside as ``unreadable_file``'s one line (a missing codec is left
+    to ``iter_documents``, which names the package to install); for ``load_dataset``."""
+    try:
+        with _reader_logs_quiet():
+            yield
+    except Exception as error:  # noqa: BLE001 - any reader's failure, told with its file
+        told = None if missing_codec_package(error) else unreadable_file(source, error)
+        if told is None:
+            raise
+        raise told from error
+
+
+def unreadable_file(source: CorpusSource, error: BaseException) -> CorpusFileError | None:
+    """``error``, raised while streaming ``source``, as a one-line error naming the file; None
+    for a Hub dataset whose failure is not a file's (a network error keeps its own words)."""
+    where = _failing_file(source, error)
+    if where is None and source.kind != "files":
+        return None
+    reason = " ".join(str(error).split()) or type(error).__name__
+    builder, codec = file_format(where) if where else (None, None)
+    if isinstance(error, UnicodeDecodeError):
+        byte = error.object[error.start:error.start + 1].hex()
+        what = (f"is not UTF-8 text (byte 0x{byte} at offset {error.start}): is it a binary file, or "
+                "compressed without a .gz/.zst/.bz2/.xz suffix? convert it to UTF-8 text")
+    elif codec and not type(error).__module__.startswith("pyarrow"):
+        what = f"is not a valid {codec}-compressed file, or is truncated ({reason}): compress it again"
+    elif builder == "json":
+        what = (f"is not JSON lines ({reason}): write one JSON object per line, its text in the "
+                f"{source.text_field!r} field")
+    elif builder == "parquet":
+        what = f"is not a readable parquet file ({reason})"
+    else:
+        what = f"cannot be read ({type(error).__name__}: {reason}): is it damaged or truncated?"
+    name = f"corpus file {where}" if where else f"a file of corpus {source.label()}"
+    return CorpusFileError(f"{name} {what}")
+
+
+def _failing_file(source: CorpusSource, error: BaseException) -> str | None:
+    """The corpus file the reader was in when ``error`` was raised (from its traceback), or the
+    only file; None when it cannot be told."""
+    candidates: list[str] = []
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if _READER_MODULES in frame.f_code.co_filename and _READER_FILE in frame.f_locals:
+                candidates.append(str(frame.f_locals[_READER_FILE]))
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    for found in reversed(candidates):  # the innermost reader
+        for f in source.files:
+            if str(Path(f).resolve()) in found:
+                return f
+        if source.kind == "hub":
+            return found
+    return source.files[0] if len(source.files) == 1 else None
 
 
 def iter_documents(source: CorpusSource) -> Iterator[str]:

@@ -16,13 +16,14 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from pretrain.hfconfig import hf_config, read_hf_config, shape_from_hf_config, weight_files
 from pretrain.model import Llama
 from pretrain.rundir import atomic_write_json
 from pretrain.sizes import ModelShape
 from pretrain.tokenizer import load_tokenizer
+from pretrain.weights import load_into, read_weights
 
 RENAMED_TOP = {
     "embed.weight": "model.embed_tokens.weight",
@@ -100,10 +101,17 @@ def load_hf_llama(directory: str | Path, max_seq_len: int | None = None) -> Llam
     config = read_hf_config(directory)
     shape = shape_from_hf_config(config, name=directory.name)
     weights: dict[str, torch.Tensor] = {}
-    for path in weight_files(directory):
-        weights.update(load_file(path, device="cpu"))
+    files = weight_files(directory)
+    for path in files:
+        weights.update(read_weights(path, "download or copy the model again"))
     model = Llama(shape, max_seq_len=max_seq_len or int(config.get("max_position_embeddings", 4096)))
-    model.load_weights({k: v.float() for k, v in from_hf_weights(weights, shape).items()})
+    where = files[0] if len(files) == 1 else directory
+    try:
+        renamed = from_hf_weights(weights, shape)
+    except ValueError as e:  # a weight missing, or one no Llama has
+        raise ValueError(f"{where}: {e}, for the Llama that {directory / 'config.json'} describes") from None
+    load_into(model, {k: v.float() for k, v in renamed.items()}, where,
+              f"the Llama that {directory / 'config.json'} describes")
     return model.eval()
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from pretrain.sizes import Llama3RopeScaling, ModelShape
 from pretrain.tokenizer import sha256_file
+from pretrain.weights import read_json_file
 
 SUPPORTED_ROPE = ("default", "llama3")
 
@@ -96,7 +96,10 @@ def weight_files(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        index_json = read_json_file(index, "the weight index", "download or copy the model again")
+        if not isinstance(index_json, dict) or not isinstance(index_json.get("weight_map"), dict):
+            raise ValueError(f"{index} has no weight_map: it is not a safetensors index")
+        shards = sorted(set(index_json["weight_map"].values()))
         return [directory / s for s in shards]
     single = directory / "model.safetensors"
     if single.is_file():
@@ -109,7 +112,10 @@ def read_hf_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} has no config.json (not a Hugging Face model directory)")
-    return json.loads(path.read_text())
+    config = read_json_file(path, "config.json", "download or copy the model again")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a JSON object: not a Hugging Face model config")
+    return config
 
 
 def base_id(directory: str | Path) -> str:

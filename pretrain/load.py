@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from pretrain.hfconfig import shape_from_hf_config
 from pretrain.model import Llama
@@ -16,6 +14,7 @@ from pretrain.sizes import ModelShape
 from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
 from pretrain.tokenizer import sha256_file
+from pretrain.weights import load_into, read_json_file, read_weights
 
 # Run kinds that end in a model: pretraining runs and distillation students (whose
 # spec extends TrainSpec with teacher fields; the TrainSpec part says how to build it).
@@ -47,14 +46,24 @@ class TrainedRun:
         saved beside its weights, not whatever the base directory holds now."""
         saved = self.path / BASE_CONFIG
         if saved.is_file():
-            return shape_from_hf_config(json.loads(saved.read_text()), name=self.spec.size)
+            return shape_from_hf_config(read_json_file(saved, "the run's base config", self.retrain),
+                                        name=self.spec.size)
         return self.spec.shape(self.store.vocab_size)
+
+    @property
+    def retrain(self) -> str:
+        """What to do about a damaged file of this run."""
+        return f"train the run again (remove {self.path}, then launch or dcsl train it again)"
+
+    def read_weights(self) -> dict[str, torch.Tensor]:
+        """The run's tensors (CPU); a damaged file is a one-line error naming it."""
+        return read_weights(self.weights, self.retrain)
 
     def load_model(self, device: str | torch.device = "cpu", max_seq_len: int | None = None) -> Llama:
         """The model in eval mode; weights load with safetensors (no pickle)."""
         shape = self.shape
         model = Llama(shape, max_seq_len=max_seq_len or self.spec.seq_len)
-        model.load_weights(load_file(self.weights, device="cpu"))
+        load_into(model, self.read_weights(), self.weights, f"its run's {shape.name} model")
         return model.to(device).eval()
 
 

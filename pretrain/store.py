@@ -173,9 +173,9 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
     """
     out = Path(cfg.out)
     if (out / "manifest.json").exists():
-        raise StoreError(f"{out} already holds a token store; remove it or choose another --out")
+        raise StoreError(f"{out} already holds a token store; remove it or choose another --store")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise StoreError(f"{out} exists and is not an empty folder; choose another --out")
+        raise StoreError(f"{out} exists and is not an empty folder; choose another --store")
     if cfg.val_every < 1:
         raise ValueError(f"val_every must be >= 1, got {cfg.val_every}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -271,11 +271,17 @@ class TokenStore:
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
             raise StoreError(f"{self.path} is not a token store (no manifest.json); run `dcsl data prepare`")
-        self.manifest = json.loads(manifest_path.read_text())
-        self.dtype = np.dtype(self.manifest["dtype"])
-        tok = self.manifest["tokenizer"]
-        self.vocab_size, self.eos_id = int(tok["vocab_size"]), int(tok["eos_id"])
-        self.tokenizer_path = self.path / tok["file"]
+        try:
+            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            self.dtype = np.dtype(self.manifest["dtype"])
+            tok = self.manifest["tokenizer"]
+            self.vocab_size, self.eos_id = int(tok["vocab_size"]), int(tok["eos_id"])
+            self.tokenizer_path = self.path / tok["file"]
+            if any(int(self.manifest[s]["tokens"]) < 0 or not self.manifest[s]["sha256"] for s in ("train", "val")):
+                raise ValueError("a negative token count or an empty sha256")
+        except (ValueError, TypeError, KeyError) as e:  # JSON, a missing field, a dtype numpy lacks
+            what = f"no field {e}" if isinstance(e, KeyError) else " ".join(str(e).split())
+            raise StoreError(f"{manifest_path} is damaged ({what}): prepare the store again") from None
         if not self.tokenizer_path.is_file():
             raise StoreError(f"{self.tokenizer_path} is missing (manifest names it)")
         if sha256_file(self.tokenizer_path) != tok["sha256"]:

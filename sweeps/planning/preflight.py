@@ -111,7 +111,10 @@ def check_store_tokenizer(study: Study, directory: Path) -> None:
     tokenizer, manifest = directory / "tokenizer.json", study.store / "manifest.json"
     if not (tokenizer.is_file() and manifest.is_file()):
         return
-    stored = (json.loads(manifest.read_text()).get("tokenizer") or {}).get("sha256")
+    try:
+        stored = (json.loads(manifest.read_text()).get("tokenizer") or {}).get("sha256")
+    except (ValueError, AttributeError) as e:  # not JSON, or not an object
+        raise ValueError(f"{manifest} is damaged ({e}): prepare the store again") from None
     if stored and stored != sha256_file(tokenizer):
         raise ValueError(f"store {study.store} was not tokenized with the tokenizer of base {base_label(study)}: "
                          f"prepare it with --tokenizer {tokenizer}")
