@@ -130,6 +130,10 @@ def _add_prepare(data: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-tokens", default=None,
                    help="stop the training stream at exactly this many tokens, e.g. 1.6B "
                         "(default: the whole corpus)")
+    p.add_argument("--dedupe", action="store_true",
+                   help="drop every repeat of a document (same text up to Unicode form and whitespace) "
+                        "before the split; without it, repeats in the training stream are reported and a "
+                        "validation document that is also a training one is refused")
     p.add_argument("--dtype", choices=["uint16", "uint32"], default=None,
                    help="token id type of train.bin and val.bin (default: uint16 when the "
                         "vocabulary fits, else uint32)")

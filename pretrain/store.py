@@ -8,7 +8,9 @@ Layout of a store directory::
     manifest.json  source, order rule, tokenizer hash, dtype, counts, checksums
 
 A training budget is a prefix of ``train.bin`` (200M is a prefix of 400M), chosen at
-train time. Readers check the manifest against the files and refuse a mismatch.
+train time. Readers check the manifest against the files and refuse a mismatch. The
+manifest's ``documents`` counts duplicates found or dropped; the store id hashes only the
+training stream and the tokenizer, so stores prepared before those counts keep their ids.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pretrain.corpus import CorpusSource, iter_documents
+from pretrain.duplicates import Ledger
 from pretrain.rundir import atomic_write_json
 from pretrain.tokenizer import eos_id, load_tokenizer, sha256_file, train_bpe
 
@@ -81,22 +84,24 @@ class PrepareConfig:
     """Train the BPE on at most this many training documents."""
     dtype: str | None = None
     batch_docs: int = 256
+    dedupe: bool = False
+    """Drop every repeat of a document's text (``pretrain.duplicates``) before the split;
+    without it, repeats are reported and a validation document in training is refused."""
 
     def __post_init__(self) -> None:
         # A study's data.prepare is checked here when it loads: a wrong value is a one-line
         # error naming the option, not a failure after the BPE has trained.
         for name in ("vocab_size", "val_tokens", "val_every", "tokenizer_docs", "batch_docs", "max_train_tokens"):
-            value = getattr(self, name)
-            if value is None and name == "max_train_tokens":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            v = getattr(self, name)
+            if not (v is None and name == "max_train_tokens") and (type(v) is not int or v < 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name in ("tokenizer", "eos_token"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            if (v := getattr(self, name)) is not None and (not isinstance(v, str) or not v.strip()):
+                raise ValueError(f"{name} must be a non-empty string, got {v!r}")
         if self.tokenizer is None and self.vocab_size < 257:
             raise ValueError(f"vocab_size {self.vocab_size} is too small for a byte-level BPE (need >= 257)")
+        if not isinstance(self.dedupe, bool):
+            raise ValueError(f"dedupe must be true or false, got {self.dedupe!r}")
         if self.dtype not in (None, "uint16", "uint32"):
             raise ValueError(f"dtype must be uint16 or uint32, got {self.dtype!r}")
 
@@ -107,7 +112,7 @@ SOURCE_OPTIONS = {"source": "kind", "dataset": "name", "revision": "revision", "
                   "files": "files", "text_field": "text_field", "shuffle_seed": "shuffle_seed",
                   "shuffle_buffer": "shuffle_buffer"}
 CONFIG_OPTIONS = ("tokenizer", "vocab_size", "eos_token", "val_tokens", "val_every",
-                  "max_train_tokens", "tokenizer_docs", "dtype", "batch_docs")
+                  "max_train_tokens", "tokenizer_docs", "dtype", "batch_docs", "dedupe")
 PREPARE_OPTIONS = (*SOURCE_OPTIONS, *CONFIG_OPTIONS)
 
 
@@ -166,7 +171,10 @@ class _StreamWriter:
 
 
 def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
-    """Build a token store; returns its directory. Streams with bounded memory.
+    """Build a token store; returns its directory. Streams, holding one 64-bit hash per
+    written document for the duplicate checks (``pretrain.duplicates``): repeats in the
+    training stream are logged, a validation document that is also a training one is refused,
+    and ``cfg.dedupe`` drops repeats before the split.
 
     The store is written to a temporary sibling directory and renamed into place at
     the end, so an interrupted prepare never leaves a half store that looks whole.
@@ -176,8 +184,6 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
         raise StoreError(f"{out} already holds a token store; remove it or choose another --store")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out} exists and is not an empty folder; choose another --store")
-    if cfg.val_every < 1:
-        raise ValueError(f"val_every must be >= 1, got {cfg.val_every}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -185,9 +191,9 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
             tokenizer = load_tokenizer(cfg.tokenizer)
             shutil.copyfile(cfg.tokenizer, tmp / "tokenizer.json")
         else:
-            docs = itertools.islice(
-                _train_candidates(iter_documents(cfg.source), cfg.val_every), cfg.tokenizer_docs
-            )
+            # The BPE learns from training documents: of the deduplicated stream, with dedupe.
+            unique = Ledger(dedupe=cfg.dedupe).unique(iter_documents(cfg.source))
+            docs = itertools.islice(_train_candidates(unique, cfg.val_every), cfg.tokenizer_docs)
             first = next(docs, None)
             if first is None:
                 raise StoreError(f"corpus {cfg.source.kind} {cfg.source.name or ''} is empty".strip())
@@ -201,19 +207,22 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
         train = _StreamWriter(tmp / "train.bin", dtype, cfg.max_train_tokens)
         val = _StreamWriter(tmp / "val.bin", dtype, cfg.val_tokens)
         n_docs = {"train": 0, "val": 0}
-        docs = enumerate(iter_documents(cfg.source))
+        ledger = Ledger(dedupe=cfg.dedupe)
+        docs = enumerate(ledger.unique(iter_documents(cfg.source)))
         while not (train.full and val.full):
             batch = list(itertools.islice(docs, cfg.batch_docs))
             if not batch:
                 break
             # encode_batch runs on all cores (tokenizers' own thread pool).
             encoded = tokenizer.encode_batch([text for _, text in batch])
-            for (i, _), enc in zip(batch, encoded, strict=True):
+            for (i, text), enc in zip(batch, encoded, strict=True):
                 ids = np.asarray(enc.ids + [eos], dtype=np.int64)
                 target = val if (i % cfg.val_every == 0 and not val.full) else train
                 if not target.full:
                     target.write(ids)
-                    n_docs["val" if target is val else "train"] += 1
+                    split = "val" if target is val else "train"
+                    n_docs[split] += 1
+                    ledger.wrote(text, split)
             log(f"  {train.count:,} train / {val.count:,} val tokens")
         train.close()
         val.close()
@@ -229,6 +238,14 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
                 f"corpus has only {train.count:,} training tokens, fewer than "
                 f"--max-train-tokens {cfg.max_train_tokens:,}"
             )
+        both, shown = ledger.contaminated()
+        if both:
+            raise StoreError(f"{both:,} validation documents are also in the training stream (e.g. {shown}): "
+                             "every validation loss would be measured partly on training data; prepare with "
+                             "--dedupe (a study: data.prepare.dedupe: true) to drop repeated documents before "
+                             "the split")
+        if ledger.report():
+            log(ledger.report())
         manifest = {
             "version": MANIFEST_VERSION,
             "source": cfg.source.describe(),
@@ -236,6 +253,7 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
                 f"documents in {'source order' if cfg.source.shuffle_seed is None else f'buffered shuffle (seed {cfg.source.shuffle_seed}, buffer {cfg.source.shuffle_buffer})'};"
                 f" document i is validation when i % {cfg.val_every} == 0 until {cfg.val_tokens} tokens,"
                 " else training; each document ends with EOS; streams truncated at their exact sizes"
+                + ("; repeats of a document's normalised text dropped before the split" if cfg.dedupe else "")
             ),
             "tokenizer": {
                 "file": "tokenizer.json",
@@ -248,6 +266,7 @@ def prepare_store(cfg: PrepareConfig, log=print) -> Path:  # noqa: ANN001
             "dtype": dtype.name,
             "train": {"tokens": train.count, "documents": n_docs["train"], "sha256": train.sha.hexdigest()},
             "val": {"tokens": val.count, "documents": n_docs["val"], "sha256": val.sha.hexdigest()},
+            "documents": ledger.record(),  # counts only: the store id hashes the streams, not these
         }
         atomic_write_json(tmp / "manifest.json", manifest)
         if out.exists():
