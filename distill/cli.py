@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rule", default="logit-mean", choices=["logit-mean", "prob-mean"],
                    help="how an ensemble teacher's members combine")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (the paper's: 1)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    g.add_argument("--sampling-seed", type=int, default=0, help="seed of the sampling")
     g.add_argument("--batch-size", type=int, default=32, help="sequences sampled together")
     add_run_location(g)
     add_device_flags(g)
@@ -67,7 +67,7 @@ def _generate(args: argparse.Namespace) -> int:
         teacher_ids=tuple(t.run_id for t in teachers), teacher_dirs=tuple(str(t.path) for t in teachers),
         store=str(store.path), store_id=store.store_id, tokens=parse_tokens(args.tokens),
         seq_len=args.seq_len or min(t.spec.seq_len for t in teachers), rule=args.rule,
-        temperature=args.temperature, seed=args.seed, batch_size=args.batch_size, device=args.device,
+        temperature=args.temperature, seed=args.sampling_seed, batch_size=args.batch_size, device=args.device,
         threads=args.threads,
     )
     run_dir = run_dir_for(args, spec)

@@ -23,6 +23,7 @@ from scaling.table.load import (
     LawPoints,
     TableError,
     law_points,
+    load_analysis_settings,
     load_tuning,
     missing_study_columns,
     read_table,
@@ -135,26 +136,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=run_report)
 
 
+# Fitting settings: a flag given on the command line, else the study's (analysis.json beside
+# the table, which collect writes from the study file), else these.
+DEFAULTS = {"n_boot": DEFAULT_N_BOOT, "bootstrap_seed": 0, "method": "huber-log",
+            "bootstrap": "pairs", "level": DEFAULT_LEVEL, "x_column": "n_params",
+            "rule": "logit-mean"}
+FROM_STUDY = "the study's analysis.json beside the table, else"
+
+
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     """How every law is fitted and bootstrapped (the study's and a single law's alike)."""
-    parser.add_argument("--n-boot", type=_non_negative_int, default=DEFAULT_N_BOOT, metavar="N",
-                        help="bootstrap resamples, 0 for none (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--method", choices=METHODS, default="huber-log",
+    parser.add_argument("--n-boot", type=_non_negative_int, default=None, metavar="N",
+                        help=f"bootstrap resamples, 0 for none (default: {FROM_STUDY} "
+                             f"{DEFAULTS['n_boot']})")
+    parser.add_argument("--bootstrap-seed", type=int, default=None, metavar="N",
+                        help="seed of the bootstrap resamples (default: 0)")
+    parser.add_argument("--method", choices=METHODS, default=None,
                         help="fit objective: Huber loss on log L, or squared error on L "
-                             "(default: %(default)s)")
-    parser.add_argument("--bootstrap", choices=BOOTSTRAPS, default="pairs",
-                        help="resampling scheme for intervals (default: %(default)s)")
-    parser.add_argument("--level", type=float, default=DEFAULT_LEVEL, metavar="P",
-                        help="interval level, between 0 and 1 (default: %(default)s)")
+                             f"(default: {FROM_STUDY} {DEFAULTS['method']})")
+    parser.add_argument("--bootstrap", choices=BOOTSTRAPS, default=None,
+                        help=f"resampling scheme for intervals (default: {FROM_STUDY} "
+                             f"{DEFAULTS['bootstrap']})")
+    parser.add_argument("--level", type=float, default=None, metavar="P",
+                        help=f"interval level, between 0 and 1 (default: {FROM_STUDY} "
+                             f"{DEFAULTS['level']})")
 
 
 def _add_study_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--x-column", choices=X_COLUMNS, default="n_params",
-                        help="parameter count used as N in size laws (default: %(default)s)")
-    parser.add_argument("--rule", choices=RULES, default="logit-mean",
-                        help="ensemble rule to analyse (default: %(default)s)")
+    parser.add_argument("--x-column", choices=X_COLUMNS, default=None,
+                        help=f"parameter count used as N in size laws (default: {FROM_STUDY} "
+                             f"{DEFAULTS['x_column']})")
+    parser.add_argument("--rule", choices=RULES, default=None,
+                        help=f"ensemble rule to analyse (default: {FROM_STUDY} {DEFAULTS['rule']})")
+
+
+def resolve_settings(args: argparse.Namespace, source: Path) -> dict[str, object]:
+    """Fill every fitting flag left unset from the study's analysis.json, then the defaults;
+    returns what analysis.json said (main budget, whether to check the phenomena)."""
+    study = load_analysis_settings(source)
+    for name, default in DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            key = "seed" if name == "bootstrap_seed" else name
+            setattr(args, name, study.get(key, default) if key in study else default)
+    return study
 
 
 def _positive_float(text: str) -> float:
@@ -213,18 +237,19 @@ def run_single_law(args: argparse.Namespace) -> int:
                 else "--x and --y go together")
         raise ValueError(f"{what}: name the column of x and of the loss, e.g. "
                          f"`dcsl fit {args.table} --x n_params --y loss`")
-    _check_level(args.level)
     source = resolve_results_path(args.table)
+    resolve_settings(args, source)
+    _check_level(args.level)
     points = law_points(read_table(source), args.x, args.y, group=args.group,
                         source=str(source))
     try:
-        laws = fit_table_laws(points, method=args.method, n_boot=args.n_boot, seed=args.seed,
+        laws = fit_table_laws(points, method=args.method, n_boot=args.n_boot, seed=args.bootstrap_seed,
                               level=args.level, bootstrap=args.bootstrap, noise=args.noise)
     except FitInputError as exc:
         raise FitInputError(f"{source}: {exc}") from exc
     from scaling.report import tables as summary
 
-    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.seed,
+    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.bootstrap_seed,
                 "level": args.level, "bootstrap": args.bootstrap}
     if args.json:
         payload = summary.table_laws_to_dict(laws, points, settings, source=str(source))
@@ -277,19 +302,20 @@ def run_joint_law(args: argparse.Namespace) -> int:
         raise ValueError("--x is for a single law; a two-variable law takes --n, --d (and --u)")
     if args.json and args.markdown:
         raise ValueError("--json and --markdown: choose one output")
-    _check_level(args.level)
     fixed = _parse_fixed(args.fixed)
     source = resolve_results_path(args.table)
+    resolve_settings(args, source)
+    _check_level(args.level)
     points = joint_points(read_table(source), args.law, n=args.n, d=args.d, u=args.u, y=args.y,
                           group=args.group, x_column=args.x_column, source=str(source))
     try:
         laws = fit_joint_table_laws(points, args.law, method=args.method, n_boot=args.n_boot,
-                                    seed=args.seed, level=args.level, bootstrap=args.bootstrap,
+                                    seed=args.bootstrap_seed, level=args.level, bootstrap=args.bootstrap,
                                     fixed=fixed, noise=args.noise, compute=args.compute,
                                     data_limit=args.data_limit)
     except FitInputError as exc:
         raise FitInputError(f"{source}: {exc}") from exc
-    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.seed,
+    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.bootstrap_seed,
                 "level": args.level, "bootstrap": args.bootstrap, "fixed": fixed,
                 "noise": args.noise, "compute": args.compute, "data_limit": args.data_limit}
     if args.json:
@@ -333,9 +359,16 @@ def run_report(args: argparse.Namespace) -> int:
     analysis, source = _analyse(args.table_or_dir, args)
     from scaling.report.page import write_report
 
+    findings = None
+    if args.study_settings.get("phenomena"):
+        # A study that asks its report to check the reference study's phenomena (the demo):
+        # the same sentences the demo printed, from the same fits.
+        from scaling.analysis.phenomena import check_phenomena
+
+        findings = [check.sentence() for check in check_phenomena(analysis)]
     out = args.report_dir if args.report_dir is not None else source.parent / "report"
     try:
-        path = write_report(analysis, out, source=str(source))
+        path = write_report(analysis, out, source=str(source), findings=findings)
     except OSError as exc:
         raise OSError(f"cannot write {out}: {exc}") from exc
     n_figures = len(list((out / "figures").glob("*.png")))
@@ -348,6 +381,8 @@ def _analyse(location: str, args: argparse.Namespace) -> tuple[StudyAnalysis, Pa
     from scaling.analysis.study import analyze_study
 
     source = resolve_results_path(location)
+    args.study_settings = resolve_settings(args, source)
+    _check_level(args.level)
     frame = read_table(source)
     missing = missing_study_columns(frame)
     if missing:
@@ -355,8 +390,10 @@ def _analyse(location: str, args: argparse.Namespace) -> tuple[StudyAnalysis, Pa
     table = validate_results(frame, source=str(source), x_column=args.x_column)
     tuning = load_tuning(source.parent)
     analysis = analyze_study(table, tuning=tuning, method=args.method, n_boot=args.n_boot,
-                             seed=args.seed, level=args.level, x_column=args.x_column,
-                             rule=args.rule, bootstrap=args.bootstrap)
+                             seed=args.bootstrap_seed, level=args.level, x_column=args.x_column,
+                             rule=args.rule, bootstrap=args.bootstrap,
+                             main_budget=args.study_settings.get("main_budget"),
+                             noise=getattr(args, "noise", None))
     return analysis, source
 
 

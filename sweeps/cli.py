@@ -12,8 +12,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def study_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_text)
-        p.add_argument("study", help="study YAML file (e.g. sweeps/studies/paper.yaml)")
-        p.add_argument("--root", default=None, help="output folder (default: the study's root)")
+        p.add_argument("study", help="study YAML file (e.g. sweeps/studies/paper.yaml), or the name "
+                                     f"of a packaged study ({', '.join(packaged_studies())})")
+        p.add_argument("--root", default=None,
+                       help="output folder (default: the study's root: its root key, else "
+                            "runs/<name>, relative to the current directory; printed first)")
+        p.add_argument("--seed", type=int, default=None,
+                       help="replicate of the whole study: every run trains with other seeds, in a "
+                            "root of its own (<root>-seedN); as dcsl demo --seed (default: the "
+                            "study file's seed)")
         return p
 
     p = study_parser("plan", "review a study before compute: runs and time per stage, design "
@@ -27,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seed-to-seed noise of one loss in nats, for the simulation (default 0.01)")
     p.add_argument("--sims", type=int, default=40, help="simulated draws per law (0: no simulation)")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples per simulated fit")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    p.add_argument("--simulation-seed", type=int, default=0, help="seed of the simulated draws")
     p.add_argument("--assume-law", action="append", default=[], metavar="KIND=A,alpha[,E]",
                    help="simulate this law instead of the default: size=A,alpha,E (x: total parameters), "
                         "ensemble=A,alpha (L(K) = A/K^alpha + the K-asymptote), joint=A,alpha,E "
@@ -59,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="the embedded study in miniature on this machine")
     d.add_argument("--root", default=None,
-                   help="the study's root: store, runs and report (default: demo-output, or "
-                        "demo-output-seedN for --seed N)")
+                   help="the study's root: store, runs and report (default: the demo study's "
+                        "own, demo-output, or demo-quick-output with --quick; -seedN added for "
+                        "--seed N), where sweep status demo and report demo-output find it")
     d.add_argument("--quick", action="store_true", help="a smaller study (about 3 minutes), used by the tests")
     d.add_argument("--seed", type=int, default=0,
                    help="replicate of the whole study: every run gets other seeds")
@@ -70,10 +78,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_demo)
 
 
+def packaged_studies() -> list[str]:
+    from importlib import resources
+
+    folder = resources.files("sweeps") / "studies"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def study_path(name: str):  # noqa: ANN201 - a Path
+    """A study file, or the packaged study of that name (``demo`` for sweeps/studies/demo.yaml),
+    so the demo's own study is at hand wherever dcsl is installed."""
+    from importlib import resources
+    from pathlib import Path
+
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    packaged = Path(str(resources.files("sweeps") / "studies" / f"{name}.yaml"))
+    return packaged if packaged.is_file() else path
+
+
 def _study(args: argparse.Namespace):  # noqa: ANN202
     from sweeps.study import load_study
 
-    return load_study(args.study, root=args.root)
+    study = load_study(study_path(args.study), root=args.root, seed=args.seed)
+    # Every command says where the study's outputs are (a root is relative to the current
+    # directory); with --json the JSON holds it instead, and stderr is kept for the error.
+    if not getattr(args, "json", False):
+        print(f"study {study.name}: root {study.root.resolve()}"
+              + ("" if args.root else " (the study's; --root to change)"), flush=True)
+    return study
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -83,7 +117,7 @@ def _plan(args: argparse.Namespace) -> int:
         raise ValueError("--sims and --n-boot must be >= 0")
     options = PlanOptions(vocab=args.vocab_size, probe=not args.no_probe, mfu=args.mfu,
                           peak_tflops=args.peak_tflops, noise=args.noise, sims=args.sims,
-                          n_boot=args.n_boot, seed=args.seed, assume=tuple(args.assume_law))
+                          n_boot=args.n_boot, seed=args.simulation_seed, assume=tuple(args.assume_law))
     result = review(_study(args), options)
     print(to_json(result) if args.json else render_text(result))
     if result.errors:
@@ -153,6 +187,5 @@ def _demo(args: argparse.Namespace) -> int:
         return 0 if not run_cpt_demo(out, quick=args.quick, seed=args.seed)["failed"] else 1
     from sweeps.demos import run_demo
 
-    out = args.root or ("demo-output" if args.seed == 0 else f"demo-output-seed{args.seed}")
-    result = run_demo(quick=args.quick, out=out, seed=args.seed)
+    result = run_demo(quick=args.quick, out=args.root, seed=args.seed)
     return 0 if not result["failed"] else 1

@@ -18,7 +18,7 @@ import pandas as pd
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import get_shape, param_counts
-from scaling.table.contract import STATUSES
+from scaling.table.contract import ANALYSIS_FILE, STATUSES
 from sweeps.planning import (
     MEMBER_LABEL,
     cell_tuned,
@@ -205,16 +205,25 @@ def tuning_table(study: Study, snap: Snapshot, store_id: str) -> pd.DataFrame:
 
 
 def write_tables(study: Study, table: pd.DataFrame, tuning: pd.DataFrame) -> list[Path]:
-    """results.parquet, results.csv and tuning.csv in the study root (atomic writes)."""
+    """results.parquet, results.csv, tuning.csv and analysis.json (how the study fits its laws,
+    for `dcsl fit/report DIR`) in the study root (atomic writes)."""
     import io
+    import json
 
     study.root.mkdir(parents=True, exist_ok=True)
     out = []
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
+    fitting = study.analysis
+    settings = {"study": study.name, "n_boot": fitting.n_boot, "bootstrap": fitting.bootstrap,
+                "x_column": fitting.x_column, "method": fitting.method, "level": fitting.level,
+                "rule": fitting.rule, "main_budget": study.main_budget,
+                # the reference study's phenomena are checked where it has both recipes
+                "phenomena": {r.role for r in study.recipes.values()} >= {"standard", "regularized"}}
     for name, data in (("results.parquet", buf.getvalue()),
                        ("results.csv", table.to_csv(index=False).encode()),
-                       ("tuning.csv", tuning.to_csv(index=False).encode())):
+                       ("tuning.csv", tuning.to_csv(index=False).encode()),
+                       (ANALYSIS_FILE, (json.dumps(settings, indent=2) + "\n").encode())):
         atomic_write_bytes(study.root / name, data)
         out.append(study.root / name)
     return out

@@ -86,7 +86,7 @@ def test_the_last_word_of_a_column_names_it(points_csv: Path,
 def test_the_fit_is_fit_power_law_with_the_same_seed(points_csv: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["fit", str(points_csv), "--x", "n_params", "--y", "loss", "--json",
-                     "--n-boot", "40", "--seed", "7", "--bootstrap", "residual",
+                     "--n-boot", "40", "--bootstrap-seed", "7", "--bootstrap", "residual",
                      "--level", "0.9"]) == 0
     fitted = strict_json(capsys.readouterr().out)["law"]["fit"]
     table = pd.read_csv(points_csv)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.analysis.phenomena import check_phenomena
 from scaling.analysis.study import analyze_study, infer_main_budget
 from scaling.analysis.types import Multiplier
 from scaling.fit.bootstrap import Estimate
-from scaling.phenomena import check_phenomena
 from scaling.synthetic import synthetic_study
 from scaling.table.load import derive_roles
 

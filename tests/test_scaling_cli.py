@@ -85,8 +85,8 @@ def test_register_plugs_into_a_dispatcher(tmp_path: Path) -> None:
                               "--method", "least-squares", "--x-column",
                               "n_params_non_embedding"])
     assert args.func is cli.run_report and args.report_dir == tmp_path and args.n_boot == 5
-    args = parser.parse_args(["fit", "results.parquet", "--json", "--seed", "3"])
-    assert args.func is cli.run_fit and args.json and args.seed == 3
+    args = parser.parse_args(["fit", "results.parquet", "--json", "--bootstrap-seed", "3"])
+    assert args.func is cli.run_fit and args.json and args.bootstrap_seed == 3
     assert (args.x, args.y, args.group) == (None, None, None)
     args = parser.parse_args(["fit", "points.csv", "--x", "K", "--y", "loss", "--group",
                               "recipe", "--x-column", "n_params_non_embedding"])

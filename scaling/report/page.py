@@ -61,7 +61,7 @@ def write_report(
     """Write figures/, report.md and report.html into out_dir; returns the report.md path.
 
     ``findings`` are sentences shown right after the headline numbers (e.g. which of the
-    paper's phenomena the study shows, from ``scaling.phenomena``).
+    paper's phenomena the study shows, from ``scaling.analysis.phenomena``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

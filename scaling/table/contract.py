@@ -68,6 +68,18 @@ ROLES = tuple(ROLE_MEANINGS)
 RULES = tuple(RULE_MEANINGS)
 X_COLUMNS = ("n_params", "n_params_non_embedding")
 RESULTS_NAMES = ("results.parquet", "results.csv")
+# Beside the table (optional; `dcsl sweep collect` writes it from the study file): how the
+# study's laws are fitted, so `dcsl fit DIR` and `dcsl report DIR` fit as the study asks (the
+# demo's report, reproduced). A command-line flag still wins over it.
+ANALYSIS_FILE = "analysis.json"
+ANALYSIS_KEYS = {
+    "n_boot": "bootstrap resamples", "bootstrap": "pairs or residual",
+    "x_column": "n_params or n_params_non_embedding", "method": "huber-log or least-squares",
+    "level": "interval level", "rule": "the ensemble rule analysed",
+    "main_budget": "the budget where the study's full search ran (its phenomena are checked there)",
+    "phenomena": "true: the report checks the reference study's phenomena",
+    "study": "the study's name",
+}
 
 # name -> (type, meaning) of every documented column; the renderers below raise KeyError on a
 # contract column without a meaning, and a test renders them.
@@ -144,6 +156,9 @@ def contract_sections() -> list[tuple[str, list[tuple[str, str, str]]]]:
         ("status values", values(STATUS_MEANINGS)),
         ("role values", values(ROLE_MEANINGS)),
         ("rule values", values(RULE_MEANINGS)),
+        (f"{ANALYSIS_FILE} beside the table (optional, from `dcsl sweep collect`: how the study "
+         "fits its laws; a flag given to fit or report wins)",
+         [(key, "", meaning) for key, meaning in ANALYSIS_KEYS.items()]),
         ("tuning.csv beside the table (optional, from the sweep's tuner)",
          [(n, f"{TUNING_MEANINGS[n][0]}, {need}", TUNING_MEANINGS[n][1])
           for names, need in ((TUNING_COLUMNS, "required"), (TUNING_OPTIONAL_COLUMNS, "optional"))

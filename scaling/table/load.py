@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.table.contract import (
+    ANALYSIS_FILE,
+    ANALYSIS_KEYS,
     DISTILL_COLUMNS,
     DISTILL_REQUIRED_COLUMNS,
     EVAL_COLUMNS,
@@ -79,6 +81,29 @@ def load_results(path: str | Path, *, x_column: str = "n_params") -> pd.DataFram
     """Load and validate a results table (file, or folder holding results.parquet/.csv)."""
     resolved = resolve_results_path(path)
     return validate_results(read_table(resolved), source=str(resolved), x_column=x_column)
+
+
+def load_analysis_settings(path: str | Path) -> dict[str, object]:
+    """analysis.json beside a results table (ANALYSIS_KEYS), or {} when there is none; a file
+    that cannot be read, or an unknown key, is a TableError naming it."""
+    import json
+
+    path = Path(path)
+    if not path.is_dir():
+        path = path.parent
+    path = path / ANALYSIS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise TableError(f"{path}: cannot be read ({exc})") from exc
+    if not isinstance(data, dict):
+        raise TableError(f"{path}: expected a JSON object")
+    unknown = sorted(set(data) - set(ANALYSIS_KEYS))
+    if unknown:
+        raise TableError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(ANALYSIS_KEYS)})")
+    return data
 
 
 def load_tuning(path: str | Path) -> pd.DataFrame | None:

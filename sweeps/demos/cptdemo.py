@@ -150,8 +150,8 @@ def run_cpt_demo(out: str | Path = "cpt-demo-output", quick: bool = False, seed:
     elapsed = time.time() - t0
     for line in comparison_lines(comparison) + accuracy_lines(accuracy):
         log(line)
-    log(f"cpt demo: {elapsed:,.0f}s in all; tables in {study.root} (dcsl report {study_file} --root "
-        f"{study.root} draws them)")
+    log(f"cpt demo: {elapsed:,.0f}s in all; tables in {study.root} (`dcsl report {study.root}` "
+        "draws them)")
     return {"elapsed_s": elapsed, "failed": report.failed, "comparison": comparison, "accuracy": accuracy}
 
 

@@ -18,13 +18,15 @@ from sweeps.execution import launch
 from sweeps.study import Study, load_study
 
 
-def demo_study(quick: bool, out: str | Path, seed: int = 0) -> Study:
+def demo_study(quick: bool, out: str | Path | None = None, seed: int = 0) -> Study:
+    """The packaged demo study; its root is the file's (demo-output, demo-quick-output; a
+    replicate's gets -seedN) unless ``out`` says otherwise."""
     name = "demo-quick.yaml" if quick else "demo.yaml"
     path = Path(str(resources.files("sweeps") / "studies" / name))
     return load_study(path, root=out, seed=seed)
 
 
-def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int | None = None,
+def run_demo(quick: bool = False, out: str | Path | None = None, n_boot: int | None = None,
              log=print, seed: int = 0) -> dict:  # noqa: ANN001
     """Run the demo study into ``out``; ``seed`` picks a replicate (every run's seeds change).
     The laws are fitted as the study file's ``analysis`` section says (``n_boot`` overrides
@@ -39,7 +41,7 @@ def run_demo(quick: bool = False, out: str | Path = "demo-output", n_boot: int |
     log(f"runs: {summary['states']}; {len(summary['failed'])} failed")
 
     from scaling import analyze_study, write_report
-    from scaling.phenomena import check_phenomena
+    from scaling.analysis.phenomena import check_phenomena
 
     fitting = study.analysis
     n_boot = fitting.n_boot if n_boot is None else n_boot

@@ -95,8 +95,8 @@ def stop(sub: Submission, executor: Executor, cancel_slurm: bool = False,
         for job in alive:
             job.cancel(check=False)
         return f"cancelled Slurm jobs {ids} (--cancel-on-exit); their runs resume on a relaunch"
-    return (f"Slurm jobs {ids} keep running (pass --cancel-on-exit to cancel them when the "
-            "launcher stops); `dcsl sweep status` shows their runs")
+    return (f"Slurm jobs {ids} keep running (`dcsl sweep launch --cancel-on-exit` cancels them "
+            "when the launcher stops); `dcsl sweep status` shows their runs")
 
 
 def _signal(job, signum: int) -> None:  # noqa: ANN001 - a submitit LocalJob

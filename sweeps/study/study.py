@@ -214,6 +214,10 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
                         "'-'; not starting with '.')")
     file_root = top.raw("root")  # read even when overridden, so it is a known key
     study_root = Path(root or file_root or f"runs/{name}")
+    if seed and not root:
+        # A replicate asked for on the command line gets a root of its own (its runs would
+        # otherwise share the index and tables of the study's seed 0).
+        study_root = study_root.with_name(f"{study_root.name}-seed{seed}")
     data_sec = top.sub("data")
     vocab_size = data_sec.number("vocab_size", int, default=0, allow_zero=True) or None
     store, prepare = _data_section(data_sec, study_root)
