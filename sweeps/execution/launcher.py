@@ -162,6 +162,10 @@ def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Ca
         attempted.update(new_ids)
         counts = {name: sum(spec.run_id in new_ids for _, spec in labelled)
                   for name, labelled in by_stage.items()}
+        # A run an earlier launch planned but no worker ever started is not a resumption.
+        never = sum(1 for _, spec in by_stage["resume"]
+                    if spec.run_id in new_ids and _never_started(snap, spec.run_id))
+        counts = {"planned before, not started": never, **counts, "resume": counts["resume"] - never}
         what = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
         log(f"[round {round_no + 1}] launching {len(dirs)} runs ({what}) on {executor.kind} "
             f"(elapsed {time.time() - t_start:,.0f}s)")
@@ -210,6 +214,12 @@ def _count_rounds(root: Path, labelled: list, launched: set[str]) -> None:
                 changed = True
         if changed:
             atomic_write_json(Path(root) / SEARCH_FILE, search)
+
+
+def _never_started(snap: Snapshot, run_id: str) -> bool:
+    if snap.state(run_id) != "pending" or run_id not in snap.dirs:
+        return False
+    return not RunDir(snap.dirs[run_id]).status().get("attempts")
 
 
 def _todo(specs: list, snap: Snapshot, attempted: set[str]) -> list:
