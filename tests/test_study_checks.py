@@ -80,6 +80,17 @@ BAD = {
                                               "sizes.0.name", "is a registered size of another shape"),
     "custom-size-twice": ("sizes: [tiny-50k]", f"sizes: [{{name: c, {SHAPE}}}, {{name: c, {SHAPE}}}]",
                           "sizes.1", "listed twice"),
+    "start-of-a-fixed-axis": ("start: {epochs: 1, lr: 3.0e-3, weight_decay: 0.1}",
+                              "start: {epochs: 1, lr: 3.0e-3, weight_decay: 0.1}\n    weight_decay: 0.1",
+                              "recipes.regularized.start.weight_decay", "is fixed by"),
+    "ensemble-teacher-of-no-member-cell": ("members: 2}", "members: 2, sizes: [tiny-50k]}\ndistill: [{teacher: "
+                                           "ensemble, members: 2, teacher_size: tiny-16k, student_size: tiny-50k}]",
+                                           "distill.0.teacher_size", "trains no members of tiny-16k"),
+    "student-of-no-tuning-cell": ("executor:", "distill: [{teacher: single, teacher_size: tiny-50k, "
+                                  "student_size: tiny-16k}]\nexecutor:", "distill.0.student_size",
+                                  "tunes no tiny-16k"),
+    "students-without-distill": ("tasks: [arc_easy]", "tasks: [arc_easy], models: [students]", "eval.models.0",
+                                 "no distill section"),
     "recipe-naming-an-undeclared-size": ("search: grid}", "search: grid, sizes: [my-size]}",
                                          "recipes.standard.sizes.0", "unknown model size 'my-size'"),
 }

@@ -23,7 +23,7 @@ from pretrain.sizes import ModelShape, get_shape
 from pretrain.spec import STRATEGIES, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
 from sweeps.study.basemodel import Base, read_base
-from sweeps.study.checks import check_sequences, check_tasks
+from sweeps.study.checks import check_distill, check_models, check_sequences, check_tasks
 from sweeps.study.customsizes import read_sizes, spec_shapes
 from sweeps.study.fitting import Analysis
 from sweeps.study.schema import build, named_key, read
@@ -251,16 +251,12 @@ def load_study(path: str | Path, root: str | Path | None = None, seed: int | Non
     ensembles = _ensembles(top.sub("ensembles"), recipes, budgets, sizes) if top.has("ensembles") else None
     distill = tuple(_distill(Section(v, p, pos), budgets, tuple(custom)) for v, p in top.items("distill"))
     top.unique("distill", [d.name for d in distill])
-    for i, d in enumerate(distill):
-        if d.teacher == "ensemble" and (ensembles is None or d.members > ensembles.members):
-            raise pos.error(("distill", i, "members"), "an ensemble teacher needs an ensembles section "
-                            "with at least this many members")
-    evals = _evals(top.sub("eval")) if top.has("eval") else None
-    if evals is not None:
-        known = {*recipes, "ensemble", "students"}
-        for j, m in enumerate(evals.models):
-            if m not in known:
-                raise pos.error(("eval", "models", j), f"unknown model {m!r}; use {', '.join(sorted(known))}")
+    check_distill(pos, distill, recipes, ensembles, budgets, sizes)
+    evals = None
+    if top.has("eval"):
+        eval_sec = top.sub("eval")
+        evals = _evals(eval_sec)
+        check_models(eval_sec, evals.models, recipes, ensembles, distill)
     executor = _executor(top.sub("executor"))
     analysis_sec = top.sub("analysis")
     analysis = build(analysis_sec, Analysis, read(analysis_sec, Analysis))
@@ -352,6 +348,9 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
             for a in AXES if grid_sec.has(a)}
     start_sec.done()
     grid_sec.done()
+    for given, what in ((start, "start"), (grid, "grid")):
+        for a in sorted(set(given) & set(fixed), key=AXES.index):
+            raise sec.pos.error(sec.path + (what, a), f"{a} is fixed by recipes.{name}.{a}: remove it from {what}")
     free = [a for a in AXES if a not in fixed]
     if search == "adaptive":
         missing = [a for a in free if a not in start]
@@ -385,7 +384,6 @@ def _recipe(name: str, sec: Section, lattice: Lattice, budgets: tuple, sizes: tu
 def _evals(sec: Section) -> Evals:
     evals = build(sec, Evals, read(sec, Evals))
     check_tasks(sec, evals.tasks)
-    sec.unique("models", list(evals.models), "name the models, or leave the key out for the default ones")
     return evals
 
 
