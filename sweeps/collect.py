@@ -17,7 +17,8 @@ import pandas as pd
 
 from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
-from pretrain.sizes import get_shape, param_counts
+from pretrain.sizes import param_counts
+from pretrain.spec import TrainSpec
 from scaling.table.contract import ANALYSIS_FILE, STATUSES
 from sweeps.planning import (
     MEMBER_LABEL,
@@ -186,7 +187,7 @@ def _placeholder_rows(spec: dict, vocab: int | None = None) -> list[dict]:
     if spec.get("kind") == "train":
         row = train_rows(spec, None)[0]
         if vocab and not spec.get("init_from"):  # a continued run's shape is its base's, unread here
-            row["n_params"], row["n_params_non_embedding"] = param_counts(get_shape(spec["size"], vocab))
+            row["n_params"], row["n_params_non_embedding"] = param_counts(TrainSpec.from_json(spec).shape(vocab))
         return [row]
     return [{"kind": spec.get("kind", "?"), "size": spec.get("size", ""), "val_loss": NAN}]
 

@@ -148,6 +148,8 @@ def set_key(tmp_path: Path, part: str, key: str, value: str, needs: str | None =
         del doc["data"]["store"]  # one of store and prepare
     target.update(yaml.safe_load(needs or "{}"))
     target[key] = yaml.safe_load(value)
+    if isinstance(target.get("start"), dict):
+        target["start"].pop(key, None)  # an axis the recipe now fixes is not a search start
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

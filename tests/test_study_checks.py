@@ -151,11 +151,11 @@ def test_a_budget_over_the_store_is_refused_by_plan_and_launch_alike(tmp_path, c
 
 
 def test_preflight_is_every_check_that_needs_more_than_the_file(tmp_path):
-    from sweeps.planning.preflight import preflight
+    from sweeps.planning.preflight import preflight_checks
 
-    preflight(load_study(write(tmp_path, GOOD)))
+    preflight_checks(load_study(write(tmp_path, GOOD)))
     with pytest.raises(ValueError, match=r"study.yaml:3:15: budgets.1: budget 100,000 tokens exceeds"):
-        preflight(load_study(write(tmp_path, GOOD.replace("budgets: [8k]", "budgets: [8k, 100k]"))))
+        preflight_checks(load_study(write(tmp_path, GOOD.replace("budgets: [8k]", "budgets: [8k, 100k]"))))
     two = load_study(write(tmp_path, GOOD.replace("seq_len: 32}", "seq_len: 32, devices: 2}")))
     with pytest.raises(ValueError, match="which the debug executor cannot start"):
-        preflight(two)
+        preflight_checks(two)

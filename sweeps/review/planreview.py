@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pretrain.sizes import get_shape, param_counts
 from scaling.fit.checks import narrow_span
 from sweeps.execution import gpu_memory
-from sweeps.planning import check_budgets
+from sweeps.planning import preflight_checks
 from sweeps.review.estimate import PlanSummary, summarize
 from sweeps.review.lawreview import (
     Finding,
@@ -152,10 +152,16 @@ def size_info(name: str, vocab: int, study: Study | None = None) -> SizeInfo:
 
 
 def budget_errors(study: Study) -> list[Finding]:
+    """What launch's preflight would refuse (the same function): a budget larger than the
+    store, a world size the executor cannot start."""
     try:
-        check_budgets(study)
+        preflight_checks(study)
     except ValueError as exc:
-        return [Finding("error", "budget-too-large", f"{exc}: lower the budget or prepare a larger store")]
+        message = str(exc)
+        if "exceeds" in message:
+            return [Finding("error", "budget-too-large", f"{message}: lower the budget or prepare a "
+                                                         "larger store")]
+        return [Finding("error", "preflight", message)]
     return []
 
 
