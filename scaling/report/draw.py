@@ -1,7 +1,8 @@
 """Drawing one study curve with its fitted law, by rules that keep a figure honest.
 
 - A law is drawn solid, with its bootstrap band and asymptote line, only when its fit is
-  identified (`PowerLawFit.identifiable`). A fit the data do not identify is drawn dashed grey,
+  identified (`PowerLawFit.identifiable`); the asymptote line only when E's interval stays
+  clear of 0 (else E is only bounded above, and a line would read as a known floor). A fit the data do not identify is drawn dashed grey,
   without band or asymptote, and its legend entry says "fit not identified" instead of a law;
   if its exponent sits at a bound (a flat line through rising points), it is not drawn at all.
 - A fitted curve stops at `MAX_EXTRAPOLATION` times its largest x, and never starts below
@@ -26,6 +27,8 @@ from scaling.report.style import (
 )
 
 MAX_EXTRAPOLATION = 2.0
+ASYMPTOTE_KNOWN = 0.01
+"""An E interval whose low end is below this share of the smallest point reaches ~0."""
 """A fitted curve is drawn up to this many times its largest data x, no further."""
 _REACH_BELOW = 1.3  # and down to the smallest x divided by this (never below x_floor)
 # Why a fit is not identified, from the warnings fit.py writes, said in a few words.
@@ -128,10 +131,16 @@ def draw_curve(drawn: DrawnFigure, curve: Curve, color: str, label: str, *, mark
             drawn.bands.append(name)
             handle = (band_handle(color), *handle)
     drawn.laws.append(name)
-    drawn.add_entry(handle, f"{label}: {law_label(fit, curve.x_symbol)}")
+    # An asymptote whose interval reaches 0 is only bounded above: a line at E would read as
+    # a known floor (and could sit below a rival's identified one), so none is drawn.
+    open_low = fit.intervals.get("E", (np.nan, np.nan))[0] < ASYMPTOTE_KNOWN * float(curve.y.min())
+    if open_low:
+        drawn.open_asymptotes.append(name)
+    drawn.add_entry(handle, f"{label}: {law_label(fit, curve.x_symbol)}"
+                    + (" (E's interval reaches 0)" if open_low else ""))
     # An asymptote far below every point (E near 0 but still "identified") would squash the
     # figure into a line; it is left out, and so is its mention in the caption.
-    if asymptote and fit.E > 0.5 * float(curve.y.min()):
+    if asymptote and not open_low and fit.E > 0.5 * float(curve.y.min()):
         axes.axhline(fit.E, color=color, ls="--", lw=1.0, alpha=0.8, zorder=1)
         drawn.asymptotes.append(name)
         drawn.visible_y.append(float(fit.E))
@@ -153,6 +162,11 @@ def law_caption(drawn: DrawnFigure, level: float) -> str:
         parts.append(f"Shaded: {level:.0%} bootstrap bands of {_the_fits(drawn.bands)}.")
     if drawn.asymptotes:
         parts.append(f"Dashed horizontal lines: the asymptotes E of {_the_fits(drawn.asymptotes)}.")
+    if drawn.open_asymptotes:
+        one = len(drawn.open_asymptotes) == 1
+        parts.append(f"No asymptote line for {_the_fits(drawn.open_asymptotes)}: "
+                     f"{'its' if one else 'their'} E's interval reaches 0, so E is only bounded "
+                     "above.")
     if drawn.not_identified:
         one = len(drawn.not_identified) == 1
         parts.append(f"Grey dashed: {_the_fits(drawn.not_identified)}, which the data do not "

@@ -77,18 +77,17 @@ def write_report(
 
 def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
                  source: str | None = None) -> list[Block]:
-    """The report's content, in reading order."""
+    """The report's content, in reading order: the answer first (the headline numbers, what
+    the study shows and the main budget's figure), then how each recipe gets there, then the
+    other budgets, the laws and the method."""
     figure = {f.name: Figure(f) for f in files}
+    main = analysis.main_budget
+    main_figure = f"loss_vs_params_{format_count(main)}" if main is not None else ""
     blocks: list[Block] = [Heading("Scaling-law report", 1),
                            Paragraph(_provenance(analysis, source))]
     blocks += [Heading("Headline numbers"), Bullets(_headlines(analysis))]
-
-    blocks += [Heading("Asymptotes per data budget"), Paragraph(
-        "Standard: the best run over all sizes (the standard recipe's value). Regularized E: "
-        "the asymptote of the tuned losses fitted over parameters. Double limit E: the "
-        "asymptote over parameters of each size's infinite-ensemble loss.")]
-    blocks.append(Table(summary.asymptotes_table(analysis)))
-    blocks += [figure[n] for n in figure if n.startswith("loss_vs_params_")]
+    if main_figure in figure:
+        blocks += [Heading(f"At the main budget, D = {format_count(main)} tokens"), figure[main_figure]]
 
     if analysis.multipliers:
         blocks += [Heading("Effective-data multipliers"), Paragraph(
@@ -97,10 +96,13 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
             "D_eff(L) = (A / (L - E))^(1/alpha) from the standard recipe's data law. "
             "'unbounded' means the loss is at or below the standard law's asymptote.")]
         blocks.append(Table(summary.multipliers_table(analysis)))
-    if analysis.data_laws:
-        blocks += [Heading("Data scaling laws"),
-                   Table(summary.laws_table(analysis, list(analysis.data_laws.values())))]
-        blocks += [figure[n] for n in figure if n == "data_scaling"]
+    if analysis.ensembles:
+        blocks += [Heading("Ensembles and joint scaling"),
+                   Table(summary.ensembles_table(analysis))]
+        blocks += [figure[n] for n in figure if n.startswith("loss_vs_members_")]
+        blocks += [figure[n] for n in figure if n == "joint_scaling"]
+        blocks += [figure[n] for n in figure if n.startswith("combination_rules_")]
+    blocks += [figure[n] for n in figure if n == "learning_curves"]
     if analysis.repeated:
         blocks += repeated_blocks(analysis, figure)
     if "loss_vs_compute" in figure:
@@ -108,19 +110,10 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
             "The same runs placed by what they cost: each run's training FLOPs (an ensemble's "
             "summed over its members, a student's with its teacher's sampling)."),
             figure["loss_vs_compute"]]
-
-    if analysis.ensembles:
-        blocks += [Heading("Ensembles and joint scaling"),
-                   Table(summary.ensembles_table(analysis))]
-        blocks += [figure[n] for n in figure if n.startswith("loss_vs_members_")]
-        blocks += [figure[n] for n in figure if n == "joint_scaling"]
-        blocks += [figure[n] for n in figure if n.startswith("combination_rules_")]
-
-    blocks += [Heading("All fitted laws"), Paragraph(
-        "Held-out error: relative error at the largest x of a fit that never saw that point "
-        "(leave-largest-out extrapolation). Warnings are listed at the end of the report.")]
-    blocks.append(Table(summary.laws_table(analysis)))
-
+    if analysis.data_laws:
+        blocks += [Heading("Data scaling laws"),
+                   Table(summary.laws_table(analysis, list(analysis.data_laws.values())))]
+        blocks += [figure[n] for n in figure if n == "data_scaling"]
     if not analysis.distill.empty:
         blocks += [Heading("Distillation"), Paragraph(
             "Retained: (single - student) / (single - teacher), the share of the teacher's "
@@ -130,6 +123,20 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
     if not analysis.downstream.empty:
         blocks += [Heading("Downstream accuracy"), Table(summary.downstream_summary(analysis))]
         blocks += [figure[n] for n in figure if n == "downstream"]
+
+    blocks += [Heading("Asymptotes per data budget"), Paragraph(
+        "Standard: the best run over all sizes (the standard recipe's value). Regularized E: "
+        "the asymptote of the tuned losses fitted over parameters. Double limit E: the "
+        "asymptote over parameters of each size's infinite-ensemble loss.")]
+    blocks.append(Table(summary.asymptotes_table(analysis)))
+    blocks += [figure[n] for n in figure if n.startswith("loss_vs_params_") and n != main_figure]
+
+    blocks += [Heading("All fitted laws"), Paragraph(
+        "Held-out error: relative error at the largest x of a fit that never saw that point "
+        "(leave-largest-out extrapolation). Lack of fit: whether the residuals show that the "
+        "law's form does not describe the points (docs/laws.md). Warnings are listed at the end "
+        "of the report.")]
+    blocks.append(Table(summary.laws_table(analysis)))
     tuning = summary.tuning_summary(analysis)
     if not tuning.empty:
         blocks += [Heading("Tuned hyperparameters"), Paragraph(
@@ -193,31 +200,56 @@ def _provenance(analysis: StudyAnalysis, source: str | None) -> str:
 
 
 def _headlines(analysis: StudyAnalysis) -> list[str]:
+    """Every recipe's best loss and every identified limit, the main budget first."""
     lines = []
     mults = {(m.recipe, m.budget): m for m in analysis.multipliers}
-    for budget in analysis.budgets:
+    budgets = sorted(analysis.budgets, key=lambda b: (b != analysis.main_budget, b))
+    for budget in budgets:
         parts = []
         best = analysis.best_standard.get(budget)
         if best is not None:
             parts.append(f"standard best {format_number(best.loss, 4)} ({best.size})")
-        for label, curves in (("regularized asymptote", analysis.regularized),
-                              ("double limit", analysis.joint)):
-            curve = curves.get(budget)
-            if curve is not None and curve.asymptote is not None:
-                recipe = "regularized" if curves is analysis.regularized else "joint"
-                text = f"{label} {curve.asymptote.format(4)}"
-                if (recipe, budget) in mults:
-                    mult = mults[(recipe, budget)].value
-                    text += (", an unbounded data multiplier" if mult.unbounded
-                             else f", a {mult.format(3)} data multiplier")
-                parts.append(text)
+        reg = analysis.regularized.get(budget)
+        if reg is not None and len(reg.y):
+            i = int(reg.y.argmin())
+            parts.append(f"regularized best {format_number(float(reg.y[i]), 4)} "
+                         f"({reg.point_labels[i]})" + _limit("asymptote", reg, mults, "regularized", budget))
+        ensembles = [(float(c.y[-1]), size, int(c.x[-1])) for (b, size), c in analysis.ensembles.items()
+                     if b == budget and len(c.y)]
+        if ensembles:
+            loss, size, k = min(ensembles)
+            joint = analysis.joint.get(budget)
+            parts.append(f"ensembles best {format_number(loss, 4)} ({size}, K = {k})"
+                         + (_limit("double limit", joint, mults, "joint", budget) if joint else ""))
+        if not analysis.distill.empty:
+            at = analysis.distill[analysis.distill["budget_tokens"] == budget]
+            if not at.empty:
+                top = at.loc[at["student_loss"].idxmin()]
+                parts.append(f"best student {format_number(float(top['student_loss']), 4)} "
+                             f"({top['recipe']})")
         if parts:
-            lines.append(f"D = {format_count(budget)} tokens: " + "; ".join(parts) + ".")
+            main = " (the main budget)" if budget == analysis.main_budget else ""
+            lines.append(f"D = {format_count(budget)} tokens{main}: " + "; ".join(parts) + ".")
     for recipe, curve in analysis.data_laws.items():
         if curve.fit is not None and curve.asymptote is not None:
             lines.append(f"{recipe} data law: {curve.fit.law('D')}; infinite-data limit "
                          f"{curve.asymptote.format(4)}.")
     return lines or ["Nothing could be fitted; see the warnings below."]
+
+
+def _limit(label: str, curve, mults: dict, recipe: str, budget: int) -> str:  # noqa: ANN001
+    """', asymptote E [low, high], a 1.73 [...] data multiplier' for an identified limit."""
+    if curve is None or curve.asymptote is None:
+        return ""
+    estimate = curve.asymptote
+    text = f", {label} {estimate.format(4)}"
+    if estimate.has_interval and estimate.low < 1e-6:
+        text += " (only bounded above)"
+    if (recipe, budget) in mults:
+        mult = mults[(recipe, budget)].value
+        text += (", an unbounded data multiplier" if mult.unbounded
+                 else f", a {mult.format(3)} data multiplier")
+    return text
 
 
 def _method(analysis: StudyAnalysis) -> str:

@@ -67,6 +67,8 @@ class DrawnFigure:
     floorless: list[str] = field(default_factory=list)
     not_drawn: list[str] = field(default_factory=list)
     not_fitted: list[str] = field(default_factory=list)
+    open_asymptotes: list[str] = field(default_factory=list)
+    """Identified fits whose asymptote's interval reaches 0: drawn without an E line."""
     annotations: list[str] = field(default_factory=list)
     caption: str = ""
 
