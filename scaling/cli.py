@@ -17,26 +17,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scaling.fit.bootstrap import BOOTSTRAPS, DEFAULT_LEVEL, DEFAULT_N_BOOT
-from scaling.fit.power_law import METHODS, FitInputError, fit_power_law
+from scaling.fit.power_law import METHODS
 from scaling.table.contract import REQUIRED_COLUMNS, RULES, X_COLUMNS, contract_help
 from scaling.table.load import (
-    LawPoints,
     TableError,
-    law_points,
     load_analysis_settings,
+    load_curves,
     load_tuning,
     missing_study_columns,
     read_table,
     resolve_results_path,
     validate_results,
 )
-from scaling.table.points import LAWS, joint_points
+from scaling.table.points import LAWS
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from scaling.analysis.study import StudyAnalysis
-    from scaling.report.tables import TableLaw
 
 SINGLE_LAW_HELP = """\
 a single law (any table):
@@ -199,6 +197,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from scaling.cli_laws import run_joint_law, run_single_law
+
     joint_only = [flag for flag, value in (("--n", args.n), ("--d", args.d), ("--u", args.u),
                                            ("--fixed", args.fixed), ("--compute", args.compute),
                                            ("--data-limit", args.data_limit),
@@ -228,126 +228,6 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"== Warnings ({len(warnings)}) ==")
         print("\n".join(f"- {w}" for w in warnings))
     return 0
-
-
-def run_single_law(args: argparse.Namespace) -> int:
-    """`dcsl fit TABLE --x COLUMN --y COLUMN [--group COLUMN]`: needs no other column."""
-    if args.x is None or args.y is None:
-        what = ("--group needs --x and --y" if args.x is None and args.y is None
-                else "--x and --y go together")
-        raise ValueError(f"{what}: name the column of x and of the loss, e.g. "
-                         f"`dcsl fit {args.table} --x n_params --y loss`")
-    source = resolve_results_path(args.table)
-    resolve_settings(args, source)
-    _check_level(args.level)
-    points = law_points(read_table(source), args.x, args.y, group=args.group,
-                        source=str(source))
-    try:
-        laws = fit_table_laws(points, method=args.method, n_boot=args.n_boot, seed=args.bootstrap_seed,
-                              level=args.level, bootstrap=args.bootstrap, noise=args.noise)
-    except FitInputError as exc:
-        raise FitInputError(f"{source}: {exc}") from exc
-    from scaling.report import tables as summary
-
-    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.bootstrap_seed,
-                "level": args.level, "bootstrap": args.bootstrap}
-    if args.json:
-        payload = summary.table_laws_to_dict(laws, points, settings, source=str(source))
-        print(json.dumps(payload, indent=2, allow_nan=False))
-    else:
-        print(summary.table_laws_text(laws, points, settings, source=str(source)))
-    return 0
-
-
-def fit_table_laws(points: LawPoints, *, method: str = "huber-log",
-                   n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = DEFAULT_LEVEL,
-                   bootstrap: str = "pairs", noise: float | None = None) -> list[TableLaw]:
-    """One law per group (or one law over all points), each with the same seed, so an
-    ungrouped fit equals `fit_power_law(x, y, n_boot=..., seed=...)` in a notebook.
-
-    Ungrouped, points that cannot be fitted are an error; grouped, a group that cannot be
-    fitted (fewer than 3 points, say) is reported as not fitted and the others still are.
-    """
-    from scaling.report.tables import TableLaw
-
-    frame = points.points
-    if points.group is None:
-        groups: list[tuple[object, pd.DataFrame]] = [(None, frame)]
-    else:
-        values = sorted(set(frame["group"]), key=_group_order)
-        groups = [(value, frame[frame["group"] == value]) for value in values]
-    laws = []
-    for value, rows in groups:
-        x, y = rows["x"].to_numpy(float), rows["y"].to_numpy(float)
-        try:
-            law = fit_power_law(x, y, method=method, n_boot=n_boot, seed=seed, level=level,
-                                bootstrap=bootstrap, noise=noise)
-        except FitInputError as exc:
-            if points.group is None:
-                skipped = f"; {points.n_skipped} skipped" if points.n_skipped else ""
-                raise FitInputError(f"{points.x} -> {points.y}: {exc} ({len(x)} usable rows "
-                                    f"of {points.n_rows}{skipped})") from exc
-            laws.append(TableLaw(value, x, None, [f"not fitted: {exc}"]))
-            continue
-        laws.append(TableLaw(value, x, law, list(law.warnings)))
-    return laws
-
-
-def run_joint_law(args: argparse.Namespace) -> int:
-    """`dcsl fit TABLE --law chinchilla|data-constrained [...]`."""
-    from scaling.analysis.table_laws import fit_joint_table_laws
-    from scaling.report import table_laws as render
-
-    if args.x is not None:
-        raise ValueError("--x is for a single law; a two-variable law takes --n, --d (and --u)")
-    if args.json and args.markdown:
-        raise ValueError("--json and --markdown: choose one output")
-    fixed = _parse_fixed(args.fixed)
-    source = resolve_results_path(args.table)
-    resolve_settings(args, source)
-    _check_level(args.level)
-    points = joint_points(read_table(source), args.law, n=args.n, d=args.d, u=args.u, y=args.y,
-                          group=args.group, x_column=args.x_column, source=str(source))
-    try:
-        laws = fit_joint_table_laws(points, args.law, method=args.method, n_boot=args.n_boot,
-                                    seed=args.bootstrap_seed, level=args.level, bootstrap=args.bootstrap,
-                                    fixed=fixed, noise=args.noise, compute=args.compute,
-                                    data_limit=args.data_limit)
-    except FitInputError as exc:
-        raise FitInputError(f"{source}: {exc}") from exc
-    settings = {"method": args.method, "n_boot": args.n_boot, "seed": args.bootstrap_seed,
-                "level": args.level, "bootstrap": args.bootstrap, "fixed": fixed,
-                "noise": args.noise, "compute": args.compute, "data_limit": args.data_limit}
-    if args.json:
-        payload = render.joint_laws_to_dict(laws, points, args.law, settings, source=str(source))
-        print(json.dumps(payload, indent=2, allow_nan=False))
-    elif args.markdown:
-        print(render.joint_laws_markdown(laws, points, args.law, settings, source=str(source)))
-    else:
-        print(render.joint_laws_text(laws, points, args.law, settings, source=str(source)))
-    return 0
-
-
-def _parse_fixed(texts: list[str]) -> dict[str, float]:
-    out = {}
-    for text in texts:
-        name, sep, value = text.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if not sep or number is None:
-            raise ValueError(f"--fixed {text!r}: expected NAME=VALUE, e.g. --fixed R_D=15.4")
-        out[name.strip()] = number
-    return out
-
-
-def _group_order(value: object) -> tuple[int, float, str]:
-    """Numbers in numeric order, then text: budgets sort as budgets, recipes by name."""
-    try:
-        return (0, float(value), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
 
 
 def _check_level(level: float) -> None:
@@ -389,7 +269,7 @@ def _analyse(location: str, args: argparse.Namespace) -> tuple[StudyAnalysis, Pa
         raise TableError(_not_a_results_table(source, frame, missing))
     table = validate_results(frame, source=str(source), x_column=args.x_column)
     tuning = load_tuning(source.parent)
-    analysis = analyze_study(table, tuning=tuning, method=args.method, n_boot=args.n_boot,
+    analysis = analyze_study(table, tuning=tuning, curves=load_curves(source.parent), method=args.method, n_boot=args.n_boot,
                              seed=args.bootstrap_seed, level=args.level, x_column=args.x_column,
                              rule=args.rule, bootstrap=args.bootstrap,
                              main_budget=args.study_settings.get("main_budget"),

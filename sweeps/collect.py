@@ -19,7 +19,7 @@ from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import param_counts
 from pretrain.spec import TrainSpec
-from scaling.table.contract import ANALYSIS_FILE, STATUSES
+from scaling.table.contract import ANALYSIS_FILE, CURVE_COLUMNS, CURVES_FILE, STATUSES
 from sweeps.planning import (
     MEMBER_LABEL,
     cell_tuned,
@@ -205,9 +205,31 @@ def tuning_table(study: Study, snap: Snapshot, store_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curves_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Every succeeded training run's metrics.csv (its loss over steps and epochs), one row per
+    logged step, with its run id: what the report draws learning curves from. A run without
+    the file (trained before runs logged metrics) has no curve; one that cannot be read is
+    left out and named in the summary by collect's caller."""
+    runs = table[(table["status"] == "succeeded") & table["kind"].isin(["train", "distill"])]
+    frames = []
+    for run_id, run_dir in runs.drop_duplicates("run_id")[["run_id", "run_dir"]].itertuples(index=False):
+        path = Path(run_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, OSError):
+            continue
+        frames.append(frame.assign(run_id=run_id))
+    if not frames:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(CURVE_COLUMNS))
+
+
 def write_tables(study: Study, table: pd.DataFrame, tuning: pd.DataFrame) -> list[Path]:
-    """results.parquet, results.csv, tuning.csv and analysis.json (how the study fits its laws,
-    for `dcsl fit/report DIR`) in the study root (atomic writes)."""
+    """results.parquet, results.csv, tuning.csv, curves.parquet (the runs' training curves)
+    and analysis.json (how the study fits its laws, for `dcsl fit/report DIR`) in the study
+    root (atomic writes)."""
     import io
     import json
 
@@ -221,9 +243,13 @@ def write_tables(study: Study, table: pd.DataFrame, tuning: pd.DataFrame) -> lis
                 "rule": fitting.rule, "main_budget": study.main_budget,
                 # the reference study's phenomena are checked where it has both recipes
                 "phenomena": {r.role for r in study.recipes.values()} >= {"standard", "regularized"}}
+    curves = io.BytesIO()
+    (curves_table(table) if not table.empty else pd.DataFrame(columns=list(CURVE_COLUMNS))
+     ).to_parquet(curves, index=False)
     for name, data in (("results.parquet", buf.getvalue()),
                        ("results.csv", table.to_csv(index=False).encode()),
                        ("tuning.csv", tuning.to_csv(index=False).encode()),
+                       (CURVES_FILE, curves.getvalue()),
                        (ANALYSIS_FILE, (json.dumps(settings, indent=2) + "\n").encode())):
         atomic_write_bytes(study.root / name, data)
         out.append(study.root / name)

@@ -30,13 +30,20 @@ import pandas as pd
 from scaling.analysis.compute import compute_table
 from scaling.analysis.datalaws import fit_data_laws, multipliers, recipe_values
 from scaling.analysis.evals import distill_table, downstream_table
+from scaling.analysis.learning import LearningCurve, learning_curves
 from scaling.analysis.repeated import RepeatedData, fit_repeated_data, seed_noise
 from scaling.analysis.types import BestRun, Curve, Multiplier, Settings, budget_label, fit_curve
 from scaling.fit.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate
 from scaling.fit.power_law import BOOTSTRAPS, METHODS
 from scaling.fit.solver import single_threaded_blas
 from scaling.table.contract import RULES
-from scaling.table.load import load_results, validate_results, validate_tuning
+from scaling.table.load import (
+    load_curves,
+    load_results,
+    resolve_results_path,
+    validate_results,
+    validate_tuning,
+)
 from scaling.units import Unit, choose_unit
 
 
@@ -61,6 +68,8 @@ class StudyAnalysis:
     """Each recipe role's data-constrained law (repeated data's decay), where identifiable."""
     compute: pd.DataFrame
     """Every run's loss against its training FLOPs, with the best-loss frontier marked."""
+    learning_curves: tuple[LearningCurve, ...]
+    """Validation loss over epochs per recipe and size at the main budget (from curves)."""
     distill: pd.DataFrame
     ensemble_rules: pd.DataFrame
     """Every succeeded ensemble-loss row, under every rule measured (soups included)."""
@@ -104,6 +113,7 @@ def analyze_study(
     bootstrap: str = "pairs",
     main_budget: int | None = None,
     noise: float | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> StudyAnalysis:
     """Analyse a results table (DataFrame, or path to a results file or folder).
 
@@ -115,7 +125,8 @@ def analyze_study(
     study's full search ran (a study file knows it); by default the budget with the most sizes
     tuned beyond the standard recipe (see `infer_main_budget`). `noise` is the seed-to-seed
     noise of a loss (nats) that the lack-of-fit checks use; by default it is measured from
-    the study's ensemble members (runs that differ only in their seeds).
+    the study's ensemble members (runs that differ only in their seeds). `curves` holds the
+    runs' training curves (collect's curves.parquet; read beside a results file by default).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -130,7 +141,7 @@ def analyze_study(
     settings = Settings(method, int(n_boot), int(seed), float(level), x_column, rule, bootstrap,
                         None if noise is None else float(noise))
     with single_threaded_blas():
-        return _analyze(table, tuning, settings, main_budget)
+        return _analyze(table, tuning, settings, main_budget, curves)
 
 
 def infer_main_budget(done: pd.DataFrame) -> int | None:
@@ -149,9 +160,12 @@ def infer_main_budget(done: pd.DataFrame) -> int | None:
 
 
 def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
-             settings: Settings, main_budget: int | None) -> StudyAnalysis:
+             settings: Settings, main_budget: int | None,
+             curves: pd.DataFrame | None) -> StudyAnalysis:
     x_column = settings.x_column
     if isinstance(table, (str, Path)):
+        if curves is None:
+            curves = load_curves(resolve_results_path(table).parent)
         table = load_results(table, x_column=x_column)
     else:
         table = validate_results(table, x_column=x_column)
@@ -196,6 +210,7 @@ def _analyze(table: pd.DataFrame | str | Path, tuning: pd.DataFrame | None,
         best_standard=best_standard, regularized=regularized, ensembles=ensembles, joint=joint,
         data_laws=laws, multipliers=mults, distill=distill, repeated=repeated,
         compute=compute_table(done, settings.rule),
+        learning_curves=learning_curves(done, curves, main_budget, settings.x_column),
         ensemble_rules=done[done["kind"] == "ensemble"][["budget_tokens", "size", "n_params", "K", "rule",
                                                           "val_loss"]].reset_index(drop=True),
         downstream=downstream_table(done), tuning=tuning, n_rows_used=len(done),

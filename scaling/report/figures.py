@@ -13,7 +13,12 @@ from functools import partial
 from pathlib import Path
 
 from scaling.analysis.study import StudyAnalysis
-from scaling.report.figures_data import loss_vs_compute, repeated_budget, repeated_data
+from scaling.report.figures_data import (
+    learning_curves,
+    loss_vs_compute,
+    repeated_budget,
+    repeated_data,
+)
 from scaling.report.figures_evals import (
     combination_rules,
     combination_rules_downstream,
@@ -40,6 +45,8 @@ def draw_figures(analysis: StudyAnalysis) -> list[Callable[[], DrawnFigure]]:
         drawers.append(partial(joint_scaling, analysis))
     if analysis.data_laws:
         drawers.append(partial(data_scaling, analysis))
+    if analysis.learning_curves:
+        drawers.append(partial(learning_curves, analysis))
     if analysis.repeated and repeated_budget(analysis) is not None:
         drawers.append(partial(repeated_data, analysis))
     if analysis.compute["frontier"].any():

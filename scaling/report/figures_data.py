@@ -126,3 +126,49 @@ def loss_vs_compute(analysis: StudyAnalysis) -> DrawnFigure:
                      "budget. The black steps mark the best loss reached with at most that "
                      f"much compute; it is held by {', '.join(holders)} along the way.")
     return drawn
+
+
+def learning_curves(analysis: StudyAnalysis) -> DrawnFigure:
+    """Validation loss over epochs at the main budget, one line per size, the standard and the
+    regularized recipe side by side; training loss dotted where it was logged."""
+    from matplotlib import colormaps
+
+    drawn = new_figure("learning_curves", 10.0, 4.8)
+    figure = drawn.figure
+    figure.clear()
+    panels = [r for r in ("standard", "regularized") if any(c.recipe == r for c in analysis.learning_curves)]
+    axes_list = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    sizes = sorted({(c.n_params, c.size) for c in analysis.learning_curves})
+    palette = colormaps["viridis"]
+    color_of = {size: palette(i / max(1, len(sizes) - 1) * 0.85) for i, (_, size) in enumerate(sizes)}
+    with_train = False
+    for axes, recipe in zip(axes_list, panels, strict=True):
+        for curve in (c for c in analysis.learning_curves if c.recipe == recipe):
+            color = color_of[curve.size]
+            validated = curve.points[np.isfinite(curve.points["val_loss"])]
+            axes.plot(validated["epoch"], validated["val_loss"], "o-", color=color, ms=3.5, lw=1.5,
+                      label=f"{curve.size} ({curve.epochs:g} epochs)")
+            drawn.visible_y += list(validated["val_loss"])
+            trained = curve.points[np.isfinite(curve.points["train_loss"])]
+            if len(trained):
+                axes.plot(trained["epoch"], trained["train_loss"], ":", color=color, lw=1.0)
+                with_train = True
+        axes.set_title(f"{recipe} recipe")
+        axes.set_xlabel("epochs")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7.5, frameon=False)
+    axes_list[0].set_ylabel(LOSS_LABEL)
+    values = np.asarray(drawn.visible_y, dtype=float)
+    if values.size:
+        span = float(values.max() - values.min()) or 0.1
+        axes_list[0].set_ylim(values.min() - 0.25 * span, values.max() + 0.08 * span)
+    figure.suptitle(f"Learning curves at D = {format_count(analysis.main_budget)} unique tokens")
+    drawn.axes = axes_list[0]
+    drawn.caption = (f"Validation loss over training at the main budget (D = "
+                     f"{format_count(analysis.main_budget)} unique tokens), for each size's longest "
+                     "run at its recipe's tuned learning rate and weight decay: the standard "
+                     "recipe's loss turns up where more epochs overfit, the regularized recipe's "
+                     "keeps falling."
+                     + (" Dotted: the training loss (averaged between logged steps); the gap to "
+                        "the validation loss is what repetition memorises." if with_train else ""))
+    return drawn

@@ -102,7 +102,8 @@ def build_blocks(analysis: StudyAnalysis, files: list[FigureFile],
         blocks += [figure[n] for n in figure if n.startswith("loss_vs_members_")]
         blocks += [figure[n] for n in figure if n == "joint_scaling"]
         blocks += [figure[n] for n in figure if n.startswith("combination_rules_")]
-    blocks += [figure[n] for n in figure if n == "learning_curves"]
+    if "learning_curves" in figure:
+        blocks += [Heading("Learning curves"), figure["learning_curves"]]
     if analysis.repeated:
         blocks += repeated_blocks(analysis, figure)
     if "loss_vs_compute" in figure:

@@ -68,6 +68,13 @@ ROLES = tuple(ROLE_MEANINGS)
 RULES = tuple(RULE_MEANINGS)
 X_COLUMNS = ("n_params", "n_params_non_embedding")
 RESULTS_NAMES = ("results.parquet", "results.csv")
+# Beside the table (optional; `dcsl sweep collect` writes it from every training run's
+# metrics.csv): each run's training curve, one row per logged step, joined to the results
+# table by run_id. The report draws learning curves from it.
+CURVES_FILE = "curves.parquet"
+CURVE_COLUMNS = ("run_id", "step", "tokens", "epoch", "lr", "train_loss", "val_loss",
+                 "tokens_per_s", "grad_norm")
+
 # Beside the table (optional; `dcsl sweep collect` writes it from the study file): how the
 # study's laws are fitted, so `dcsl fit DIR` and `dcsl report DIR` fit as the study asks (the
 # demo's report, reproduced). A command-line flag still wins over it.

@@ -22,6 +22,8 @@ import pandas as pd
 from scaling.table.contract import (
     ANALYSIS_FILE,
     ANALYSIS_KEYS,
+    CURVE_COLUMNS,
+    CURVES_FILE,
     DISTILL_COLUMNS,
     DISTILL_REQUIRED_COLUMNS,
     EVAL_COLUMNS,
@@ -104,6 +106,20 @@ def load_analysis_settings(path: str | Path) -> dict[str, object]:
     if unknown:
         raise TableError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(ANALYSIS_KEYS)})")
     return data
+
+
+def load_curves(path: str | Path) -> pd.DataFrame | None:
+    """curves.parquet (the runs' training curves) given its folder or path; None without one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CURVES_FILE
+    if not path.is_file():
+        return None
+    frame = read_table(path)
+    _require(frame, CURVE_COLUMNS, str(path))
+    for column in CURVE_COLUMNS[1:]:
+        frame[column] = to_numeric(frame[column], column, str(path))
+    return frame
 
 
 def load_tuning(path: str | Path) -> pd.DataFrame | None:

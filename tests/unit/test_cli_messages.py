@@ -12,7 +12,7 @@ import dcsl_cli
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("pretrain", "eval", "distill", "sweeps", "scaling")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
-COMMAND = re.compile(r"\bdcsl ([a-z]+)(?: ([a-z]+))?")
+COMMAND = re.compile(r"\bdcsl\s+([a-z]+)(?:\s+([a-z]+))?")
 # Other programs' flags that messages quote (installing, Slurm, Python itself).
 OTHER_TOOLS = ("pip ", "sbatch", "srun", "#SBATCH", "python -m pytest", "torchrun", "--index-url")
 

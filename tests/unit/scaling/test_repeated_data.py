@@ -76,3 +76,28 @@ def test_the_compute_frontier_marks_each_new_best_loss() -> None:
     frame = compute_table(rows, "logit-mean")
     assert list(frame["frontier"]) == [True, False, True, False, True]
     assert compute_table(rows, "prob-mean")["kind"].tolist() == ["train"] * 4
+
+
+def test_learning_curves_show_each_sizes_longest_run_at_its_tuned_point(tmp_path: Path) -> None:
+    """Curves are read beside a results file (collect's curves.parquet): the standard recipe's
+    turns up with epochs, the regularized one's keeps falling, and the report draws both."""
+    table = synthetic_repeated_runs(seed=0, epochs=(1, 4, 16), budgets=(419_430_400,))
+    rows = []
+    for run in table[table.kind == "train"].itertuples():
+        for k in range(1, 9):
+            epoch = run.epochs * k / 8
+            fall = 0.6 / (1 + epoch)
+            turn = 0.01 * epoch**2 if run.role == "standard" else 0.0
+            rows.append({"run_id": run.run_id, "step": k * 10, "tokens": k * 1000, "epoch": epoch,
+                         "lr": run.lr, "train_loss": run.val_loss - 0.2, "val_loss": run.val_loss + fall + turn,
+                         "tokens_per_s": 1e4, "grad_norm": 1.0})
+    table.to_parquet(tmp_path / "results.parquet")
+    pd.DataFrame(rows).to_parquet(tmp_path / "curves.parquet")
+    analysis = analyze_study(tmp_path / "results.parquet", n_boot=0)
+    curves = analysis.learning_curves
+    assert {c.recipe for c in curves} == {"standard", "regularized"}
+    assert all(c.epochs == 16 for c in curves)  # the longest run at the tuned lr and decay
+    assert len({(c.recipe, c.size) for c in curves}) == len(curves)
+    markdown = write_report(analysis, tmp_path / "report").read_text()
+    assert "## Learning curves" in markdown
+    assert (tmp_path / "report" / "figures" / "learning_curves.png").is_file()
