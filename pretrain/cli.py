@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     docs = field_docs(TrainSpec)
     add_run_location(t)
     for f in dataclasses.fields(TrainSpec):
-        if f.name in ("store_id", "init_id", "custom_sizes"):  # content ids, and a study's shapes
+        if f.name in NOT_FLAGS:
             continue
         flag = "--" + f.name.replace("_", "-")
         # A run continued from a base (--init-from) is named by the base, not by a size.
@@ -65,7 +65,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         missing = f.default is dataclasses.MISSING
         t.add_argument(flag, type=kind, required=required, default=None if missing else f.default,
                        choices=choices, help=docs.get(f.name, ""))
+    from pretrain.spec import TRACKERS
+
+    t.add_argument("--logger", action="append", default=[], choices=TRACKERS, metavar="NAME",
+                   help="an experiment tracker that also gets every metrics.csv row, repeatable: "
+                        f"{', '.join(TRACKERS)} (Lightning's loggers; tensorboard, wandb and mlflow need "
+                        "their extra, e.g. pip install -e '.[wandb]')")
     t.set_defaults(func=_train)
+
+
+# TrainSpec fields without a flag of their own: content ids, a study's shapes, the trackers
+# (--logger, repeatable) and the labels a sweep gives them.
+NOT_FLAGS = ("store_id", "init_id", "custom_sizes", "loggers", "tracker_tags")
 
 
 def _add_prepare(data: argparse._SubParsersAction) -> None:
@@ -183,10 +194,13 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--size is required (or --init-from a Hugging Face Llama to continue)")
     if args.init_from is not None and args.size is not None:
         raise ValueError("--size and --init-from exclude each other: the base's config is the size")
+    from pretrain.trackers import check_trackers
+
+    check_trackers(args.logger)  # a missing tracker package is refused before anything runs
     store = TokenStore(args.store)
-    skip = ("store_id", "init_id", "custom_sizes")
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name not in skip}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name not in NOT_FLAGS}
     values["tokens"] = parse_tokens(values["tokens"])
+    values["loggers"] = tuple(args.logger)
     init_id = ""
     if args.init_from is not None:
         from pretrain.hfconfig import base_id

@@ -21,6 +21,7 @@ import torch
 from pretrain.data import validation_batches
 from pretrain.fsdp import OPTIMIZER_IDS, is_sharded, shard_model
 from pretrain.loss import summed_cross_entropy
+from pretrain.metrics import next_row, row_due
 from pretrain.model import Llama, init_model
 from pretrain.ranks import all_sum
 from pretrain.spec import TrainSpec
@@ -107,7 +108,9 @@ class PretrainModule(L.LightningModule):
         # Run history that must survive a resume lives in this dict (saved in checkpoints).
         self.history: dict = {"val": [], "epoch_loss_sum": 0.0, "epoch_steps": 0,
                               "last_epoch_train_loss": None, "elapsed_s": 0.0,
-                              "train_step_s": 0.0, "train_tokens": 0}
+                              "train_step_s": 0.0, "train_tokens": 0, "metrics": next_row({})}
+        self.step_metrics: dict = {}
+        """The lr and gradient norm of the last step that writes a metrics row (pretrain.metrics)."""
         self._attempt_start, self._earlier_s = time.perf_counter(), 0.0
         self.compiled = False
         self.data_start_step = 0
@@ -168,14 +171,33 @@ class PretrainModule(L.LightningModule):
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(f"diverged at step {self.global_step} (loss {loss_value}): "
                                      f"lower the lr (now {self.spec.lr:g})")
+        if self.metrics_due(self.global_step + 1):  # this step writes a metrics row
+            self.step_metrics = {"lr": opt.optimizer.param_groups[0]["lr"], "grad_norm": self._grad_norm(opt)}
         self.clip_gradients(opt, gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm")
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
         self._track_epoch_loss(loss_value)
+        row = self.history["metrics"]
+        row["loss_sum"] += loss_value
+        row["steps"] += 1
         self.history["train_step_s"] += time.perf_counter() - started
         self.history["train_tokens"] += n_tokens * world
         return loss
+
+    def metrics_due(self, step: int) -> bool:
+        """Whether reaching ``step`` steps done writes a row of metrics.csv."""
+        return row_due(step, self.spec.metrics_every, self.total_steps)
+
+    def _grad_norm(self, opt) -> float:  # noqa: ANN001 - Lightning's optimizer wrapper
+        """The global gradient norm before clipping: the norm clip_gradients computes (the same
+        function over the same parameters, so the same number), asked for only on the steps that
+        write a metrics row, where its .item() is the one sync it adds."""
+        grads = [p.grad for p in self.trainer.precision_plugin.main_params(opt.optimizer) if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)
+        if hasattr(norm, "full_tensor"):  # FSDP's DTensor: the norm over every rank's shards
+            norm = norm.full_tensor()
+        return norm.item()
 
     def _no_gradient_sync(self):  # noqa: ANN202
         """Keep gradients on this rank (accumulating) instead of reducing them after a backward.
@@ -238,3 +260,5 @@ class PretrainModule(L.LightningModule):
         # on_train_start: the earlier attempts' time must already be known here.
         self.history = checkpoint["dcsl_history"]
         self._earlier_s = self.history["elapsed_s"]
+        # A checkpoint from before metrics.csv: its next row covers the steps from here on.
+        self.history.setdefault("metrics", next_row(self.history))

@@ -24,6 +24,10 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 # How one run spreads over devices. "auto": one device alone; on several, DDP when a whole
 # replica trains on one device, else FSDP (pretrain.memory.pick_strategy).
 STRATEGIES = ("auto", "ddp", "fsdp")
+# Experiment trackers a run can log its metrics.csv rows to: Lightning's own loggers
+# (pretrain.trackers), the last three each an optional extra of the package.
+TRACKERS = ("csv", "tensorboard", "wandb", "mlflow")
+DEFAULT_METRICS_EVERY = 10
 
 
 def spec_id(kind: str, semantic: dict[str, Any]) -> str:
@@ -90,7 +94,8 @@ class TrainSpec(SpecBase):
     kind: ClassVar[str] = "train"
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
         {"store", "micro_batch_size", "val_every", "ckpt_every", "precision", "compile", "threads",
-         "keep_checkpoints", "init_from", "activation_checkpointing", "devices", "nodes", "strategy"}
+         "keep_checkpoints", "init_from", "activation_checkpointing", "devices", "nodes", "strategy",
+         "metrics_every", "loggers", "tracker_tags"}
     )
     LATER: ClassVar[frozenset[str]] = frozenset({"init_id", "custom_sizes"})
 
@@ -155,9 +160,18 @@ class TrainSpec(SpecBase):
     """Shapes of sizes that are not registered, by name (``pretrain.sizes.custom_shape``'s
     fields). A study passes all of its own; the spec keeps only its size's, which joins the run
     id, so two studies' custom sizes of one name but different shapes never share a run."""
+    metrics_every: int = DEFAULT_METRICS_EVERY
+    """Write a row of the run's metrics.csv every this many optimizer steps, and at the last step."""
+    loggers: tuple[str, ...] = ()
+    """Experiment trackers that also get every metrics.csv row: csv, tensorboard, wandb, mlflow
+    (Lightning's loggers; the last three need their extra, e.g. ``pip install -e '.[wandb]'``)."""
+    tracker_tags: dict[str, str] | None = None
+    """Names a tracker's run is grouped and filtered by (study, recipe, stage): filled by the sweep
+    worker from the study's launch index; the spec's own fields (size, budget, ...) join them."""
 
     def __post_init__(self) -> None:
         self._keep_own_custom_size()
+        object.__setattr__(self, "loggers", tuple(self.loggers))
         if self.init_from is None and self.size not in SIZES and not self.custom_sizes:
             raise ValueError(f"unknown model size {self.size!r}; known sizes: {', '.join(SIZES)}")
         if (self.init_from is None) != (not self.init_id):
@@ -181,9 +195,13 @@ class TrainSpec(SpecBase):
         if self.strategy == "fsdp" and self.precision == "16-mixed":
             raise ValueError("precision 16-mixed cannot train with strategy fsdp (Lightning's ModelParallelStrategy "
                              "has no fp16 gradient scaler): use bf16-mixed")
-        for name in ("devices", "nodes"):
+        for name in ("devices", "nodes", "metrics_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        unknown = [name for name in self.loggers if name not in TRACKERS]
+        if unknown or len(set(self.loggers)) != len(self.loggers):
+            raise ValueError(f"loggers must be distinct names among {', '.join(TRACKERS)}, got "
+                             f"{', '.join(self.loggers) or 'none'}")
         if self.batch_size % self.world_size:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of the world size "
                              f"{self.world_size} (devices {self.devices} x nodes {self.nodes})")

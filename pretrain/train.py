@@ -27,6 +27,7 @@ from pretrain.data import EpochSchedule, StepDataset
 from pretrain.fsdp import full_state, is_sharded, renumber_for_sharding
 from pretrain.hfconfig import hf_config
 from pretrain.lit import PretrainModule
+from pretrain.metrics import METRICS_FILE, MetricsFile, MetricsLog
 from pretrain.ranks import is_main_process
 from pretrain.rundir import RunDir, atomic_write_json, execute_run
 from pretrain.sizes import flops_per_token, param_counts
@@ -34,6 +35,7 @@ from pretrain.spec import BASE_CONFIG, TrainSpec
 from pretrain.store import TokenStore
 from pretrain.strategy import lightning_strategy, precision, strategy_name
 from pretrain.tokenizer import sha256_file
+from pretrain.trackers import build_loggers, close_loggers
 
 # Lightning's start-up chatter (GPU/TPU lines, tips, srun hints) drowns the progress
 # lines of many small runs; keep its warnings and errors only.
@@ -262,15 +264,16 @@ def check_base(spec: TrainSpec, store: TokenStore) -> None:
 
 
 def build_trainer(spec: TrainSpec, total_steps: int, root: Path, callbacks: list[L.Callback],
-                  strategy: str = "single") -> L.Trainer:
+                  strategy: str = "single", loggers: list | None = None) -> L.Trainer:
     """The Lightning Trainer of every dcsl run: we own checkpoints, validation and requeue.
-    ``strategy``: pretrain.strategy.strategy_name's answer for the run."""
+    ``strategy``: pretrain.strategy.strategy_name's answer for the run; ``loggers``: Lightning
+    loggers (pretrain.trackers) that pretrain.metrics.MetricsLog hands each metrics row to."""
     # Under Slurm, submitit alone requeues (Lightning's own requeue would fight it).
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return L.Trainer(
         accelerator="auto", devices=spec.devices, num_nodes=spec.nodes, strategy=lightning_strategy(strategy, spec.world_size),
         precision=precision(spec), max_steps=total_steps,
-        max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=-1, logger=loggers or False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False,  # each rank takes its rows of the global batch itself
         callbacks=callbacks, plugins=plugins, default_root_dir=str(root),
@@ -304,21 +307,34 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     val_every = spec.val_every or max(1, schedule.total_steps // 10)
     checkpoint = AtomicCheckpoint(run.ckpt_dir, spec.ckpt_every or DEFAULT_CKPT_STEPS,
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
+    metrics, loggers = None, []
+    if owner:  # rank 0 alone writes metrics.csv and talks to the trackers
+        run.update_status(total_steps=schedule.total_steps)
+        loggers = build_loggers(spec, run.path, log)
+        metrics = MetricsFile(run.path / METRICS_FILE)
+        metrics.open(start_step)  # rows past the checkpoint are trained again: dropped
+    # Order matters at a step's end: validation, then its metrics row, then a checkpoint.
     trainer = build_trainer(spec, schedule.total_steps, run.path, [
-        PeriodicValidation(store.val_tokens(), val_every), checkpoint, Progress(log, progress_seconds),
-        KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)], strategy)
+        PeriodicValidation(store.val_tokens(), val_every), MetricsLog(metrics), checkpoint,
+        Progress(log, progress_seconds), KeepOuterSigtermHandler(), CheckpointOnRequest(checkpoint, log)],
+        strategy, loggers)
     if owner != trainer.is_global_zero:
         raise RuntimeError(f"this process took itself for rank {'0' if owner else 'other than 0'} from its "
                            f"environment, but Lightning made it rank {trainer.global_rank}")
     shard = (trainer.global_rank, trainer.world_size)
     loader = torch.utils.data.DataLoader(StepDataset(schedule, start_step, shard), batch_size=None, num_workers=0)
     _training.set()
+    finished = False
     try:
         # weights_only: a checkpoint is data, never code (a pickle payload must not run).
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume[0]) if resume else None,
                     weights_only=True)
+        finished = True
     finally:
         _training.clear()
+        if metrics is not None:
+            metrics.close()
+        close_loggers(loggers, finished)
         waiting = list(_checkpoint_then)  # asked for after the last step: nothing left to save
         _checkpoint_then.clear()
         for then in waiting:
