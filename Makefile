@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps ai2-olmo==0.6.0
 	touch $(STAMP)
 
-# The tests also check Hugging Face exports against transformers (a test-only extra).
+# The tests also check Hugging Face exports against transformers (a test-only extra), and read
+# each experiment tracker's output back with its own reader (the tracker extras).
 $(TEST_STAMP): $(STAMP)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lmeval,hf]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lmeval,hf,tensorboard,wandb,mlflow]'
 	touch $(TEST_STAMP)
 
 ## demo: the embedded study in miniature on this machine

@@ -44,13 +44,20 @@ NEEDS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 def check_trackers(names: tuple[str, ...] | list[str]) -> None:
     """Refuse unknown trackers and those whose package is not installed, in one line that
     names the extra to install."""
+    if problem := missing_tracker(names):
+        raise ValueError(problem)
+
+
+def missing_tracker(names: tuple[str, ...] | list[str]) -> str | None:
+    """What is wrong with the first of ``names`` that cannot log (``check_trackers``), or None."""
     for name in names:
         if name not in TRACKERS:
-            raise ValueError(f"unknown tracker {name!r}; known: {', '.join(TRACKERS)}")
+            return f"unknown tracker {name!r}; known: {', '.join(TRACKERS)}"
         module = NEEDS.get(name)
         if module is not None and importlib.util.find_spec(module) is None:
-            raise ValueError(f"the {name} tracker needs the {module} package, which is not installed: "
-                             f"pip install -e '.[{name}]'")
+            return (f"the {name} tracker needs the {module} package, which is not installed: "
+                    f"pip install -e '.[{name}]'")
+    return None
 
 
 def run_labels(spec: TrainSpec) -> dict[str, Any]:

@@ -19,6 +19,7 @@ collective hangs them all).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 import submitit
 
 from pretrain.rundir import RunDir
-from sweeps.runs import claim, kind_of
+from sweeps.runs import claim, kind_of, read_index, runs_dir
 
 
 class RunWorker(submitit.helpers.Checkpointable):
@@ -148,7 +149,7 @@ def run_one(run_dir: Path, log_to_stdout: bool = True, starting: Callable[[bool]
 
         try:
             kind = kind_of(spec_json)
-            spec = kind.spec_from_json(spec_json)
+            spec = with_tracker_tags(kind.spec_from_json(spec_json), run_dir)
             if starting is not None:
                 starting(getattr(spec, "world_size", 1) > 1)
             kind.run(spec, run_dir, log=log)
@@ -171,6 +172,28 @@ def run_one(run_dir: Path, log_to_stdout: bool = True, starting: Callable[[bool]
             if isinstance(e, SystemExit):
                 raise
         return run.status().get("state", "pending")
+
+
+def with_tracker_tags(spec, run_dir: Path):  # noqa: ANN001, ANN201 - any run spec
+    """A spec that logs to experiment trackers (``TrainSpec.loggers``), labelled for them with
+    its study (the folder of the study root that holds ``runs/``) and the stage and recipes that
+    launch recorded for the run in the study's index.json."""
+    if not getattr(spec, "loggers", None):
+        return spec
+    root = run_dir.resolve().parent.parent
+    if runs_dir(root) != run_dir.resolve().parent:
+        return spec  # not in a study's run store
+    tags = {"study": root.name}
+    try:
+        index = read_index(root)
+    except (ValueError, KeyError):  # an unreadable index costs the labels, not the run
+        index = None
+    entry = index.runs.get(spec.run_id) if index is not None else None
+    if entry is not None:
+        tags["stage"] = entry.stage
+        if entry.labels:
+            tags["recipe"] = ",".join(entry.labels)
+    return dataclasses.replace(spec, tracker_tags=tags)
 
 
 def _checkpoint_before_requeue() -> None:

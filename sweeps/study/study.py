@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.sizes import ModelShape, get_shape
-from pretrain.spec import STRATEGIES, TrainSpec
+from pretrain.spec import STRATEGIES, TRACKERS, TrainSpec
 from pretrain.store import PREPARE_OPTIONS, prepare_config
+from pretrain.trackers import missing_tracker
 from sweeps.study.basemodel import Base, read_base
 from sweeps.study.checks import check_distill, check_models, check_sequences, check_tasks
 from sweeps.study.customsizes import read_sizes, spec_shapes
@@ -52,6 +53,8 @@ class Training:
     devices: int = field(default=TrainSpec.devices, metadata={"positive": True})
     nodes: int = field(default=TrainSpec.nodes, metadata={"positive": True})
     strategy: str = field(default=TrainSpec.strategy, metadata={"choices": STRATEGIES})
+    metrics_every: int = field(default=TrainSpec.metrics_every, metadata={"positive": True})
+    loggers: tuple[str, ...] = field(default=TrainSpec.loggers, metadata={"choices": TRACKERS})
     custom_sizes: dict[str, dict[str, Any]] | None = field(default=None, metadata={"from": "sizes"})
     """The shapes of the study's custom sizes (its ``sizes:`` list, not this section): every spec
     gets them all and keeps its own (``TrainSpec.custom_sizes``)."""
@@ -301,6 +304,8 @@ def _data_section(sec: Section, root: Path) -> tuple[Path, dict | None]:
 def _training_section(sec: Section, size: str, base: Base | None, custom_sizes: dict | None) -> Training:
     own = [f.name for f in dataclasses.fields(Training) if "from" not in f.metadata]
     training = build(sec, Training, {**read(sec, Training, only=own), "custom_sizes": custom_sizes})
+    if missing := missing_tracker(training.loggers):  # refused now, not when a run starts
+        raise sec.pos.error(sec.path + ("loggers",), missing)
     # The combination is TrainSpec's to check (micro_batch_size must divide batch_size, ...).
     continued = {"init_from": base.path, "init_id": "unpinned"} if base else {}
     build(sec, TrainSpec, {"size": size, "store": "", "store_id": "", "tokens": 1, **continued,
