@@ -22,7 +22,7 @@ def render_text(r: PlanReview) -> str:
                      f"{study.base.config}; its content id is pinned at launch)")
     if r.succeeded_runs:
         lines.append(f"run store {study.root}: {r.succeeded_runs} runs succeeded already (launch skips them; "
-                     "the counts below are from nothing)")
+                     "the stages below count theirs as succeeded and show what is left)")
     lines.append("")
     lines += [_table([{"size": x.name, "params": f"{x.total:,}", "non-embedding": f"{x.non_embedding:,}",
                        "embedding": f"{x.embedding_share:.0%}", "embedding + head": f"{x.vocab_share:.0%}"}
@@ -41,6 +41,8 @@ def render_text(r: PlanReview) -> str:
                   "and under strategy auto each size trains as shown: ddp when a replica fits a GPU, "
                   "else fsdp)", ""]
     lines += [_stage_table(r)]
+    if s.succeeded:
+        lines.append(_left_line(r))
     if s.full_lattice_runs > s.total_runs_now:
         lines.append(f"(every tuning cell's full lattice instead: {s.full_lattice_runs:,} runs, "
                      f"{s.full_lattice_flops / 1e15:.3g} PFLOP)")
@@ -53,23 +55,55 @@ def render_text(r: PlanReview) -> str:
 
 
 def _stage_table(r: PlanReview) -> str:
+    """Runs and PFLOP per stage; with runs succeeded already, those and what is left too."""
+    stages = r.summary.stages
+    done = r.summary.succeeded > 0
     rows = []
-    first = [st for st in r.summary.stages if st.stage.endswith("round 1")]
-    for st in r.summary.stages:
+
+    def row(stage: str, recipe: str, runs: str, flops: float, note: str, succeeded: int = 0,
+            left: str = "", flops_left: float = 0.0) -> dict[str, object]:
+        out: dict[str, object] = {"stage": stage, "recipe": recipe, "runs": runs}
+        if done:
+            out |= {"succeeded": str(succeeded), "left": left}
+        out["PFLOP"] = f"{flops / 1e15:.3g}" if flops else "-"
+        if done:
+            out["PFLOP left"] = f"{flops_left / 1e15:.3g}" if flops_left else ("0" if flops else "-")
+        return {**out, "note": note}
+
+    first = [st for st in stages if st.stage.endswith("round 1")]
+    for st in stages:
         runs = str(st.runs) if st.exact else f"~{st.runs} (<= {st.runs_max})"
-        rows.append({"stage": st.stage, "recipe": st.detail or "", "runs": runs,
-                     "PFLOP": f"{st.flops / 1e15:.3g}" if st.flops else "-", "note": st.note})
+        settled = st.exact or st.runs_left == st.runs_max_left  # an ended search: nothing to estimate
+        left = str(st.runs_left) if settled else f"~{st.runs_left} (<= {st.runs_max_left})"
+        rows.append(row(st.stage, st.detail or "", runs, st.flops, st.note, st.succeeded, left, st.flops_left))
         if first and st is first[-1]:
-            rows.append({"stage": "= launch's first round", "recipe": "",
-                         "runs": str(r.summary.total_runs_now), "PFLOP": f"{r.summary.total_flops_now / 1e15:.3g}",
-                         "note": "unique run ids: what launch runs first"})
-    expected = sum(st.runs for st in r.summary.stages)
-    bound = sum(st.runs_max or st.runs for st in r.summary.stages)
-    exact = all(st.exact for st in r.summary.stages)
-    rows.append({"stage": "all stages", "recipe": "", "runs": str(expected) if exact else f"~{expected} (<= {bound})",
-                 "PFLOP": f"{sum(st.flops for st in r.summary.stages) / 1e15:.3g}",
-                 "note": "" if exact else "~: estimates (adaptive rounds after the first)"})
-    return _table(rows, right=("runs", "PFLOP"))
+            ok = sum(x.succeeded for x in first)
+            rows.append(row("= launch's first round", "", str(r.summary.total_runs_now), r.summary.total_flops_now,
+                            "unique run ids: what launch runs first", ok,
+                            str(max(0, r.summary.total_runs_now - ok)), sum(x.flops_left for x in first)))
+    expected, bound, left, left_bound = _totals(stages)
+    exact = all(st.exact for st in stages)
+    rows.append(row("all stages", "", str(expected) if exact else f"~{expected} (<= {bound})",
+                    sum(st.flops for st in stages), "" if exact else "~: estimates (adaptive rounds after the first)",
+                    r.summary.succeeded, str(left) if left == left_bound else f"~{left} (<= {left_bound})",
+                    sum(st.flops_left for st in stages)))
+    return _table(rows, right=("runs", "succeeded", "left", "PFLOP", "PFLOP left"))
+
+
+def _totals(stages) -> tuple[int, int, int, int]:  # noqa: ANN001
+    """Runs expected, their bound, and the same of what is left, over ``stages``."""
+    return (sum(st.runs for st in stages), sum(st.runs_max or st.runs for st in stages),
+            sum(st.runs_left for st in stages),
+            sum(st.runs_left if st.runs_max_left is None else st.runs_max_left for st in stages))
+
+
+def _left_line(r: PlanReview) -> str:
+    """E.g. "all stages ~114 runs, 104 succeeded, ~10 left"."""
+    stages = r.summary.stages
+    expected, _, left, left_bound = _totals(stages)
+    approx = "" if all(st.exact for st in stages) else "~"
+    return (f"all stages {approx}{expected} runs, {r.summary.succeeded} succeeded, "
+            f"{'' if left == left_bound else '~'}{left} left")
 
 
 def _table(rows: list[dict[str, object]], right: tuple[str, ...] = ()) -> str:
@@ -121,11 +155,15 @@ def _time_lines(r: PlanReview) -> list[str]:
 
     lines.append(f"  first round {cost(t.first_round_s)}; all stages ~{cost(t.study_s)}, "
                  f"at most {_hours(t.cpu_hours(t.study_max_s))} CPU-hours")
+    if t.left_s is not None:
+        lines.append(f"  left (succeeded runs taken off): ~{cost(t.left_s)}, at most "
+                     f"{_hours(t.cpu_hours(t.left_max_s))} CPU-hours")
     o = r.options
     tr = r.study.training
+    left = f" (~{_hours(t.gpu_hours_left)} left)" if t.gpu_hours_left is not None else ""
     lines.append(f"GPU: {t.gpus_per_run} per run (training.devices {tr.devices} x nodes {tr.nodes}, strategy "
                  f"{tr.strategy}); first round {_hours(t.gpu_hours_first)} GPU-hours, all stages "
-                 f"~{_hours(t.gpu_hours_study)}, at {o.mfu:.0%} MFU of {o.peak_tflops:g} TFLOP/s per GPU")
+                 f"~{_hours(t.gpu_hours_study)}{left}, at {o.mfu:.0%} MFU of {o.peak_tflops:g} TFLOP/s per GPU")
     if t.gpus_per_run > 1:
         lines.append(f"  each run's wall clock is its GPU-hours / {t.gpus_per_run}, at perfect scaling")
     return lines

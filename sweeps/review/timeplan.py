@@ -1,5 +1,6 @@
 """``sweep plan``'s time lines: run-seconds on this machine from the measured probe, and
-GPU-hours at an assumed MFU, for the first round and the whole study."""
+GPU-hours at an assumed MFU, for the first round, the whole study, and what is left of it
+(the runs that succeeded already taken off each stage)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ class TimeEstimate:
     gpu_hours_study: float
     gpus_per_run: int = 1
     """training.devices x training.nodes: GPU-hours count every GPU a run holds."""
+    left_s: float | None = None
+    """Every stage less its succeeded runs (None: as ``study_s``, nothing has succeeded)."""
+    left_max_s: float | None = None
+    gpu_hours_left: float | None = None
 
     def cpu_hours(self, seconds: float) -> float:
         return seconds * self.threads / 3600.0
@@ -42,8 +47,11 @@ class TimeEstimate:
                                   "gpus_per_run": self.gpus_per_run,
                                   "gpu_hours_first_round": self.gpu_hours_first,
                                   "gpu_hours_study": self.gpu_hours_study}
+        out["gpu_hours_left"] = self.gpu_hours_study if self.gpu_hours_left is None else self.gpu_hours_left
         for name, s in (("first_round", self.first_round_s), ("study", self.study_s),
-                        ("study_max", self.study_max_s)):
+                        ("study_max", self.study_max_s),
+                        ("left", self.study_s if self.left_s is None else self.left_s),
+                        ("left_max", self.study_max_s if self.left_max_s is None else self.left_max_s)):
             out[name] = {"run_seconds": s, "cpu_hours": self.cpu_hours(s), "wall_seconds": self.wall_s(s)}
         return out
 
@@ -56,14 +64,27 @@ def time_estimate(study: Study, summary: PlanSummary, throughput: Throughput, mf
         work = sum(f / throughput.rate(size) for size, f in stage.flops_by_size.items())
         return scale * (work + RUN_OVERHEAD_S * stage.runs)
 
+    def left(stage) -> float:  # noqa: ANN001
+        work = sum(f / throughput.rate(size) for size, f in stage.flops_left_by_size.items())
+        return work + RUN_OVERHEAD_S * stage.runs_left
+
+    def left_max(stage) -> float:  # noqa: ANN001 - an estimate's bound: its mean run per run left
+        if stage.runs_max is None or not stage.runs:
+            return left(stage)
+        return max(left(stage), seconds(stage) / stage.runs * stage.runs_max_left)
+
     first = [s for s in summary.stages if s.stage.endswith("round 1")]
     first_s = sum(seconds(s) for s in first)
     study_s = sum(seconds(s) for s in summary.stages)
     max_s = sum(seconds(s, (s.runs_max or s.runs) / s.runs if s.runs else 1.0) for s in summary.stages)
     peak = peak_tflops * 1e12
+    done = summary.succeeded > 0
     kind = study.executor.kind
     parallelism = None if kind == "slurm" else (1 if kind == "debug" else study.executor.parallelism)
     return TimeEstimate(first_s, study_s, max_s, throughput.threads, parallelism,
                         gpu_hours(sum(s.flops for s in first), mfu, peak),
                         gpu_hours(sum(s.flops for s in summary.stages), mfu, peak),
-                        study.training.devices * study.training.nodes)
+                        study.training.devices * study.training.nodes,
+                        sum(left(s) for s in summary.stages) if done else None,
+                        sum(left_max(s) for s in summary.stages) if done else None,
+                        gpu_hours(sum(s.flops_left for s in summary.stages), mfu, peak) if done else None)
