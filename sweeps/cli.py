@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_launch)
 
     p = study_parser("status", "succeeded/running/pending/failed/missing per recipe, size and budget")
+    p.add_argument("--watch", action="store_true",
+                   help="a live view instead, refreshed until no run is running or pending (or "
+                        "Ctrl-C): each running run's step out of its total, tokens/s and time left, "
+                        "runs done/running/pending/failed per stage, and the ETA of them all")
+    p.add_argument("--every", type=float, default=5.0, metavar="SECONDS",
+                   help="seconds between refreshes of --watch")
     p.set_defaults(func=_status)
 
     p = study_parser("collect", "rebuild results.parquet/.csv and tuning.csv from the run directories")
@@ -132,7 +138,7 @@ def _launch(args: argparse.Namespace) -> int:
     study = _study(args)
     executor = with_executor(study, args.executor, args.parallelism, args.profile)
     report = launch(study, executor=executor, retry_failed=args.retry_failed,
-                    cancel_on_exit=args.cancel_on_exit)
+                    cancel_on_exit=args.cancel_on_exit, prior=probe_prior(study, executor.kind))
     elsewhere = f", {report.elsewhere} run by another launcher" if report.elsewhere else ""
     print(f"launched {report.launched} runs: {report.succeeded} succeeded, {len(report.failed)} not"
           f"{elsewhere}")
@@ -151,9 +157,30 @@ def _collect_and_write(study) -> dict:  # noqa: ANN001
     return summary
 
 
+def probe_prior(study, kind: str):  # noqa: ANN001, ANN201 - a Study; a liveview.Prior or None
+    """The plan's probe of this machine (FLOP/s per size), for ETAs before any run has reported;
+    measured only if needed. None for Slurm: its runs train on other machines."""
+    if kind == "slurm":
+        return None
+
+    def prior(sizes: list[str], vocab: int) -> dict[str, float]:
+        from sweeps.review import measure
+
+        return measure(study, sizes, vocab).flops_per_s
+
+    return prior
+
+
 def _status(args: argparse.Namespace) -> int:
     from sweeps.collect import status_table
 
+    if args.watch:
+        from sweeps.execution import watch_study
+
+        if args.every <= 0:
+            raise ValueError("--every must be > 0 seconds")
+        study = _study(args)
+        return watch_study(study, every_s=args.every, prior=probe_prior(study, study.executor.kind))
     counts, problems = status_table(_study(args))
     if counts.empty:
         print("no runs yet")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sweeps.collect import collect, write_tables
 from sweeps.execution import launch
+from sweeps.review import measure
 from sweeps.study import Study, load_study
 
 
@@ -35,7 +36,8 @@ def run_demo(quick: bool = False, out: str | Path | None = None, n_boot: int | N
     t0 = time.time()
     log(f"dcsl demo{' --quick' if quick else ''}: study {study.path.name} into {study.root}/ "
         "(interrupt and rerun to continue)")
-    report = launch(study, log=log)
+    # The progress view's ETA before any run has reported: the plan's probe of this machine.
+    report = launch(study, log=log, prior=lambda sizes, vocab: measure(study, sizes, vocab).flops_per_s)
     table, tuning, summary = collect(study)
     write_tables(study, table, tuning)
     log(f"runs: {summary['states']}; {len(summary['failed'])} failed")

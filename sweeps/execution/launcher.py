@@ -2,9 +2,10 @@
 
 Each round re-reads the run store, asks the current stage for the specs it wants
 now, skips what already succeeded (and what failed, unless ``retry_failed``), writes
-the new run directories (spec.json, status pending), submits them, and waits with a
-progress line. Killing the launcher loses nothing: the runs are files, and running
-``launch`` again continues where it stopped (stale runs, whose job died, are relaunched).
+the new run directories (spec.json, status pending), submits them, and waits showing
+their progress (``sweeps.execution.liveview``). Killing the launcher loses nothing: the
+runs are files, and running ``launch`` again continues where it stopped (stale runs,
+whose job died, are relaunched).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from pretrain.rundir import RunDir, atomic_write_json, locked
 from sweeps.execution.executors import stop, submit, wait
+from sweeps.execution.liveview import LiveProgress, Prior
 from sweeps.execution.memoryplan import with_planned_memory
+from sweeps.execution.progress import read_runs
 from sweeps.planning import (
     check_store_tokenizer,
     index_entries,
@@ -84,12 +87,13 @@ def ensure_store(study: Study, log: Callable[[str], None]) -> None:
 
 def launch(study: Study, *, executor: Executor | None = None, retry_failed: bool = False,
            log: Callable[[str], None] = print, progress_every_s: float = 10.0,
-           poll_s: float = 5.0, cancel_on_exit: bool = False) -> LaunchReport:
+           poll_s: float = 5.0, cancel_on_exit: bool = False, prior: Prior | None = None) -> LaunchReport:
     """Work the study off; see the module docstring. SIGINT or SIGTERM to the launcher stops
     the local workers it started (each at a checkpoint) and then raises KeyboardInterrupt;
-    Slurm jobs keep running unless ``cancel_on_exit``."""
+    Slurm jobs keep running unless ``cancel_on_exit``. ``prior`` (the plan's probe: FLOP/s
+    per size) gives the progress view its ETA before any run has reported."""
     with _sigterm_interrupts():
-        return _launch(study, executor, retry_failed, log, progress_every_s, poll_s, cancel_on_exit)
+        return _launch(study, executor, retry_failed, log, progress_every_s, poll_s, cancel_on_exit, prior)
 
 
 @contextlib.contextmanager
@@ -111,7 +115,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Callable[[str], None],
-            progress_every_s: float, poll_s: float, cancel_on_exit: bool) -> LaunchReport:
+            progress_every_s: float, poll_s: float, cancel_on_exit: bool, prior: Prior | None) -> LaunchReport:
     executor = executor or study.executor
     preflight_checks(study, executor)  # the checks sweep plan runs too: one function, no drift
     study = pin_base(study)  # a missing base fails here, before the store or any run
@@ -167,14 +171,25 @@ def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Ca
         what = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
         log(f"[round {round_no + 1}] launching {len(dirs)} runs ({what}) on {executor.kind} "
             f"(elapsed {time.time() - t_start:,.0f}s)")
-        ticker = _Progress(f"round {round_no + 1}", dirs, executor.parallelism, log, progress_every_s)
-        sub = submit(executor, dirs, study.root / "jobs")
+        stage_of: dict[str, str] = {}
+        for name, labelled in by_stage.items():
+            for _, spec in labelled:
+                stage_of.setdefault(spec.dirname, name)
+        finished = [d for rid, d in snap.dirs.items() if snap.state(rid) == "succeeded"]
+        ticker = _progress(f"round {round_no + 1}", dirs, stage_of, executor, log, progress_every_s,
+                           study, vocab, prior, finished)
         try:
-            report.job_problems += wait(sub, on_tick=ticker.tick)
-        except KeyboardInterrupt:
-            log(f"launcher stopped: {stop(sub, executor, cancel_on_exit)}")
-            raise
-        ticker.tick(final=True)
+            ticker.tick()  # before the workers start: a probe, if one is needed, has the CPU to itself
+            sub = submit(executor, dirs, study.root / "jobs")
+            try:
+                report.job_problems += wait(sub, on_tick=ticker.tick)
+            except KeyboardInterrupt:
+                ticker.close()
+                log(f"launcher stopped: {stop(sub, executor, cancel_on_exit)}")
+                raise
+            ticker.tick(final=True)
+        finally:
+            ticker.close()
         report.launched += len(dirs)
         final = Snapshot.read(study.root)
         for s, d in zip(todo, dirs, strict=True):
@@ -265,33 +280,21 @@ def _reset_failed(root: Path, log: Callable[[str], None]) -> None:
         log(f"--retry-failed: {len(failed)} failed runs set back to pending")
 
 
-class _Progress:
-    """A status line while a batch runs: done/left, failures, and an ETA."""
-
-    def __init__(self, label: str, dirs: list[Path], parallelism: int,
-                 log: Callable[[str], None], every_s: float) -> None:
-        self.label, self.dirs, self.parallelism = label, dirs, parallelism
-        self.log, self.every_s, self.t0, self.last, self.last_line = log, every_s, time.time(), 0.0, ""
-
-    def tick(self, final: bool = False) -> None:
-        now = time.time()
-        if not final and now - self.last < self.every_s:
-            return
-        self.last = now
-        from sweeps.runs import run_state
-
-        states = [run_state(d) for d in self.dirs]
-        done = sum(s in ("succeeded", "failed") for s in states)
-        failed = sum(s == "failed" for s in states)
-        running = sum(s == "running" for s in states)
-        elapsed = now - self.t0
-        eta = elapsed / done * (len(states) - done) if done else float("nan")
-        eta_text = f"eta {eta:,.0f}s" if done and done < len(states) else ("done" if done == len(states) else "eta ?")
-        line = (f"[{self.label}] {done}/{len(states)} runs finished ({failed} failed), {running} running, "
-                f"{elapsed:,.0f}s elapsed, {eta_text}")
-        if line != self.last_line:
-            self.log(line)
-            self.last_line = line
+def _progress(label: str, dirs: list[Path], stage_of: dict[str, str], executor: Executor,
+              log: Callable[[str], None], every_s: float, study: Study, vocab: int | None,
+              prior: Prior | None, finished: list[Path]) -> LiveProgress:
+    """The round's live view (``sweeps.execution.liveview``): its runs, by the stage that
+    planned them, worked off by as many workers as the executor gives the round, timed by
+    what they and the runs ``finished`` before them measured."""
+    if executor.kind == "debug":
+        workers = 1
+    elif executor.kind == "local":
+        workers = min(executor.parallelism, len(dirs))
+    else:  # Slurm: one array task per runs_per_task runs, all at once if the cluster allows
+        workers = -(-len(dirs) // max(1, executor.runs_per_task))
+    done: dict = {}
+    return LiveProgress(label, lambda: read_runs(dirs, stage_of, done), workers, log, every_s,
+                        study=study, vocab=vocab, prior=prior, reference=read_runs(finished))
 
 
 def with_executor(study: Study, kind: str | None, parallelism: int | None, profile: str | None) -> Executor:

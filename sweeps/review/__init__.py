@@ -6,8 +6,9 @@ and whether each law the analysis fits will be identifiable (simulated); as text
 from sweeps.review.estimate import PlanSummary, StageRuns, gpu_hours, summarize
 from sweeps.review.planreview import Finding, PlanOptions, PlanReview, review
 from sweeps.review.planview import render_text, to_json
+from sweeps.review.probe import Throughput, measure
 
 __all__ = [
-    "Finding", "PlanOptions", "PlanReview", "PlanSummary", "StageRuns", "gpu_hours", "render_text",
-    "review", "summarize", "to_json",
+    "Finding", "PlanOptions", "PlanReview", "PlanSummary", "StageRuns", "Throughput", "gpu_hours",
+    "measure", "render_text", "review", "summarize", "to_json",
 ]
