@@ -28,6 +28,7 @@ COMMANDS = {
     "sweep": "sweeps",
     "fit": "scaling",
     "report": "scaling",
+    "compare": "scaling",
     "ensemble": "eval",
     "eval": "eval",
     "export": "eval",
@@ -156,17 +157,18 @@ def _study_to_table(args: argparse.Namespace) -> None:
 
     ``scaling`` works on tables and never imports the sweep code; this glue does.
     """
-    attr = {"fit": "table", "report": "table_or_dir"}.get(args.command)
-    value = getattr(args, attr, None) if attr else None
-    if value and str(value).endswith((".yaml", ".yml")):
-        from sweeps.study import load_study
+    attrs = {"fit": ("table",), "report": ("table_or_dir",), "compare": ("first", "second")}
+    for attr in attrs.get(args.command, ()):
+        value = getattr(args, attr, None)
+        if value and str(value).endswith((".yaml", ".yml")):
+            from sweeps.study import load_study
 
-        root = load_study(value).root
-        if not any((root / name).is_file() for name in ("results.parquet", "results.csv")):
-            raise FileNotFoundError(
-                f"{value} has no results in {root} yet: run `dcsl sweep launch {value}` first "
-                f"(or `dcsl sweep collect {value}` if its runs exist)")
-        setattr(args, attr, str(root))
+            root = load_study(value).root
+            if not any((root / name).is_file() for name in ("results.parquet", "results.csv")):
+                raise FileNotFoundError(
+                    f"{value} has no results in {root} yet: run `dcsl sweep launch {value}` first "
+                    f"(or `dcsl sweep collect {value}` if its runs exist)")
+            setattr(args, attr, str(root))
 
 
 if __name__ == "__main__":

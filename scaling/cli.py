@@ -65,7 +65,10 @@ the field's two-variable laws (any table, or a dcsl results table with no column
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `fit` and `report` to a dcsl-style sub-command parser."""
+    """Add `fit`, `report` and `compare` to a dcsl-style sub-command parser."""
+    from scaling import cli_compare
+
+    cli_compare.register(subparsers)
     fit = subparsers.add_parser(
         "fit", help="fit scaling laws to a results table (or one law to any table)",
         # RawDescriptionHelpFormatter keeps the epilog's layout, so the description comes

@@ -113,6 +113,26 @@ def test_quick_demo_end_to_end(tmp_path):
     assert fresh["headline"].keys() == result["headline"].keys() and result["headline"]
     for name, value in result["headline"].items():
         assert fresh["headline"][name] == pytest.approx(value, rel=1e-6, abs=1e-9, nan_ok=True), name
+    # `dcsl report ROOT` reproduces the demo's own report (its settings and findings come
+    # from analysis.json beside the tables).
+    import subprocess
+    import sys
+
+    redone = subprocess.run([sys.executable, "-m", "dcsl_cli", "report", str(root), "--n-boot", "50",
+                             "--report-dir", str(tmp_path / "redone")], capture_output=True, text=True)
+    assert redone.returncode == 0, redone.stderr
+    assert (tmp_path / "redone" / "report.md").read_text() == report
+    # Two replicates side by side: the demo again with --seed 1, compared.
+    seed1 = run_demo(quick=True, out=tmp_path / "seed1", n_boot=50, seed=1, log=lambda _: None)
+    assert not seed1["failed"]
+    compared = subprocess.run([sys.executable, "-m", "dcsl_cli", "compare", str(root), str(tmp_path / "seed1"),
+                               "--labels", "seed0,seed1", "--n-boot", "50", "--out", str(tmp_path / "cmp")],
+                              capture_output=True, text=True)
+    assert compared.returncode == 0, compared.stderr
+    assert "standard best" in compared.stdout and "ensembles beat single models" in compared.stdout
+    page = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| quantity | seed0 | seed1 | intervals overlap |" in page
+    assert (tmp_path / "cmp" / "compare_loss_vs_params.png").is_file()
     again_table = pd.read_parquet(rerun_root / "results.parquet")
     losses = done.drop_duplicates("run_id").set_index("run_id")["val_loss"].dropna()
     rerun = again_table.drop_duplicates("run_id").set_index("run_id")["val_loss"]
