@@ -13,14 +13,22 @@ batch at 300m (issue 15's target: MFU >= 40% on an H100-class GPU):
 
     python bench/bench_train.py --size 300m --seq-len 4096 --batch 64 --micro 8 \
         --vocab 128256 --steps 6 --warmup 3 --rounds 1 --compile
+
+The cost of metrics.csv (issue 24: step time with metrics over step time without, target
+< 1.02): the dcsl loop writing a row every --metrics-every steps (the default, 10; each row
+reads the gradient norm) against the same loop writing none, alternated over --rounds:
+
+    python bench/bench_train.py --metrics-overhead [--steps 60] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -30,9 +38,10 @@ from peak import datasheet_peak, matmul_peak
 
 from pretrain.data import EpochSchedule, StepDataset
 from pretrain.lit import PretrainModule, sequence_loss, warmup_cosine
+from pretrain.metrics import METRICS_FILE, MetricsFile, MetricsLog
 from pretrain.model import build_model
 from pretrain.sizes import flops_per_token, get_shape
-from pretrain.spec import TrainSpec
+from pretrain.spec import DEFAULT_METRICS_EVERY, TrainSpec
 from pretrain.train import build_trainer
 
 
@@ -54,14 +63,76 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def lightning_loop(spec: TrainSpec, schedule: EpochSchedule, vocab: int, warmup: int) -> float:
+class TimedMetricsLog(MetricsLog):
+    """fit_run's metrics writer, timing its own work (the gradient norm, the row, the write) in
+    the timed steps, to tell its cost apart from the machine's noise."""
+
+    def __init__(self, file: MetricsFile, module: PretrainModule, warmup: int) -> None:
+        super().__init__(file)
+        self.warmup, self.seconds = warmup, 0.0
+        norm = module._grad_norm
+
+        def timed_norm(opt):  # noqa: ANN001, ANN202
+            t0 = time.perf_counter()
+            value = norm(opt)
+            if module.global_step >= self.warmup:
+                self.seconds += time.perf_counter() - t0
+            return value
+
+        module._grad_norm = timed_norm
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        t0 = time.perf_counter()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.global_step > self.warmup:
+            self.seconds += time.perf_counter() - t0
+
+
+def lightning_loop(spec: TrainSpec, schedule: EpochSchedule, vocab: int, warmup: int,
+                   metrics: bool = False) -> float | tuple[float, float]:
+    """Seconds of the timed steps; ``metrics``: with fit_run's metrics.csv writer (rows every
+    ``spec.metrics_every`` steps), and then also the seconds its own work took in them."""
     module = PretrainModule(spec, vocab, schedule.total_steps, schedule.steps_per_epoch)
     timer = LoopTimer(warmup)
     with tempfile.TemporaryDirectory() as root:
-        trainer = build_trainer(spec, schedule.total_steps, root, [timer])
+        writer = None
+        if metrics:
+            file = MetricsFile(Path(root) / METRICS_FILE)
+            file.open(0)
+            writer = TimedMetricsLog(file, module, warmup)
+        trainer = build_trainer(spec, schedule.total_steps, root, [writer] * metrics + [timer])
         loader = torch.utils.data.DataLoader(StepDataset(schedule), batch_size=None)
         trainer.fit(module, train_dataloaders=loader)
+        if writer is not None:
+            file.close()
+            return timer.t1 - timer.t0, writer.seconds
     return timer.t1 - timer.t0
+
+
+def metrics_overhead(spec: TrainSpec, schedule: EpochSchedule, vocab: int, warmup: int, rounds: int,
+                     every: int) -> None:
+    """Step time with metrics.csv over step time without (the norm and the row every ``every``
+    steps), the two loops alternated to share the machine's noise."""
+    off = dataclasses.replace(spec, metrics_every=10**9)  # no row (the last step's norm is read)
+    on = dataclasses.replace(spec, metrics_every=every)
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    shares = []
+    for r in range(rounds):
+        times["without"].append(lightning_loop(off, schedule, vocab, warmup))
+        seconds, own = lightning_loop(on, schedule, vocab, warmup, metrics=True)
+        times["with"].append(seconds)
+        shares.append(own / seconds)
+        print(f"  round {r + 1}: without {times['without'][-1]:.3f}s  with {seconds:.3f}s, "
+              f"of which the metrics' own work {own * 1e3:.2f} ms")
+    ratio = statistics.median(times["with"]) / statistics.median(times["without"])
+    steps = schedule.total_steps - warmup
+    print(f"metrics overhead on {cpu_model()}, {torch.get_num_threads()} threads, {spec.size}, batch "
+          f"{spec.batch_size} x {spec.seq_len}, a row every {every} steps, {steps} steps, median of {rounds} rounds:")
+    print(f"  step time with / without metrics.csv: {ratio:.4f}  (target < 1.02; wall clock, as noisy "
+          "as the machine)")
+    print(f"  the metrics' own work (norm, row, write) timed inside the loop: {statistics.median(shares):.3%} "
+          "of step time, i.e. a ratio of "
+          f"{1 / (1 - statistics.median(shares)):.4f} (on a GPU it also waits for the step's queued kernels)")
 
 
 def bare_loop(spec: TrainSpec, schedule: EpochSchedule, vocab: int, warmup: int) -> float:
@@ -95,7 +166,8 @@ def bare_loop(spec: TrainSpec, schedule: EpochSchedule, vocab: int, warmup: int)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="tiny-5m")
-    ap.add_argument("--steps", type=int, default=8, help="timed steps per loop")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per loop (default: 8; 60 with "
+                    "--metrics-overhead)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seq-len", type=int, default=256)
@@ -103,7 +175,11 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--micro", type=int, default=None, help="micro-batch (default: the whole batch)")
     ap.add_argument("--compile", action="store_true", help="torch.compile both loops' models")
+    ap.add_argument("--metrics-overhead", action="store_true",
+                    help="measure metrics.csv's cost instead: dcsl's loop with and without it")
+    ap.add_argument("--metrics-every", type=int, default=DEFAULT_METRICS_EVERY)
     args = ap.parse_args()
+    args.steps = args.steps or (60 if args.metrics_overhead else 8)
     cuda = torch.cuda.is_available()
 
     total = args.steps + args.warmup
@@ -112,6 +188,9 @@ def main() -> None:
     spec = TrainSpec(size=args.size, store="-", store_id="-", tokens=len(tokens), batch_size=args.batch,
                      seq_len=args.seq_len, precision="bf16-mixed" if cuda else "32-true",
                      micro_batch_size=args.micro, compile=args.compile)
+    if args.metrics_overhead:
+        metrics_overhead(spec, schedule, args.vocab, args.warmup, args.rounds, args.metrics_every)
+        return
     shape = get_shape(args.size, args.vocab)
     step_tokens = args.batch * args.seq_len
     if cuda:
