@@ -92,8 +92,11 @@ def best_loss_points(rows: pd.DataFrame, x_column: str = "n_params",
     seen = (to_numeric(rows["tokens_seen"], "tokens_seen", source) if "tokens_seen" in rows.columns
             else pd.Series(np.nan, index=rows.index))
     tokens = seen.where(np.isfinite(seen) & (seen > 0), numbers["budget_tokens"] * epochs)
+    # epochs as the runs were asked for (tokens seen fall a little short of budget x epochs:
+    # whole batches only), so a message names the study's own epoch counts
+    nominal = epochs.where(np.isfinite(epochs), tokens / numbers["budget_tokens"])
     frame = pd.DataFrame({"n": numbers[x_column], "d": tokens, "u": numbers["budget_tokens"],
-                          "y": numbers["val_loss"], "epochs": tokens / numbers["budget_tokens"],
+                          "y": numbers["val_loss"], "epochs": nominal,
                           "size": rows["size"].astype(str) if "size" in rows.columns else "",
                           "recipe": rows["recipe"].astype(str)})
     frame = frame[frame[["n", "d", "u", "y"]].notna().all(axis=1) & np.isfinite(frame["y"])]
