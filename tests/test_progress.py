@@ -7,19 +7,14 @@ import json
 import os
 import re
 import textwrap
+import time
 
 import pytest
 
 from pretrain.rundir import atomic_write_json
 from sweeps.execution.liveview import LiveProgress, plain_line, rich_view
-from sweeps.execution.progress import (
-    METRICS_FILE,
-    estimate,
-    last_rows,
-    read_run,
-    total_steps_of,
-    work_off,
-)
+from sweeps.execution.progress import estimate, work_off
+from sweeps.execution.runfacts import METRICS_FILE, last_rows, read_run, row_speed, total_steps_of
 from sweeps.runs import claim
 
 T = 1_700_000_000.0
@@ -52,13 +47,14 @@ def make_run(root, name, state, spec_json, rows=(), status=None, result=None):
 @pytest.fixture
 def two_sizes(tmp_path):
     """tiny-50k: one run done (100 steps at 512 tok/s in 80 s of wall clock, so 30 s beyond its
-    training steps), one running at step 40 of 100 at 512 tok/s (2 steps/s), two pending (100
-    and 200 steps); tiny-100k: one running at step 50 of 200 at 256 tok/s, one pending (200)."""
+    training steps), one running at step 40 of 100 at 512 tok/s over its last three rows (2
+    steps/s; an older, faster row is not counted), two pending (100 and 200 steps); tiny-100k:
+    one running at step 50 of 200 at 256 tok/s, one pending (200 steps)."""
     runs = [
         make_run(tmp_path, "done-a", "succeeded", spec("tiny-50k"), rows=[(100, 500.0)],
                  status={"started": T - 100, "updated": T - 20, "total_steps": 100},
                  result={"tokens_per_s": 512.0, "steps": 100}),
-        make_run(tmp_path, "run-a", "running", spec("tiny-50k"), rows=[(20, 480.0), (40, 512.0)],
+        make_run(tmp_path, "run-a", "running", spec("tiny-50k"), rows=[(5, 900.0), (10, 512.0), (20, 512.0), (40, 512.0)],
                  status={"started": T - 30, "total_steps": 100}),
         make_run(tmp_path, "run-b", "running", spec("tiny-100k", epochs=2), rows=[(50, 256.0)],
                  status={"started": T - 60}),  # total steps from its spec: 2 epochs of 100
@@ -90,6 +86,15 @@ def test_eta_from_each_runs_steps_left_and_measured_throughput(two_sizes):
     assert view.eta_s == pytest.approx(335)
     assert view.counts() == {"done": 1, "running": 2, "pending": 3, "failed": 0}
     assert view.unestimated == 0 and not view.finished
+
+
+def test_a_running_runs_speed_is_over_its_last_rows_as_time_taken():
+    rows = [{"step": str(s), "tokens_per_s": str(v)} for s, v in ((10, 900.0), (20, 400.0), (40, 800.0))]
+    # 10 steps at 400 tok/s and 20 at 800; the oldest row's interval is taken as the next
+    # one's (10 steps), at 900.
+    assert row_speed(rows) == pytest.approx(40 / (10 / 900 + 10 / 400 + 20 / 800))
+    assert row_speed(rows[-1:]) == 800
+    assert row_speed([{"step": "5", "tokens_per_s": "nan"}]) is None
 
 
 def test_work_off_is_longest_first_over_the_workers():
@@ -124,6 +129,23 @@ def test_a_size_nothing_reported_borrows_a_measured_one_through_flops_and_the_pr
     assert estimate(quiet, 1, now=NOW).eta_s is None
     view = estimate(facts, 1, now=NOW)
     assert view.eta_s == pytest.approx(60 / 2 - 5) and view.unestimated == 1
+
+
+def test_a_kind_without_steps_takes_as_long_as_its_kind_did_or_says_it_is_a_guess(tmp_path):
+    from sweeps.execution.liveview import eta_text
+
+    done = {"started": T - 100, "updated": T - 20}
+    runs = [make_run(tmp_path, "trained", "succeeded", spec("tiny-50k"), status=done,
+                     result={"tokens_per_s": 512.0}),
+            make_run(tmp_path, "eval", "pending", {"kind": "eval", "size": "tiny-50k"})]
+    view = estimate([read_run(d) for d in runs], 1, now=NOW)
+    # No eval has finished: as long as the mean finished run (80 s), and the ETA says so.
+    assert view.runs[1].remaining_s == 80 and view.runs[1].guessed and view.guessed == 1
+    assert eta_text(view) == "eta 80s (1 run of a kind not timed yet as long as the mean one)"
+    scored = make_run(tmp_path, "eval-done", "succeeded", {"kind": "eval", "size": "tiny-50k"},
+                      status={"started": T - 30, "updated": T - 20}, result={})
+    view = estimate([read_run(d) for d in [*runs, scored]], 1, now=NOW)
+    assert view.runs[1].remaining_s == 10 and not view.guessed and eta_text(view) == "eta 10s"
 
 
 def test_total_steps_as_training_schedules_them():
@@ -163,6 +185,21 @@ def test_plain_lines_off_a_terminal(two_sizes, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith("[round 1] 1/6 runs finished (0 failed), 2 running")
     assert " elapsed, eta " in out[0] and "eta ?" not in out[0]
+
+
+def test_until_a_rounds_first_run_starts_its_eta_waits_for_the_workers_start_up(tmp_path):
+    done = {"started": T - 100, "updated": T - 20}
+    runs = [make_run(tmp_path, "trained", "succeeded", spec("tiny-50k"), status=done,
+                     result={"tokens_per_s": 512.0}),
+            make_run(tmp_path, "next", "pending", spec("tiny-50k"))]
+    ticker = LiveProgress("round 2", lambda: [read_run(runs[1])], 1, log=lambda _: None,
+                          reference=[read_run(runs[0])], start_up_s=1000.0)
+    alone = 100 * PER_STEP / 512 + 30  # 100 steps at 512 tok/s and the 30 s beyond a run takes
+    assert ticker.view().eta_s == pytest.approx(alone + 1000)  # before the workers are submitted
+    ticker.submitting()
+    assert ticker.view().eta_s == pytest.approx(alone + 1000, abs=5)
+    atomic_write_json(runs[1] / "status.json", {"state": "pending", "started": time.time()})
+    assert ticker.view().eta_s == pytest.approx(alone) and ticker.start_up == pytest.approx(0, abs=5)
 
 
 def test_the_live_view_lists_running_runs_and_stage_totals(two_sizes):

@@ -8,7 +8,8 @@ from sweeps.execution.executors import Submission, submit, wait
 from sweeps.execution.launcher import LaunchReport, launch, with_executor
 from sweeps.execution.liveview import LiveProgress, plain_line, watch_study
 from sweeps.execution.memoryplan import SizeMemory, gpu_memory, with_planned_memory
-from sweeps.execution.progress import ProgressView, RunFacts, estimate, read_run, study_runs
+from sweeps.execution.progress import ProgressView, estimate
+from sweeps.execution.runfacts import RunFacts, read_run, study_runs
 from sweeps.execution.worker import RunWorker, run_one, worker_threads
 
 __all__ = [

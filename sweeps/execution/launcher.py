@@ -23,7 +23,7 @@ from pretrain.rundir import RunDir, atomic_write_json, locked
 from sweeps.execution.executors import stop, submit, wait
 from sweeps.execution.liveview import LiveProgress, Prior
 from sweeps.execution.memoryplan import with_planned_memory
-from sweeps.execution.progress import read_runs
+from sweeps.execution.runfacts import read_runs
 from sweeps.planning import (
     check_store_tokenizer,
     index_entries,
@@ -131,6 +131,7 @@ def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Ca
     if retry_failed:
         _reset_failed(study.root, log)
     t_start = time.time()
+    start_up = None  # the workers' start-up, as the last round measured it
     for round_no in range(MAX_ROUNDS):
         # Every stage is asked every round: a stage proposes only runs whose inputs have
         # finished (a settled search, a finished member set), so members of a size whose
@@ -177,9 +178,10 @@ def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Ca
                 stage_of.setdefault(spec.dirname, name)
         finished = [d for rid, d in snap.dirs.items() if snap.state(rid) == "succeeded"]
         ticker = _progress(f"round {round_no + 1}", dirs, stage_of, executor, log, progress_every_s,
-                           study, vocab, prior, finished)
+                           study, vocab, prior, finished, start_up)
         try:
             ticker.tick()  # before the workers start: a probe, if one is needed, has the CPU to itself
+            ticker.submitting()
             sub = submit(executor, dirs, study.root / "jobs")
             try:
                 report.job_problems += wait(sub, on_tick=ticker.tick)
@@ -190,6 +192,7 @@ def _launch(study: Study, executor: Executor | None, retry_failed: bool, log: Ca
             ticker.tick(final=True)
         finally:
             ticker.close()
+        start_up = start_up if ticker.start_up is None else ticker.start_up
         report.launched += len(dirs)
         final = Snapshot.read(study.root)
         for s, d in zip(todo, dirs, strict=True):
@@ -282,7 +285,7 @@ def _reset_failed(root: Path, log: Callable[[str], None]) -> None:
 
 def _progress(label: str, dirs: list[Path], stage_of: dict[str, str], executor: Executor,
               log: Callable[[str], None], every_s: float, study: Study, vocab: int | None,
-              prior: Prior | None, finished: list[Path]) -> LiveProgress:
+              prior: Prior | None, finished: list[Path], start_up: float | None) -> LiveProgress:
     """The round's live view (``sweeps.execution.liveview``): its runs, by the stage that
     planned them, worked off by as many workers as the executor gives the round, timed by
     what they and the runs ``finished`` before them measured."""
@@ -294,7 +297,8 @@ def _progress(label: str, dirs: list[Path], stage_of: dict[str, str], executor: 
         workers = -(-len(dirs) // max(1, executor.runs_per_task))
     done: dict = {}
     return LiveProgress(label, lambda: read_runs(dirs, stage_of, done), workers, log, every_s,
-                        study=study, vocab=vocab, prior=prior, reference=read_runs(finished))
+                        study=study, vocab=vocab, prior=prior, reference=read_runs(finished),
+                        start_up_s=start_up)
 
 
 def with_executor(study: Study, kind: str | None, parallelism: int | None, profile: str | None) -> Executor:

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from sweeps.execution.progress import (
-    ProgressView,
-    RunEta,
-    RunFacts,
-    estimate,
-    study_cost,
-    study_runs,
-)
+from sweeps.execution.progress import ProgressView, RunEta, estimate, study_cost
+from sweeps.execution.runfacts import RunFacts, study_runs
 
 Prior = Callable[[list[str], int], dict[str, float]]
 """(sizes, vocab) -> training FLOP/s per size on this machine: the plan's probe."""
@@ -45,6 +40,8 @@ def eta_text(view: ProgressView) -> str:
     if view.finished and not view.counts()["pending"]:
         return "done"
     text = f"eta {duration(view.eta_s)}"
+    if view.eta_s is not None and view.guessed:
+        text += f" ({view.guessed} run{'s' if view.guessed > 1 else ''} of a kind not timed yet as long as the mean one)"
     if view.eta_s is not None and view.unestimated:
         text += f" (+{view.unestimated} run{'s' if view.unestimated > 1 else ''} not estimated)"
     return text
@@ -136,8 +133,11 @@ class LiveProgress:
     def __init__(self, label: str, read: Callable[[], list[RunFacts]], parallelism: int,
                  log: Callable[[str], None] = print, every_s: float = 10.0, live: bool | None = None,
                  study=None, vocab: int | None = None, prior: Prior | None = None,  # noqa: ANN001
-                 reference: list[RunFacts] = ()) -> None:
+                 reference: list[RunFacts] = (), start_up_s: float | None = None) -> None:
         self.label, self.read, self.parallelism, self.log, self.every_s = label, read, parallelism, log, every_s
+        # Workers (local processes, Slurm jobs) take this long from submission to their first
+        # run, as the last round measured: until one starts, the ETA waits that long too.
+        self.start_up_s, self.submitted, self.first_start = start_up_s, None, None
         # Runs finished before (earlier rounds): their speeds and start-up count, not their state.
         self.reference = list(reference)
         if live is None:
@@ -154,7 +154,23 @@ class LiveProgress:
         measured = any(r.tokens_per_s for r in [*runs, *self.reference])
         if self.prior is not None and self.rates is None and not measured:
             self.rates = self._probe(runs)
-        return estimate(runs, self.parallelism, cost=self.cost, prior=self.rates, reference=self.reference)
+        view = estimate(runs, self.parallelism, cost=self.cost, prior=self.rates, reference=self.reference)
+        started = [r.started for r in runs if r.started and self.submitted and r.started >= self.submitted]
+        if started and self.first_start is None:
+            self.first_start = min(started)
+        if not started and self.start_up_s and view.eta_s is not None and not view.running:
+            waited = time.time() - (self.submitted or time.time())
+            view = replace(view, eta_s=view.eta_s + max(0.0, self.start_up_s - waited))
+        return view
+
+    def submitting(self) -> None:
+        """The workers are being submitted now (their start-up is timed from here)."""
+        self.submitted = time.time()
+
+    @property
+    def start_up(self) -> float | None:
+        """Seconds from submission to this round's first run starting (None: none started)."""
+        return None if self.first_start is None or self.submitted is None else self.first_start - self.submitted
 
     def _probe(self, runs: list[RunFacts]) -> dict[str, float] | None:
         """The prior, once, when nothing has reported yet but runs with steps are to do."""

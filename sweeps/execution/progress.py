@@ -1,11 +1,13 @@
-"""How far a study's runs are, and how long the rest will take: ETAs from what runs report.
+"""How far a study's runs are, and how long the rest will take: ETAs from what runs report
+(``sweeps.execution.runfacts`` reads it).
 
 Each run directory says where it is: status.json (state, ``total_steps`` once training
 starts, when it started), ``metrics.csv`` (a row every few optimizer steps: step, tokens,
 tokens/s, ...) and, once finished, result.json (its training tokens/s). From those:
 
 - a running run has ``(total_steps - step) / steps per second`` left, its speed being its
-  last row's tokens/s over the tokens of one step, less the time since that row was written;
+  last rows' tokens/s over the tokens of one step, less the time since the last row was
+  written;
 - a pending run (or a running one that has not reported yet) has its steps left at the
   tokens/s measured for runs of the same kind and size (running ones and finished ones);
   for a size none has reported, a measured size is converted through FLOPs per token, and
@@ -14,7 +16,8 @@ tokens/s, ...) and, once finished, result.json (its training tokens/s). From tho
   pending run also pays the start-up, validation and checkpoint time that finished runs
   measured beyond their training steps;
 - a run of a kind without steps (ensemble losses, teachers' sampling, downstream evals)
-  takes as long as finished runs of its kind took;
+  takes as long as finished runs of its kind took; a run with nothing of its kind measured
+  yet, as long as the mean finished run (a guess, counted as one);
 - a round's ETA is those times worked off by ``parallelism`` workers, the running runs
   first, then the pending ones longest first (as the launcher hands them out).
 
@@ -24,184 +27,17 @@ that cannot be estimated is counted and said, never silently dropped).
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import math
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from pretrain.rundir import RunDir, RunFileError
-from pretrain.spec import steps_per_epoch
-from sweeps.runs import read_index, run_id_of_dir, run_state, runs_dir
-
-METRICS_FILE = "metrics.csv"
-TAIL_BYTES = 8192
-"""The end of metrics.csv that is read: its last rows are all a view needs."""
-KINDS_WITH_STEPS = ("train", "distill")
-# How a display groups states: stale, never started and unreadable runs are work still to do.
-CLASS_OF = {"succeeded": "done", "failed": "failed", "running": "running"}
-CLASSES = ("done", "running", "pending", "failed")
+from sweeps.execution.runfacts import CLASSES, RunFacts
 
 Cost = Callable[[str, int], "float | None"]
 """(size, seq_len) -> training FLOPs per token, or None when the size is unknown."""
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """What one run directory says about its progress, read at one moment."""
-
-    run_id: str
-    name: str
-    stage: str
-    state: str
-    kind: str = ""
-    size: str = ""
-    group: str = ""
-    """Runs whose tokens/s compare: the kind, and a token-level student apart (its teachers
-    score every token it trains on)."""
-    total_steps: int | None = None
-    step: int = 0
-    """The last step metrics.csv reports (0 before any row)."""
-    tokens_per_step: int | None = None
-    seq_len: int = 0
-    tokens_per_s: float | None = None
-    """The last row's (for a finished run without rows, result.json's)."""
-    reported_at: float | None = None
-    """When that row was written (metrics.csv's modification time)."""
-    started: float | None = None
-    finished: float | None = None
-    attempts: int = 0
-
-    @property
-    def klass(self) -> str:
-        return CLASS_OF.get(self.state, "pending")
-
-
-def total_steps_of(spec: dict) -> int | None:
-    """Optimizer steps of a training run or student, as pretrain.train and distill.student
-    schedule them (``steps_per_epoch`` x epochs; a sequence-level student's real steps
-    / (1 - synthetic weight), as distill.mixture.mixture_steps); None for other kinds."""
-    if spec.get("kind") not in KINDS_WITH_STEPS:
-        return None
-    try:
-        real = steps_per_epoch(int(spec["tokens"]), int(spec["seq_len"]), int(spec["batch_size"]))
-        real *= int(spec.get("epochs", 1))
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return None
-    w = float(spec.get("synthetic_weight") or 0.0)
-    if spec.get("kind") == "distill" and spec.get("mode", "sequence") == "sequence" and 0 < w < 1:
-        return max(real, round(real / (1.0 - w)))
-    return real
-
-
-def last_rows(path: Path, n: int = 2) -> list[dict[str, str]]:
-    """The last ``n`` complete rows of a metrics.csv (a row being written is skipped)."""
-    try:
-        with open(path, "rb") as f:
-            header = f.readline().decode(errors="replace")
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(len(header), size - TAIL_BYTES))
-            tail = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    lines = tail.split("\n")
-    if not tail.endswith("\n"):
-        lines = lines[:-1]  # the row being appended right now
-    if size > TAIL_BYTES + len(header):
-        lines = lines[1:]  # the first line of the tail may be cut
-    lines = [line for line in lines if line.strip()]
-    return list(csv.DictReader(io.StringIO(header + "\n".join(lines[-n:]))))
-
-
-def _number(row: dict[str, str], key: str) -> float | None:
-    try:
-        value = float(row.get(key) or "nan")
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def read_run(run_dir: Path, stage: str = "", spec: dict | None = None) -> RunFacts:
-    """One run's facts; a directory that cannot be read is an unreadable run, never an error."""
-    run_dir = Path(run_dir)
-    rid = run_id_of_dir(run_dir) or run_dir.name
-    state = run_state(run_dir)
-    run = RunDir(run_dir)
-    try:
-        spec = run.spec() or spec or {}
-        status = run.status()
-        result = run.result() if state == "succeeded" else None
-    except RunFileError:
-        return RunFacts(rid, run_dir.name, stage, "unreadable")
-    facts = _from_spec(spec.get("id", rid), run_dir.name, stage, state, spec)
-    rows = last_rows(run_dir / METRICS_FILE)
-    step, tok_s, reported = 0, None, None
-    if rows:
-        last = rows[-1]
-        step = int(_number(last, "step") or 0)
-        tok_s = _number(last, "tokens_per_s")
-        reported = (run_dir / METRICS_FILE).stat().st_mtime
-        if facts.tokens_per_step is None and step:
-            tokens = _number(last, "tokens")
-            facts = replace(facts, tokens_per_step=int(tokens / step) if tokens else None)
-    if result and isinstance(result.get("tokens_per_s"), int | float):
-        tok_s = float(result["tokens_per_s"])  # a finished run's own average
-    total = status.get("total_steps") or facts.total_steps
-    return replace(facts, total_steps=int(total) if total else None, step=step,
-                    tokens_per_s=tok_s if tok_s and tok_s > 0 else None, reported_at=reported,
-                    started=status.get("started"),
-                    finished=status.get("updated") if state in ("succeeded", "failed") else None,
-                    attempts=int(status.get("attempts") or 0))
-
-
-def _from_spec(rid: str, name: str, stage: str, state: str, spec: dict) -> RunFacts:
-    kind = str(spec.get("kind", ""))
-    group = "distill-token" if kind == "distill" and spec.get("mode") == "token" else kind
-    per_step = (int(spec["batch_size"]) * int(spec["seq_len"])
-                if kind in KINDS_WITH_STEPS and "batch_size" in spec and "seq_len" in spec else None)
-    return RunFacts(rid, name, stage, state, kind, str(spec.get("size", "")), group, total_steps_of(spec),
-                    tokens_per_step=per_step, seq_len=int(spec.get("seq_len") or 0))
-
-
-def read_runs(dirs: list[Path], stage_of: dict[str, str] | None = None,
-              done: dict[Path, RunFacts] | None = None) -> list[RunFacts]:
-    """``read_run`` of each directory (its stage by directory name); a run found succeeded is
-    kept in ``done`` and not read again (nothing changes a succeeded run)."""
-    done = {} if done is None else done
-    out = []
-    for d in dirs:
-        facts = done.get(d) or read_run(d, (stage_of or {}).get(Path(d).name, ""))
-        if facts.state == "succeeded":
-            done[d] = facts
-        out.append(facts)
-    return out
-
-
-def study_runs(root: Path, done: dict[Path, RunFacts] | None = None) -> list[RunFacts]:
-    """Every run the launch index holds (the study's planned runs), by stage; a planned run
-    without a directory yet is pending. ``done`` as for ``read_runs``."""
-    index = read_index(root)
-    if index is None:
-        return []
-    done = {} if done is None else done
-    base = runs_dir(root)
-    dirs = {run_id_of_dir(d): d for d in (base.iterdir() if base.exists() else ()) if d.is_dir()}
-    out = []
-    for rid, entry in index.runs.items():
-        d = dirs.get(rid)
-        if d is None:
-            out.append(_from_spec(rid, rid, entry.stage, "missing", entry.spec))
-            continue
-        facts = done.get(d) or read_run(d, entry.stage, entry.spec)
-        if facts.state == "succeeded":
-            done[d] = facts
-        out.append(replace(facts, stage=entry.stage))
-    return out
 
 
 @dataclass(frozen=True)
@@ -210,6 +46,8 @@ class RunEta:
     remaining_s: float | None
     """None: nothing to estimate it from."""
     steps_per_s: float | None = None
+    guessed: bool = False
+    """Timed as the mean finished run: nothing of its kind (and size) has been measured."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +61,8 @@ class ProgressView:
     unestimated: int = 0
     """Unfinished runs with nothing to estimate their time from (left out of ``eta_s``)."""
     stages: tuple[str, ...] = field(default=())
+    guessed: int = 0
+    """Unfinished runs timed as the mean finished run (see ``RunEta.guessed``)."""
 
     def counts(self, stage: str | None = None) -> dict[str, int]:
         out = dict.fromkeys(CLASSES, 0)
@@ -256,7 +96,7 @@ def estimate(runs: list[RunFacts], parallelism: int, now: float | None = None, c
     pending = [e.remaining_s or 0.0 for e in todo if e.facts.klass == "pending"]
     eta = None if todo and unknown == len(todo) else work_off(running, pending, parallelism)
     stages = tuple(dict.fromkeys(r.stage for r in runs))
-    return ProgressView(etas, parallelism, eta, unknown, stages)
+    return ProgressView(etas, parallelism, eta, unknown, stages, sum(e.guessed for e in todo))
 
 
 def work_off(running: list[float], pending: list[float], parallelism: int) -> float:
@@ -278,11 +118,13 @@ class _Rates:
     def __init__(self, runs: list[RunFacts], cost: Cost | None, prior: dict[str, float]) -> None:
         self.cost, self.prior = cost, prior
         speeds: dict[tuple[str, str], list[float]] = defaultdict(list)
-        overheads, durations = [], defaultdict(list)
+        overheads, durations, walls = [], defaultdict(list), []
         for r in runs:
             if r.tokens_per_s and r.klass in ("running", "done"):
                 speeds[(r.group, r.size)].append(r.tokens_per_s)
             whole = r.klass == "done" and r.attempts == 1 and r.started and r.finished
+            if whole:
+                walls.append(r.finished - r.started)
             if whole and r.total_steps is None:
                 durations[r.kind].append(r.finished - r.started)
             elif whole and r.tokens_per_s and r.tokens_per_step:
@@ -292,6 +134,7 @@ class _Rates:
         self.seq_len = {(r.group, r.size): r.seq_len for r in runs}
         self.overhead = sum(overheads) / len(overheads) if overheads else 0.0
         self.duration = {kind: sum(v) / len(v) for kind, v in durations.items()}
+        self.any_run = sum(walls) / len(walls) if walls else None
 
     def _fpt(self, size: str, seq_len: int) -> float | None:
         if self.cost is None:
@@ -321,11 +164,23 @@ class _Rates:
         return self.prior[r.size] / fpt if self.prior.get(r.size) else None
 
 
-def _remaining(r: RunFacts, rates: _Rates, now: float) -> tuple[float | None, float | None]:
-    """(seconds left, steps per second) of one run."""
+def _remaining(r: RunFacts, rates: _Rates, now: float) -> tuple[float | None, float | None, bool]:
+    """(seconds left, steps per second, guessed) of one run: measured where anything of its
+    kind (and size) was, else as long as the mean finished run, a guess that says so."""
+    seconds, sps = _measured(r, rates, now)
+    if seconds is None and rates.any_run is not None and r.klass in ("running", "pending"):
+        return max(0.0, rates.any_run - _since_start(r, now)), None, True
+    return seconds, sps, False
+
+
+def _since_start(r: RunFacts, now: float) -> float:
+    return max(0.0, now - r.started) if r.klass == "running" and r.started else 0.0
+
+
+def _measured(r: RunFacts, rates: _Rates, now: float) -> tuple[float | None, float | None]:
     if r.klass in ("done", "failed"):
         return 0.0, None
-    since_start = max(0.0, now - r.started) if r.klass == "running" and r.started else 0.0
+    since_start = _since_start(r, now)
     if r.total_steps is None or not r.tokens_per_step:
         if r.kind in rates.duration:
             return max(0.0, rates.duration[r.kind] - since_start), None
