@@ -186,8 +186,11 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def metrics_due(self, step: int) -> bool:
-        """Whether reaching ``step`` steps done writes a row of metrics.csv."""
-        return row_due(step, self.spec.metrics_every, self.total_steps)
+        """Whether reaching ``step`` steps done writes a row of metrics.csv: every metrics_every
+        steps, the last step, and every step the run validates at (so no validation is lost
+        to a row that falls between them)."""
+        return (row_due(step, self.spec.metrics_every, self.total_steps)
+                or step % self.spec.validation_interval(self.total_steps) == 0)
 
     def _grad_norm(self, opt) -> float:  # noqa: ANN001 - Lightning's optimizer wrapper
         """The global gradient norm before clipping: the norm clip_gradients computes (the same

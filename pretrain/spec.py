@@ -241,6 +241,10 @@ class TrainSpec(SpecBase):
         """Sequences of each global batch that one process trains on."""
         return self.batch_size // self.world_size
 
+    def validation_interval(self, total_steps: int) -> int:
+        """Steps between validations: ``val_every``, or about ten times a run when it is 0."""
+        return self.val_every or max(1, total_steps // 10)
+
     def shape(self, vocab_size: int) -> ModelShape:
         """The model's architecture: the registered or custom size, or the base's config.json.
         A base keeps its own vocabulary, which must cover the store's tokenizer."""

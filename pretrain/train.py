@@ -304,7 +304,7 @@ def fit_run(spec: TrainSpec, run: RunDir, store: TokenStore, schedule: EpochSche
     start_step = module.data_start_step = resume[1] if resume else 0
     if resume:
         log(f"resuming {run.path.name} from step {start_step}/{schedule.total_steps}")
-    val_every = spec.val_every or max(1, schedule.total_steps // 10)
+    val_every = spec.validation_interval(schedule.total_steps)
     checkpoint = AtomicCheckpoint(run.ckpt_dir, spec.ckpt_every or DEFAULT_CKPT_STEPS,
                                   DEFAULT_CKPT_SECONDS if not spec.ckpt_every else float("inf"))
     metrics, loggers = None, []

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("second", metavar="B", help="the same for the other study")
     compare.add_argument("--labels", default=None, metavar="A,B",
                          help="names for the two in tables and the figure (default: the folders' names)")
-    compare.add_argument("--out", type=Path, default=Path("compare"),
+    compare.add_argument("--compare-dir", type=Path, default=Path("compare"),
                          help="folder for compare.md, compare.json and the figure (default: compare)")
     compare.add_argument("--n-boot", type=int, default=None, metavar="N",
                          help="bootstrap resamples (default: each study's analysis.json, else 1000)")
@@ -80,7 +80,7 @@ def run_compare(args: argparse.Namespace) -> int:
         if labels[0] == labels[1]:
             labels = ("A", "B")
     result = compare(a, b, labels)
-    out = args.out
+    out = args.compare_dir
     out.mkdir(parents=True, exist_ok=True)
     drawn = overlay(a, b, labels)
     figure = save(drawn.figure, out, drawn.name, drawn.caption)

@@ -35,7 +35,9 @@ def test_the_file_has_the_exact_columns_and_a_row_every_n_steps_and_at_the_last(
     assert text.splitlines()[0] == "step,tokens,epoch,lr,train_loss,val_loss,tokens_per_s,grad_norm"
     rows = read_rows(tmp_path / "r" / "metrics.csv")
     total, per_epoch = res["steps"], res["steps_per_epoch"]
-    assert total == 30 and [r["step"] for r in rows] == [7, 14, 21, 28, 30]
+    # every 7 steps, every step it validates at (every 4: val_every), and the last
+    validated = set(range(4, 31, 4))
+    assert total == 30 and [r["step"] for r in rows] == sorted(set(range(7, 31, 7)) | validated | {30})
     assert RunDir(tmp_path / "r").status()["total_steps"] == total
     vals = {v["step"]: v["val_loss"] for v in res["val_history"]}  # every 4 steps and at the end
     warmup = 1  # ceil(0.01 x 30)
@@ -54,9 +56,9 @@ def test_the_file_has_the_exact_columns_and_a_row_every_n_steps_and_at_the_last(
         since = [e["train_loss"] for e in each if previous["step"] < e["step"] <= r["step"]]
         assert r["train_loss"] == sum(since) / len(since)
         assert r["grad_norm"] == each[r["step"] - 1]["grad_norm"] and r["lr"] == each[r["step"] - 1]["lr"]
-    # Metrics at every step or at the last alone: the same run, bit for bit.
+    # Metrics at every step or at the validations and the last alone: the same run, bit for bit.
     last_only = train_run(spec_for(bible_store, metrics_every=1000), tmp_path / "last", **QUIET)
-    assert [r["step"] for r in read_rows(tmp_path / "last" / "metrics.csv")] == [30]
+    assert [r["step"] for r in read_rows(tmp_path / "last" / "metrics.csv")] == sorted(validated | {30})
     assert every["final_val_loss"] == last_only["final_val_loss"] == res["final_val_loss"]
     wa, wb = load_file(tmp_path / "every" / "model.safetensors"), load_file(tmp_path / "last" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -114,7 +116,9 @@ def test_a_killed_run_resumes_the_same_file(tmp_path, bible_store):
     assert f"resuming killed from step {step}" in out.stdout + out.stderr
     ref, resumed = read_rows(ref_dir / "metrics.csv"), read_rows(killed / "metrics.csv")
     steps = [r["step"] for r in resumed]
-    assert steps == [r["step"] for r in ref] == [*range(2, total + 1, 2), *([total] if total % 2 else [])]
+    every_val = max(1, total // 10)  # val_every 0: about ten validations, each with its row
+    expected = sorted(set(range(2, total + 1, 2)) | set(range(every_val, total + 1, every_val)) | {total})
+    assert steps == [r["step"] for r in ref] == expected
     assert all(a < b for a, b in zip(steps, steps[1:], strict=False))
     for a, b in zip(ref, resumed, strict=True):
         assert {k: v for k, v in a.items() if k != "tokens_per_s"} == {k: v for k, v in b.items() if k != "tokens_per_s"}
@@ -128,7 +132,9 @@ def test_two_ranks_write_one_file_from_rank_0(tmp_path, bible_store):
     subprocess.run(train_args(bible_store, two, metrics_every=4, devices=2), check=True, env=ENV, capture_output=True)
     a, b = read_rows(one / "metrics.csv"), read_rows(two / "metrics.csv")
     assert result(two)["world_size"] == 2
-    assert [r["step"] for r in a] == [r["step"] for r in b] == [*range(4, 61, 4), 62]  # each once
+    validations = set(range(6, 63, 6))  # val_every 0 over 62 steps: every 6
+    expected = sorted(set(range(4, 61, 4)) | validations | {62})
+    assert [r["step"] for r in a] == [r["step"] for r in b] == expected  # each once
     for x, y in zip(a, b, strict=True):  # the gradient sums meet in another order (test_ddp)
         assert x["tokens"] == y["tokens"] and x["lr"] == y["lr"]
         assert abs(x["train_loss"] - y["train_loss"]) < 1e-5

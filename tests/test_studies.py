@@ -126,7 +126,7 @@ def test_quick_demo_end_to_end(tmp_path):
     seed1 = run_demo(quick=True, out=tmp_path / "seed1", n_boot=50, seed=1, log=lambda _: None)
     assert not seed1["failed"]
     compared = subprocess.run([sys.executable, "-m", "dcsl_cli", "compare", str(root), str(tmp_path / "seed1"),
-                               "--labels", "seed0,seed1", "--n-boot", "50", "--out", str(tmp_path / "cmp")],
+                               "--labels", "seed0,seed1", "--n-boot", "50", "--compare-dir", str(tmp_path / "cmp")],
                               capture_output=True, text=True)
     assert compared.returncode == 0, compared.stderr
     assert "standard best" in compared.stdout and "ensembles beat single models" in compared.stdout

@@ -48,8 +48,9 @@ def test_every_tracker_logs_the_rows_of_metrics_csv(tmp_path, bible_store, offli
     run_dir = tmp_path / spec.dirname
     result = train_run(spec, run_dir, **QUIET)
     rows = expected(run_dir)
-    assert [s for s, _ in rows] == [2, 4, 6, 8, 10, 12, 14] and result["steps"] == 14
-    assert sum("val_loss" in r for _, r in rows) == 3  # steps 6, 12 and 14 validated
+    # a row every 2 steps and at every validation (every 3, and the last)
+    assert [s for s, _ in rows] == [2, 3, 4, 6, 8, 9, 10, 12, 14] and result["steps"] == 14
+    assert sum("val_loss" in r for _, r in rows) == 5  # steps 3, 6, 9, 12 and 14 validated
     labels = run_labels(spec)
     assert labels == {**TAGS, "kind": "train", "size": "tiny-50k", "budget": 4_096, "epochs": 2, "lr": 3e-3,
                       "weight_decay": 0.1, "seed": 0, "data_seed": 0, "run_id": spec.run_id}

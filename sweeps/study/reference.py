@@ -270,7 +270,8 @@ def parts() -> list[Part]:
                               "micro_batch_size": "4", "val_every": "100000", "ckpt_every": "500",
                               "threads": "1", "precision": "bf16-mixed", "compile": "true",
                               "activation_checkpointing": "true", "keep_checkpoints": "true",
-                              "devices": "2", "nodes": "2", "strategy": "ddp"}),
+                              "devices": "2", "nodes": "2", "strategy": "ddp",
+                              "metrics_every": "50", "loggers": "[tensorboard]"}),
         lattice_part(),
         Part("recipes.<name>", doc(Recipe) + " Keys `epochs`, `lr` and `weight_decay` fix an axis; "
              "the free axes are tuned.", (
