@@ -32,7 +32,10 @@ GRAD_CLIP = 1.0
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss; the run stops as failed."""
+    """Training produced a NaN or infinite loss; the run stops as failed, and its status.json
+    says it diverged (a tuning search counts such a point as trained and not better)."""
+
+    diverged = True
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:

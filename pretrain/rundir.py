@@ -166,8 +166,10 @@ class RunDir:
         atomic_write_json(self.path / "result.json", result)
         self.update_status(state="succeeded", error=None, traceback=None)
 
-    def mark_failed(self, error: str, traceback: str | None = None) -> None:
-        self.update_status(state="failed", error=error, traceback=traceback)
+    def mark_failed(self, error: str, traceback: str | None = None, diverged: bool = False) -> None:
+        """``diverged``: the loss went NaN or infinite (evidence about the hyperparameters, unlike
+        a crash), recorded as a field of its own, never read back from the error's text."""
+        self.update_status(state="failed", error=error, traceback=traceback, diverged=diverged)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -214,7 +216,8 @@ def execute_run(spec: Any, run_dir: str | Path, prepare: Callable[[], T],
         if isinstance(e, KeyboardInterrupt | SystemExit):
             run.update_status(state="pending", error=f"interrupted: {type(e).__name__}")
         else:
-            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+            run.mark_failed(f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc(),
+                            diverged=bool(getattr(e, "diverged", False)))
         raise
     run.mark_succeeded(result)
     return result

@@ -165,8 +165,9 @@ def test_only_runs_that_diverged_count_toward_a_certificate(tmp_path, bible_stor
     _, tuning, _ = collect(study)
     row = tuning.set_index("recipe").loc["regularized"]
     assert not row.certified and row.neighbours_missing == 1
-    # A diverged run was trained and is not better: it certifies.
-    run.update_status(error="NonFiniteLossError: non-finite training loss nan at step 3")
+    # A diverged run was trained and is not better: it certifies. (The status a diverged run
+    # writes: test_train.py trains one to NaN and checks it; the error text is not read.)
+    run.update_status(error="some text the search does not read", diverged=True)
     assert outcome().certified
 
 

@@ -152,7 +152,9 @@ def test_cli_runtime_failure_is_one_line_and_exit_1(tmp_path, bible_store):
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("dcsl train: NonFiniteLossError: diverged at step") and "lower the lr" in line
     assert "Traceback" not in out.stderr
-    assert "Traceback" in RunDir(tmp_path / "r").status()["traceback"]  # kept with the run
+    status = RunDir(tmp_path / "r").status()
+    assert "Traceback" in status["traceback"]  # kept with the run
+    assert status["diverged"] is True  # what a tuning search reads, never the error's text
 
 
 @pytest.mark.parametrize("flag, value, message", [

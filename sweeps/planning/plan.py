@@ -22,9 +22,6 @@ from sweeps.runs import Snapshot, search_key
 from sweeps.study import AXES, SEED_STRIDE, UNPINNED, Recipe, Study
 
 UNPREPARED = "unprepared"
-# The error a run records when its loss went NaN/inf (pretrain.lit.NonFiniteLossError;
-# named here because planning never imports torch).
-DIVERGED = "NonFiniteLossError"
 
 
 def store_identity(study: Study) -> tuple[str, int | None]:
@@ -107,7 +104,7 @@ def cell_points(study: Study, snap: Snapshot, store_id: str, recipe: Recipe, bud
         cell.ids[p], cell.specs[p] = rid, spec
         if state == "succeeded":
             cell.losses[p] = snap.loss(rid)
-        elif state == "failed" and snap.errors.get(rid, "").startswith(DIVERGED):
+        elif state == "failed" and rid in snap.diverged:
             cell.losses[p] = float("inf")
         elif state == "failed":
             cell.broken.add(p)

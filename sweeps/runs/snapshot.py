@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pretrain.rundir import RunFileError, read_json
+from pretrain.rundir import RunDir, RunFileError, read_json
 from pretrain.runkind import final_loss
 from pretrain.spec import ID_LENGTH
 from sweeps.runs.runstore import last_error, run_state_and_reason, runs_dir
@@ -59,6 +59,8 @@ class Snapshot:
     so one whose directory is gone is lost work to retrain, not a point never tried."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Run id -> which file of its directory cannot be read, and why (state "unreadable")."""
+    diverged: set[str] = field(default_factory=set)
+    """Failed runs whose loss went NaN or infinite (status.json's ``diverged``)."""
 
     @classmethod
     def read(cls, root: Path, pinned: dict[str, str] | None = None) -> Snapshot:
@@ -95,6 +97,8 @@ class Snapshot:
                 snap.unreadable[rid] = why
             elif state == "failed":
                 snap.errors[rid] = last_error(d)
+                if RunDir(d).status().get("diverged"):
+                    snap.diverged.add(rid)
         return snap
 
     def state(self, run_id: str) -> str:
