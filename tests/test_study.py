@@ -58,12 +58,26 @@ def test_good_study_loads(tmp_path):
     ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {precision: fp7}", r"training.precision: precision must be one of"),
     ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {threads: two}", r"training.threads: expected an integer, got 'two'"),
     ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {epochs: 2}", r"training.epochs: unknown key"),
+    # one number rule for every section: true is not 1, and a quoted number is a string
+    ("lr: [1.0e-3, 3.0e-3]", "lr: [1.0e-3, true]", r"study.yaml:5:\d+: lattice.lr.1: expected a number, got True"),
+    ("start: {epochs: 1,", "start: {epochs: true,", r"recipes.regularized.start.epochs: expected an integer, got True"),
+    ("sizes: [tiny-50k]", "sizes: [tiny-50k]\ntraining: {batch_size: true}", r"training.batch_size: expected an integer, got True"),
+    ("epochs: [1, 2]", "epochs: [1, '2']", r"lattice.epochs.1: expected an integer, got '2'"),
 ])
 def test_bad_study_files_fail_with_positions(tmp_path, old, new, expected):
     assert old in GOOD
     with pytest.raises(StudyError, match=expected) as err:
         load_study(write(tmp_path, GOOD.replace(old, new)))
     assert "\n" not in str(err.value)
+
+
+def test_numbers_without_a_dot_are_numbers(tmp_path):
+    """PyYAML reads 3e-3 (no dot) as a string; a study file reads it as the number written."""
+    text = GOOD.replace("lr: [1.0e-3, 3.0e-3]", "lr: [1e-3, 3e-3]").replace("lr: 3.0e-3,", "lr: 3e-3,")
+    study = load_study(write(tmp_path, text + "training: {batch_size: 8, warmup_frac: 5e-2}\n"))
+    assert study.lattice.lr == (1e-3, 3e-3)
+    assert study.recipes["regularized"].start["lr"] == 3e-3
+    assert study.training.warmup_frac == 0.05
 
 
 def test_missing_and_invalid_yaml(tmp_path):

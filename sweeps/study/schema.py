@@ -16,13 +16,12 @@ Booleans are never numbers here: ``cpus: yes`` is a mistake, not 1.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from sweeps.study.yamlpos import Section, StudyError
+from sweeps.study.yamlpos import Section, StudyError, as_number
 
 T = TypeVar("T")
 SCALARS = (str, int, float, bool)
@@ -111,13 +110,7 @@ def _value(sec: Section, name: str, value: Any, hint: Any, meta: dict, path: tup
 
 
 def _number(sec: Section, value: Any, kind: type, meta: dict, path: tuple) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise sec.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if kind is int and value != int(value):
-        raise sec.pos.error(path, f"expected an integer, got {value!r}")
-    number = kind(value)
-    if not math.isfinite(number):
-        raise sec.pos.error(path, f"must be a finite number, got {value!r}")
+    number = as_number(sec.pos, path, value, kind)
     if meta.get("positive") and not number > 0:
         raise sec.pos.error(path, f"must be positive, got {value!r}")
     if "min" in meta and number < meta["min"]:

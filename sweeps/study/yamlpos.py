@@ -4,6 +4,7 @@ and ``Section`` reads one mapping of it with typed, positioned checks."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from pretrain.sizes import SIZES
 from pretrain.store import parse_tokens
 
 Path_ = tuple[Any, ...]
+
+# PyYAML follows YAML 1.1, where a float needs a dot: ``3e-4`` and ``1e6`` load as strings. A
+# researcher writes them as numbers, so a plain (unquoted) scalar in YAML 1.2's float syntax
+# is read as a float; a quoted "3e-4" stays a string.
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 
 class StudyError(ValueError):
@@ -83,7 +89,23 @@ def _to_python(node: yaml.Node, path: Path_, pos: Positions, loader: yaml.SafeLo
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, path + (i,), pos, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    value = loader.construct_object(node)
+    if isinstance(value, str) and node.style is None and _YAML12_FLOAT.fullmatch(value):
+        return float(value)
+    return value
+
+
+def as_number(pos: Positions, path: Path_, value: Any, kind: type = float) -> int | float:
+    """The one rule for a number in a study file: an int or float (``true`` is not 1, and a
+    quoted ``"8"`` is a string), an integer where ``kind`` is int, and finite. Both the
+    hand-written sections (``Section.number``) and the schema-read ones use it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if kind is int and value != int(value):
+        raise pos.error(path, f"expected an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise pos.error(path, f"must be a finite number, got {value!r}")
+    return kind(value)
 
 
 class Section:
@@ -109,14 +131,7 @@ class Section:
             if default is None and value is None:
                 raise self.pos.error(path, "is required")
             return v
-        try:
-            num = kind(float(v)) if kind is int else kind(v)
-            if kind is int and float(v) != num:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise self.pos.error(path, f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
-        if not math.isfinite(num):
-            raise self.pos.error(path, f"must be a finite number, got {v!r}")
+        num = as_number(self.pos, path, v, kind)
         if num < 0 or (num == 0 and not allow_zero):
             raise self.pos.error(path, f"must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
         return num
