@@ -51,20 +51,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     docs = field_docs(TrainSpec)
     add_run_location(t)
+    t.add_argument("--spec", default=None, metavar="RUN/spec.json",
+                   help="rerun one run exactly from its spec.json (a sweep's or another dcsl train's): same "
+                        "run id and hyperparameters; only settings that leave the id alone (--store, "
+                        "--threads, --val-every, ...) may be given beside it")
     for f in dataclasses.fields(TrainSpec):
         if f.name in NOT_FLAGS:
             continue
         flag = "--" + f.name.replace("_", "-")
-        # A run continued from a base (--init-from) is named by the base, not by a size.
-        required = f.default is dataclasses.MISSING and f.name != "size"
         kind = {"int": int, "float": float, "bool": parse_bool, "str": str}.get(
             str(f.type).split(" |")[0], str)
         if f.name == "tokens":
             kind = str
         choices = list(SIZES) if f.name == "size" else None
         missing = f.default is dataclasses.MISSING
-        t.add_argument(flag, type=kind, required=required, default=None if missing else f.default,
-                       choices=choices, help=docs.get(f.name, ""))
+        required = " (required unless --spec)" if missing and f.name != "size" else ""
+        # Defaults are filled in by _train, so a flag given beside --spec can be told apart
+        # from one left at its default.
+        t.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=choices,
+                       help=docs.get(f.name, "") + required
+                       + ("" if missing or f.default in (None, False, "", ()) else f" (default: {f.default})"))
     from pretrain.spec import TRACKERS
 
     t.add_argument("--logger", action="append", default=[], choices=TRACKERS, metavar="NAME",
@@ -72,6 +78,80 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{', '.join(TRACKERS)} (Lightning's loggers; tensorboard, wandb and mlflow need "
                         "their extra, e.g. pip install -e '.[wandb]')")
     t.set_defaults(func=_train)
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The TrainSpec flags given on the command line (their defaults are not in ``args``)."""
+    from pretrain.spec import TrainSpec
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec)
+            if f.name not in NOT_FLAGS and hasattr(args, f.name)}
+
+
+def _spec_from_flags(args: argparse.Namespace):  # noqa: ANN202 - a TrainSpec
+    from pretrain.spec import TrainSpec
+    from pretrain.store import TokenStore, parse_tokens
+
+    values = _given(args)
+    missing = [f"--{n}" for n in ("store", "tokens") if n not in values]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+                         "(or --spec RUN/spec.json to rerun a run)")
+    size, init_from = values.get("size"), values.get("init_from")
+    if init_from is None and size is None:
+        raise ValueError("--size is required (or --init-from a Hugging Face Llama to continue)")
+    if init_from is not None and size is not None:
+        raise ValueError("--size and --init-from exclude each other: the base's config is the size")
+    store = TokenStore(values["store"])
+    values["tokens"] = parse_tokens(values["tokens"])
+    values["loggers"] = tuple(args.logger)
+    init_id = ""
+    if init_from is not None:
+        from pretrain.hfconfig import base_id
+
+        values["init_from"] = str(Path(init_from).resolve())
+        values["size"] = Path(values["init_from"]).name
+        init_id = base_id(values["init_from"])
+    return TrainSpec(store_id=store.store_id, init_id=init_id, **values)
+
+
+def _spec_from_file(args: argparse.Namespace):  # noqa: ANN202 - a TrainSpec
+    """The spec a run was trained with, for ``--spec``. Flags that would change its id are
+    refused (that would be another run); operational ones (where the store now is, threads,
+    checkpoints, trackers) apply. The store is still checked against the spec's store id."""
+    import json
+
+    from pretrain.spec import TrainSpec
+
+    path = Path(args.spec)
+    if path.is_dir():
+        path = path / "spec.json"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"--spec {args.spec}: cannot read it ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--spec {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or data.get("kind") != TrainSpec.kind:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        raise ValueError(f"--spec {path}: its kind is {kind!r}, not a training run; dcsl train --spec reruns "
+                         "spec.json files of kind 'train'")
+    try:
+        spec = TrainSpec.from_json(data)
+    except TypeError as e:
+        raise ValueError(f"--spec {path}: not a training spec dcsl can read ({e})") from None
+    given = _given(args)
+    changes = sorted(n for n in given if n not in TrainSpec.OPERATIONAL)
+    if changes:
+        raise ValueError(f"--spec reruns {path} exactly; {', '.join('--' + n.replace('_', '-') for n in changes)} "
+                         "would make another run (train it without --spec)")
+    if args.logger:
+        given["loggers"] = tuple(dict.fromkeys((*spec.loggers, *args.logger)))
+    spec = dataclasses.replace(spec, **given)
+    if spec.run_id != data.get("id"):
+        raise ValueError(f"--spec {path}: its fields give run id {spec.run_id}, not the {data.get('id')!r} "
+                         "it records; the file was edited or written by another dcsl version")
+    return spec
 
 
 # TrainSpec fields without a flag of their own: content ids, a study's shapes, the trackers
@@ -186,29 +266,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pretrain.spec import TrainSpec
-    from pretrain.store import TokenStore, parse_tokens
+    from pretrain.trackers import check_trackers
     from pretrain.train import train_run
 
-    if args.init_from is None and args.size is None:
-        raise ValueError("--size is required (or --init-from a Hugging Face Llama to continue)")
-    if args.init_from is not None and args.size is not None:
-        raise ValueError("--size and --init-from exclude each other: the base's config is the size")
-    from pretrain.trackers import check_trackers
-
     check_trackers(args.logger)  # a missing tracker package is refused before anything runs
-    store = TokenStore(args.store)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if f.name not in NOT_FLAGS}
-    values["tokens"] = parse_tokens(values["tokens"])
-    values["loggers"] = tuple(args.logger)
-    init_id = ""
-    if args.init_from is not None:
-        from pretrain.hfconfig import base_id
-
-        values["init_from"] = str(Path(args.init_from).resolve())
-        values["size"] = Path(values["init_from"]).name
-        init_id = base_id(values["init_from"])
-    spec = TrainSpec(store_id=store.store_id, init_id=init_id, **values)
+    spec = _spec_from_file(args) if args.spec else _spec_from_flags(args)
     run_dir = run_dir_for(args, spec)
     from pretrain.rundir import RunDir
     from pretrain.train import check_spec

@@ -204,3 +204,33 @@ def test_every_checkpoint_load_is_weights_only(repo_root):
     assert any("trainer.fit" in c for _, c in calls)
     for path, call in calls:
         assert "weights_only=True" in call, f"{path}: {call}"
+
+
+def test_train_spec_reruns_a_run_exactly(tmp_path, bible_store, capsys):
+    """dcsl train --spec RUN/spec.json: the same run id and result as the run it came from,
+    whatever the command's own defaults (a sweep's batch is not dcsl train's); a flag that
+    would change the run is refused before anything trains."""
+    import dcsl_cli
+
+    def dcsl(*args) -> int:
+        with pytest.raises(SystemExit) as stop:
+            dcsl_cli.main(["train", *map(str, args)])
+        return stop.value.code
+
+    spec = spec_for(bible_store, tokens=4_096, batch_size=4, seq_len=32, lr=1e-2, weight_decay=0.4)
+    first = train_run(spec, tmp_path / "first", **QUIET)
+    assert dcsl("--spec", tmp_path / "first" / "spec.json", "--run-dir", tmp_path / "again", "--threads", 1) == 0
+    again = RunDir(tmp_path / "again")
+    assert again.spec()["id"] == spec.run_id and again.spec()["threads"] == 1
+    assert json.loads((again.path / "result.json").read_text())["final_val_loss"] == first["final_val_loss"]
+    assert f"final validation loss {first['final_val_loss']:.4f}" in capsys.readouterr().out
+    assert dcsl("--spec", tmp_path / "first", "--run-dir", tmp_path / "again") == 0  # RUN is enough
+
+    assert dcsl("--spec", tmp_path / "first", "--run-dir", tmp_path / "other", "--lr", "3e-3") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dcsl train: --spec reruns {tmp_path / 'first' / 'spec.json'} exactly; --lr would make another run "
+        "(train it without --spec)"]
+    assert not (tmp_path / "other").exists()
+    (tmp_path / "eval.json").write_text(json.dumps({"kind": "ensemble", "id": "x"}))
+    assert dcsl("--spec", tmp_path / "eval.json") == 2
+    assert "its kind is 'ensemble', not a training run" in capsys.readouterr().err
