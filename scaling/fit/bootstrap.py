@@ -219,6 +219,15 @@ def format_number(value: float, digits: int = 3) -> str:
     return _format_number(float(value), digits)
 
 
+def tex_number(value: float, digits: int = 3) -> str:
+    """format_number as matplotlib mathtext, for legends: '1.18e+03' -> '1.18\\times10^{3}'."""
+    text = format_number(value, digits)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa}\\times10^{{{int(exponent)}}}"
+    return text.replace("~", "")  # "~" is a space in mathtext; an E pinned at ~0 reads 0
+
+
 def json_number(value: float | None) -> float | None | str:
     """Strict-JSON friendly float: NaN -> null, +/-inf -> "inf"/"-inf"."""
     if value is None or math.isnan(value):

@@ -28,6 +28,7 @@ from scaling.fit.bootstrap import (
     format_number,
     json_number,
     percentile_interval,
+    tex_number,
 )
 from scaling.fit.checks import narrow_span, too_few_points
 from scaling.fit.lack_of_fit import LackOfFit, lack_of_fit
@@ -127,8 +128,7 @@ class PowerLawFit:
 
     def law_tex(self, symbol: str = "x", digits: int = 3) -> str:
         """The law as matplotlib mathtext, for legends: '$L = 0.052\\,/\\,N^{1.02} + 3.43$'."""
-        # "~" is a space in mathtext, so an asymptote pinned at ~0 is written as 0
-        amplitude, floor = (_tex_number(format_number(v, digits)) for v in (self.A, self.E))
+        amplitude, floor = (tex_number(v, digits) for v in (self.A, self.E))
         return f"$L = {amplitude}\\,/\\,{symbol}^{{{self.alpha:.{digits - 1}f}}} + {floor}$"
 
     @property
@@ -158,14 +158,6 @@ class PowerLawFit:
             "lack_of_fit": None if self.lack_of_fit is None else self.lack_of_fit.to_dict(),
         }
         return out
-
-
-def _tex_number(text: str) -> str:
-    """'1.18e+03' -> '1.18\\times10^{3}'; '~0' -> '0' ('~' is a space in mathtext)."""
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}\\times10^{{{int(exponent)}}}"
-    return text.replace("~", "")
 
 
 def validate_points(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.analysis.types import Curve
-from scaling.fit.bootstrap import format_number
+from scaling.fit.bootstrap import tex_number
 from scaling.fit.power_law import PowerLawFit
 from scaling.report.style import (
     NOT_IDENTIFIED_COLOR,
@@ -43,18 +43,10 @@ def exponent_text(alpha: float) -> str:
     return f"{alpha:#.3g}"
 
 
-def _tex_number(value: float) -> str:
-    text = format_number(value, 3)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}\\times10^{{{int(exponent)}}}"
-    return text.replace("~", "")  # "~" is a space in mathtext; an E pinned at ~0 reads 0
-
-
 def law_label(fit: PowerLawFit, symbol: str) -> str:
     """The law as mathtext for a legend: '$L = 8.68\\,/\\,N^{0.823} + 2.718$'."""
-    return (f"$L = {_tex_number(fit.A)}\\,/\\,{symbol}^{{{exponent_text(fit.alpha)}}}"
-            f" + {_tex_number(fit.E)}$")
+    return (f"$L = {tex_number(fit.A)}\\,/\\,{symbol}^{{{exponent_text(fit.alpha)}}}"
+            f" + {tex_number(fit.E)}$")
 
 
 def not_identified_reason(fit: PowerLawFit) -> str:
