@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from eval.ensemble import open_members
 from eval.fewshot import DEFAULT_FEWSHOT_SEED, DEFAULT_FEWSHOT_SPLIT
 from eval.kinds import MODEL_FIELDS, STUDY_SPLIT, DownstreamEvalSpec
 from eval.likelihood import encode_pairs, score_pairs, too_long
@@ -42,7 +43,7 @@ from eval.tasks import (
     load_tasks,
     resolve_fewshot_split,
 )
-from pretrain.load import TrainedRun, open_run, resolve_device
+from pretrain.load import TrainedRun, resolve_device
 from pretrain.rundir import RunDir, atomic_write_bytes, execute_run
 from pretrain.sizes import param_counts
 from pretrain.tokenizer import eos_id, load_tokenizer
@@ -162,22 +163,6 @@ def rescore(jsonl_path: str) -> dict[str, dict]:
 # ---------------------------------------------------------------------------------------
 # The eval run kind
 
-def open_members(member_dirs: Sequence[str | Path]) -> list[TrainedRun]:
-    """The members as finished runs sharing one tokenizer; one-line errors naming the run."""
-    runs = []
-    for path in member_dirs:
-        try:
-            runs.append(open_run(path))
-        except (ValueError, FileNotFoundError) as e:
-            raise ValueError(f"run {path}: {e}") from None
-    first = runs[0].store
-    for run in runs[1:]:
-        if run.store.tokenizer_sha256 != first.tokenizer_sha256:
-            raise ValueError(f"run {run.path} uses tokenizer {run.store.tokenizer_sha256[:12]}, but "
-                             f"run {runs[0].path} uses {first.tokenizer_sha256[:12]}; members must share one")
-    return runs
-
-
 def make_spec(member_dirs: Sequence[str | Path], tasks: Sequence[str] = PAPER_TASKS,
               rule: str = "logit-mean", limit: int | None = None, source: str | None = None,
               batch_size: int = 32, device: str = "auto", threads: int = 0,
@@ -211,9 +196,7 @@ def run_downstream_eval(spec: DownstreamEvalSpec, run_dir: str | Path, log=print
     is recorded in status.json and re-raised.
     """
     def prepare() -> tuple:
-        members = open_members(spec.members)
-        if (ids := tuple(m.run_id for m in members)) != spec.runs:
-            raise ValueError(f"member directories hold runs {', '.join(ids)}, not {', '.join(spec.runs)}")
+        members = open_members(spec.members, spec.runs)
         tokenizer = load_tokenizer(members[0].store.tokenizer_path)
         tasks = load_tasks(spec.tasks, spec.source, spec.limit, spec.split, spec.num_fewshot,
                            spec.fewshot_seed, spec.fewshot_split)

@@ -30,7 +30,7 @@ from eval.kinds import EnsembleEvalSpec
 from eval.rules import LOSS_RULES, RULES, SOUP, check_rules
 from eval.soup import soup_nll
 from pretrain.data import validation_batches
-from pretrain.load import TrainedRun, open_run, resolve_device
+from pretrain.load import RunNotReadyError, TrainedRun, open_run, resolve_device
 from pretrain.rundir import RunDir, execute_run
 from pretrain.sizes import param_counts
 from pretrain.store import TokenStore
@@ -51,6 +51,13 @@ def check_members(runs: Sequence[TrainedRun], store: TokenStore | None = None, w
         if run.spec.size != first.spec.size:
             raise ValueError(f"{what} {k} ({run.path}) is size {run.spec.size}, but {what} 0 "
                              f"({first.path}) is {first.spec.size}: {what}s must share a size")
+    check_tokenizers(runs, store, what)
+
+
+def check_tokenizers(runs: Sequence[TrainedRun], store: TokenStore | None = None, what: str = "member") -> None:
+    """The runs share one tokenizer (and the store's, given one): their token ids mean the same."""
+    first = runs[0]
+    for k, run in enumerate(runs[1:], start=1):
         if run.store.tokenizer_sha256 != first.store.tokenizer_sha256:
             raise ValueError(f"{what} {k} ({run.path}) uses tokenizer {run.store.tokenizer_sha256[:12]}, "
                              f"but {what} 0 ({first.path}) uses {first.store.tokenizer_sha256[:12]}")
@@ -58,13 +65,29 @@ def check_members(runs: Sequence[TrainedRun], store: TokenStore | None = None, w
         store.check_tokenizer(first.store.tokenizer_sha256, f"{what} 0 ({first.path})")
 
 
-def open_members(dirs: Sequence[str], ids: Sequence[str], what: str = "member") -> list[TrainedRun]:
-    """Open the run directories and check they hold the runs the spec names."""
-    runs = [open_run(d) for d in dirs]
-    for k, (run, expected) in enumerate(zip(runs, ids, strict=True)):
-        if run.run_id != expected:
+def open_members(dirs: Sequence[str | Path], ids: Sequence[str] | None = None,
+                 what: str = "member") -> list[TrainedRun]:
+    """Open the run directories as finished runs sharing one tokenizer; given ``ids`` (what a
+    spec names), check each directory holds its run. One-line errors name the run."""
+    if not dirs:
+        raise ValueError(f"no {what}s given")
+    if ids is not None and len(ids) != len(dirs):
+        raise ValueError(f"{len(dirs)} {what} directories for {len(ids)} {what} ids: "
+                         "each id needs its directory")
+    runs = []
+    for k, path in enumerate(dirs):
+        try:
+            run = open_run(path)
+        except RunNotReadyError:
+            raise  # it names the run already
+        except (ValueError, FileNotFoundError) as e:
+            # the store's errors (its tokenizer file missing, say) name the store, not the run
+            raise ValueError(f"run {path}: {e}") from None
+        if ids is not None and run.run_id != ids[k]:
             raise ValueError(f"{what} {k} directory {run.path} holds run {run.run_id}, "
-                             f"but the spec names {expected}")
+                             f"but the spec names {ids[k]}")
+        runs.append(run)
+    check_tokenizers(runs, what=what)
     return runs
 
 

@@ -33,7 +33,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("eval.harness needs lm-evaluation-harness: pip install 'dcsl[lmeval]' "
                       f"(import failed: {e})") from None
 
-from eval.downstream import open_members
+from eval.ensemble import open_members
 from eval.likelihood import encode_pairs, score_pairs, tok_encode
 from pretrain.load import resolve_device
 from pretrain.tokenizer import eos_id, load_tokenizer

@@ -12,13 +12,13 @@ from eval.downstream import (
     ExampleScores,
     make_spec,
     metrics_by_task,
-    open_members,
     paper_average,
     rescore,
     run_downstream_eval,
     score_tasks,
     task_metrics,
 )
+from eval.ensemble import open_members
 from eval.kinds import DownstreamEvalSpec
 from eval.kinds import eval_rows as table_rows
 from eval.likelihood import (
