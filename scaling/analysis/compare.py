@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from scaling.analysis.headlines import headline_estimates
 from scaling.analysis.phenomena import check_phenomena
 from scaling.analysis.study import StudyAnalysis
 from scaling.fit.bootstrap import Estimate
@@ -39,36 +40,6 @@ def overlap(a: Estimate, b: Estimate) -> str:
     if not (a.has_interval and b.has_interval):
         return ""
     return "yes" if a.low <= b.high and b.low <= a.high else "no"
-
-
-def headline_estimates(analysis: StudyAnalysis) -> dict[str, Estimate]:
-    """The numbers a report opens with, at the study's main budget, with their intervals."""
-    budget = analysis.main_budget
-    out: dict[str, Estimate] = {}
-    if (best := analysis.best_standard.get(budget)) is not None:
-        out["standard best"] = Estimate(best.loss)
-    reg = analysis.regularized.get(budget)
-    if reg is not None and len(reg.y):
-        out["regularized best"] = Estimate(float(reg.y.min()))
-        if reg.asymptote is not None:
-            out["regularized asymptote E"] = reg.asymptote
-    ensembles = [float(c.y[-1]) for (b, _), c in analysis.ensembles.items() if b == budget and len(c.y)]
-    if ensembles:
-        out["best ensemble"] = Estimate(min(ensembles))
-    joint = analysis.joint.get(budget)
-    if joint is not None and joint.asymptote is not None:
-        out["double limit E"] = joint.asymptote
-    for m in analysis.multipliers:
-        if m.budget == budget:
-            out[f"multiplier, {m.recipe}"] = m.value
-    if not analysis.distill.empty:
-        at = analysis.distill[analysis.distill["budget_tokens"] == budget]
-        if not at.empty:
-            out["best student"] = Estimate(float(at["student_loss"].min()))
-    for recipe, law in analysis.repeated.items():
-        if law.decay is not None:
-            out[f"R_D*, {recipe}"] = law.decay
-    return out
 
 
 def compare(a: StudyAnalysis, b: StudyAnalysis, labels: tuple[str, str] = ("A", "B")) -> Comparison:
