@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare = subparsers.add_parser(
         "compare", help="two studies side by side: headline numbers, laws, phenomena",
         description="Analyse two studies (each as its report would: its analysis.json's "
-                    "settings) and show them side by side: the headline numbers at each main "
-                    "budget with their intervals, every law both fitted with whether the "
+                    "settings) and show them side by side: the headline numbers each report opens "
+                    "with (at its main budget, and each data law's limit) with their "
+                    "intervals, every law both fitted with whether the "
                     "parameters' intervals overlap, and the reference study's phenomena. Writes "
                     "compare.md, compare.json and an overlay of loss against parameters.")
     compare.add_argument("first", metavar="A", help="a study file, a study's root, a results table, "

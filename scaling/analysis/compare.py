@@ -1,9 +1,9 @@
 """Two studies side by side: two seeds, two corpora, a CPU miniature against its cluster study.
 
 Each study is analysed as its own report would be (its analysis.json's settings); the
-comparison lines up what both have: the headline numbers at each study's main budget with
-their intervals, every law both fitted (its parameters, and whether their intervals overlap),
-and the reference study's phenomena. Intervals that do not overlap are the differences a
+comparison lines up what both have: the headline numbers (scaling.analysis.headlines, the
+ones each report opens with) with their intervals, every law both fitted (its parameters,
+and whether their intervals overlap), and the reference study's phenomena. Intervals that do not overlap are the differences a
 reader may take as real; overlapping ones are not evidence either way.
 """
 
@@ -43,7 +43,7 @@ def overlap(a: Estimate, b: Estimate) -> str:
 
 
 def compare(a: StudyAnalysis, b: StudyAnalysis, labels: tuple[str, str] = ("A", "B")) -> Comparison:
-    ha, hb = headline_estimates(a), headline_estimates(b)
+    ha, hb = ({name: h.estimate for name, h in headline_estimates(x).items()} for x in (a, b))
     headline = pd.DataFrame([{"quantity": key, labels[0]: _text(ha.get(key)), labels[1]: _text(hb.get(key)),
                               "intervals overlap": overlap(ha[key], hb[key]) if key in ha and key in hb else ""}
                              for key in dict.fromkeys([*ha, *hb])])

@@ -17,6 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from scaling.analysis.headlines import (
+    DATA_LIMIT,
+    MULTIPLIER,
+    Headline,
+    budget_headlines,
+    headline_estimates,
+)
 from scaling.analysis.study import StudyAnalysis
 from scaling.fit.bootstrap import format_number
 from scaling.report import tables as summary
@@ -201,53 +208,49 @@ def _provenance(analysis: StudyAnalysis, source: str | None) -> str:
 
 
 def _headlines(analysis: StudyAnalysis) -> list[str]:
-    """Every recipe's best loss and every identified limit, the main budget first."""
+    """Every recipe's best loss and every identified limit, the main budget first; each
+    number as scaling.analysis.headlines picks it (the demo and `dcsl compare` show the same)."""
     lines = []
-    mults = {(m.recipe, m.budget): m for m in analysis.multipliers}
     budgets = sorted(analysis.budgets, key=lambda b: (b != analysis.main_budget, b))
     for budget in budgets:
+        heads = budget_headlines(analysis, budget)
         parts = []
-        best = analysis.best_standard.get(budget)
-        if best is not None:
-            parts.append(f"standard best {format_number(best.loss, 4)} ({best.size})")
-        reg = analysis.regularized.get(budget)
-        if reg is not None and len(reg.y):
-            i = int(reg.y.argmin())
-            parts.append(f"regularized best {format_number(float(reg.y[i]), 4)} "
-                         f"({reg.point_labels[i]})" + _limit("asymptote", reg, mults, "regularized", budget))
-        ensembles = [(float(c.y[-1]), size, int(c.x[-1])) for (b, size), c in analysis.ensembles.items()
-                     if b == budget and len(c.y)]
-        if ensembles:
-            loss, size, k = min(ensembles)
-            joint = analysis.joint.get(budget)
-            parts.append(f"ensembles best {format_number(loss, 4)} ({size}, K = {k})"
-                         + (_limit("double limit", joint, mults, "joint", budget) if joint else ""))
-        if not analysis.distill.empty:
-            at = analysis.distill[analysis.distill["budget_tokens"] == budget]
-            if not at.empty:
-                top = at.loc[at["student_loss"].idxmin()]
-                parts.append(f"best student {format_number(float(top['student_loss']), 4)} "
-                             f"({top['recipe']})")
+        if (best := heads.get("standard best")) is not None:
+            parts.append(f"standard best {_loss(best)}")
+        if (reg := heads.get("regularized best")) is not None:
+            parts.append(f"regularized best {_loss(reg)}" + _limit(
+                "asymptote", heads.get("regularized asymptote E"), heads.get(MULTIPLIER + "regularized")))
+        if (ensemble := heads.get("best ensemble")) is not None:
+            parts.append(f"ensembles best {_loss(ensemble)}" + _limit(
+                "double limit", heads.get("double limit E"), heads.get(MULTIPLIER + "joint")))
+        if (student := heads.get("best student")) is not None:
+            parts.append(f"best student {_loss(student)}")
         if parts:
             main = " (the main budget)" if budget == analysis.main_budget else ""
             lines.append(f"D = {format_count(budget)} tokens{main}: " + "; ".join(parts) + ".")
+    heads = headline_estimates(analysis)
     for recipe, curve in analysis.data_laws.items():
-        if curve.fit is not None and curve.asymptote is not None:
+        if (limit := heads.get(DATA_LIMIT + recipe)) is not None:
             lines.append(f"{recipe} data law: {curve.fit.law('D')}; infinite-data limit "
-                         f"{curve.asymptote.format(4)}.")
+                         f"{limit.estimate.format(4)}.")
     return lines or ["Nothing could be fitted; see the warnings below."]
 
 
-def _limit(label: str, curve, mults: dict, recipe: str, budget: int) -> str:  # noqa: ANN001
+def _loss(headline: Headline) -> str:
+    """'2.9228 (tiny-400k)': a measured loss and the run it comes from."""
+    return f"{format_number(headline.estimate.value, 4)} ({headline.source})"
+
+
+def _limit(label: str, limit: Headline | None, multiplier: Headline | None) -> str:
     """', asymptote E [low, high], a 1.73 [...] data multiplier' for an identified limit."""
-    if curve is None or curve.asymptote is None:
+    if limit is None:
         return ""
-    estimate = curve.asymptote
+    estimate = limit.estimate
     text = f", {label} {estimate.format(4)}"
     if estimate.has_interval and estimate.low < 1e-6:
         text += " (only bounded above)"
-    if (recipe, budget) in mults:
-        mult = mults[(recipe, budget)].value
+    if multiplier is not None:
+        mult = multiplier.estimate
         text += (", an unbounded data multiplier" if mult.unbounded
                  else f", a {mult.format(3)} data multiplier")
     return text

@@ -63,37 +63,32 @@ def run_demo(quick: bool = False, out: str | Path | None = None, n_boot: int | N
 
 
 def headline_numbers(analysis) -> dict[str, float]:  # noqa: ANN001 - a StudyAnalysis
-    """The numbers the report opens with, at the main budget: what a rerun must reproduce."""
-    budget = analysis.main_budget
-    out: dict[str, float] = {}
-    if (best := analysis.best_standard.get(budget)) is not None:
-        out["standard best"] = best.loss
-    for name, curves in (("regularized E", analysis.regularized), ("joint E", analysis.joint)):
-        c = curves.get(budget)
-        if c is not None and c.fit is not None:
-            out[name] = c.fit.E
-    for (b, size), c in analysis.ensembles.items():
-        if b == budget:
-            out[f"ensemble {size} K={len(c.y)}"] = float(c.y[-1])
-    for m in analysis.multipliers:
-        out[f"multiplier {m.recipe}"] = m.value.value
-    return out
+    """The numbers the report opens with (scaling.analysis.headlines), without their
+    intervals: what a rerun must reproduce."""
+    from scaling.analysis.headlines import headline_estimates
+
+    return {name: h.estimate.value for name, h in headline_estimates(analysis).items()}
 
 
 def _print_summary(analysis, checks, log) -> None:  # noqa: ANN001
+    """The main budget's headline numbers (the report's, picked by the same rule), then the
+    phenomena."""
+    from scaling.analysis.headlines import MULTIPLIER, headline_estimates
+
+    heads = headline_estimates(analysis)
     budget = analysis.main_budget
     log("")
     log(f"asymptotes at D = {budget:,} tokens (nats/token):")
-    best = analysis.best_standard.get(budget)
-    if best:
-        log(f"  standard (best run over sizes)   {best.loss:.4f}  ({best.size})")
-    for label, curves in (("regularized (N -> inf)", analysis.regularized),
-                          ("joint (K, N -> inf)", analysis.joint)):
-        c = curves.get(budget)
-        log(f"  {label:<32} {c.asymptote.format(4) if c and c.asymptote else 'not fitted'}")
-    for m in analysis.multipliers:
-        log(f"  effective-data multiplier, {m.recipe} at {m.budget:,}: "
-            f"{'unbounded' if m.unbounded else m.value.format(3)}")
+    if (best := heads.get("standard best")) is not None:
+        log(f"  standard (best run over sizes)   {best.estimate.value:.4f}  ({best.source})")
+    for label, name in (("regularized (N -> inf)", "regularized asymptote E"),
+                        ("joint (K, N -> inf)", "double limit E")):
+        limit = heads.get(name)
+        log(f"  {label:<32} {limit.estimate.format(4) if limit else 'not fitted'}")
+    for name, h in heads.items():
+        if name.startswith(MULTIPLIER):
+            log(f"  effective-data multiplier, {h.source} at {budget:,}: "
+                f"{'unbounded' if h.estimate.unbounded else h.estimate.format(3)}")
     log("what the demo shows:")
     for c in checks:
         log(f"  - {c.sentence()}")
