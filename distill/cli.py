@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from pretrain.cli import add_device_flags, add_run_location, parse_bool, run_dir_for
+from pretrain.cli import (
+    NOT_FLAGS,
+    add_device_flags,
+    add_run_location,
+    add_spec_flags,
+    given_spec_flags,
+    run_dir_for,
+)
 
-# Student flags handled here rather than generated from the spec's fields.
-# Filled by the command itself, or not offered to students (continuing a base is dcsl train's).
-_STUDENT_OWN = {"store_id", "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id",
-                "init_from", "init_id"}
+# Student fields without a generated flag: dcsl train's (content ids, a study's shapes, trackers,
+# sweep labels), those the command fills in itself, --mode (its own choices), and continuing
+# a base (dcsl train's).
+_STUDENT_OWN = {*NOT_FLAGS, "teacher_ids", "teacher_dirs", "synthetic_store", "synthetic_store_id",
+                "init_from", "mode"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,13 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from pretrain.cli import field_docs
 
     docs = {**field_docs(DistillSpec.__mro__[1]), **field_docs(DistillSpec)}
-    for f in dataclasses.fields(DistillSpec):
-        if f.name in _STUDENT_OWN or f.name == "mode":
-            continue
-        required = f.default is dataclasses.MISSING
-        kind = {"int": int, "float": float, "bool": parse_bool}.get(str(f.type).split(" |")[0], str)
-        s.add_argument("--" + f.name.replace("_", "-"), type=kind, required=required,
-                       default=None if required else f.default, help=docs.get(f.name, ""))
+    add_spec_flags(s, DistillSpec, _STUDENT_OWN, docs)
     s.set_defaults(func=_student)
 
 
@@ -84,8 +85,7 @@ def _student(args: argparse.Namespace) -> int:
     from pretrain.store import TokenStore, parse_tokens
 
     store = TokenStore(args.store)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillSpec)
-              if f.name not in _STUDENT_OWN and f.name != "mode"}
+    values = given_spec_flags(args, DistillSpec, _STUDENT_OWN)
     values["tokens"] = parse_tokens(values["tokens"])
     teacher_dirs = args.teachers
     syn_path, syn_id = "", ""

@@ -6,7 +6,9 @@ import argparse
 import ast
 import dataclasses
 import inspect
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -46,7 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_verify)
 
     t = sub.add_parser("train", help="train one model on a token budget (resumes if interrupted)")
-    from pretrain.sizes import SIZES
     from pretrain.spec import TrainSpec
 
     docs = field_docs(TrainSpec)
@@ -55,22 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rerun one run exactly from its spec.json (a sweep's or another dcsl train's): same "
                         "run id and hyperparameters; only settings that leave the id alone (--store, "
                         "--threads, --val-every, ...) may be given beside it")
-    for f in dataclasses.fields(TrainSpec):
-        if f.name in NOT_FLAGS:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = {"int": int, "float": float, "bool": parse_bool, "str": str}.get(
-            str(f.type).split(" |")[0], str)
-        if f.name == "tokens":
-            kind = str
-        choices = list(SIZES) if f.name == "size" else None
-        missing = f.default is dataclasses.MISSING
-        required = " (required unless --spec)" if missing and f.name != "size" else ""
-        # Defaults are filled in by _train, so a flag given beside --spec can be told apart
-        # from one left at its default.
-        t.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=choices,
-                       help=docs.get(f.name, "") + required
-                       + ("" if missing or f.default in (None, False, "", ()) else f" (default: {f.default})"))
+    add_spec_flags(t, TrainSpec, NOT_FLAGS, docs, required=False)
     from pretrain.spec import TRACKERS
 
     t.add_argument("--logger", action="append", default=[], choices=TRACKERS, metavar="NAME",
@@ -80,19 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
 
-def _given(args: argparse.Namespace) -> dict:
-    """The TrainSpec flags given on the command line (their defaults are not in ``args``)."""
-    from pretrain.spec import TrainSpec
-
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec)
-            if f.name not in NOT_FLAGS and hasattr(args, f.name)}
-
-
 def _spec_from_flags(args: argparse.Namespace):  # noqa: ANN202 - a TrainSpec
     from pretrain.spec import TrainSpec
     from pretrain.store import TokenStore, parse_tokens
 
-    values = _given(args)
+    values = given_spec_flags(args, TrainSpec, NOT_FLAGS)
     missing = [f"--{n}" for n in ("store", "tokens") if n not in values]
     if missing:
         raise ValueError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
@@ -140,7 +118,7 @@ def _spec_from_file(args: argparse.Namespace):  # noqa: ANN202 - a TrainSpec
         spec = TrainSpec.from_json(data)
     except TypeError as e:
         raise ValueError(f"--spec {path}: not a training spec dcsl can read ({e})") from None
-    given = _given(args)
+    given = given_spec_flags(args, TrainSpec, NOT_FLAGS)
     changes = sorted(n for n in given if n not in TrainSpec.OPERATIONAL)
     if changes:
         raise ValueError(f"--spec reruns {path} exactly; {', '.join('--' + n.replace('_', '-') for n in changes)} "
@@ -229,6 +207,37 @@ def _add_prepare(data: argparse._SubParsersAction) -> None:
                    help="token id type of train.bin and val.bin (default: uint16 when the "
                         "vocabulary fits, else uint32)")
     p.set_defaults(func=_prepare)
+
+
+def add_spec_flags(p: argparse.ArgumentParser, cls: type, skip: Collection[str], docs: dict[str, str],
+                   required: bool = True) -> None:
+    """One flag per field of the run spec ``cls`` (``--weight-decay`` for weight_decay), typed by
+    its annotation, with its docstring as help; ``skip`` names the fields the command fills in
+    itself. A flag left out is absent from the parsed namespace (``given_spec_flags`` reads the
+    given ones; the spec's own defaults fill the rest), so a command can tell a given flag from
+    a default. With ``required``, fields without a default are required flags."""
+    from pretrain.sizes import SIZES
+
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        missing = f.default is dataclasses.MISSING
+        # Token counts are read as "100k". dcsl train checks --size itself (--init-from names
+        # a continued run by its base instead).
+        kind = str if f.name == "tokens" else {"int": int, "float": float, "bool": parse_bool}.get(
+            str(f.type).split(" |")[0], str)
+        note = ("" if missing or f.default in (None, False, "", ()) else f" (default: {f.default})")
+        if missing and not required and f.name != "size":
+            note = " (required unless --spec)"
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+                       required=required and missing,
+                       choices=list(SIZES) if f.name == "size" else None, help=docs.get(f.name, "") + note)
+
+
+def given_spec_flags(args: argparse.Namespace, cls: type, skip: Collection[str]) -> dict[str, Any]:
+    """The fields of ``cls`` whose flags (``add_spec_flags``) were given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if f.name not in skip and hasattr(args, f.name)}
 
 
 def parse_bool(value: str) -> bool:

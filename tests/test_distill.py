@@ -231,3 +231,24 @@ def test_sliced_token_level_loss_equals_the_plain_one_with_its_gradients(teacher
     assert sliced == pytest.approx(plain, rel=1e-5)
     for name, grad in plain_grads.items():
         assert torch.allclose(sliced_grads[name], grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_student_command_builds_the_spec_a_sweep_would(tmp_path, teachers, bible_store, capsys):
+    """dcsl distill student's flags come from DistillSpec by the rule dcsl train uses: token
+    counts read as '4k', sweep-only fields (custom sizes, trackers' tags) have no flag, and the
+    spec it trains is the one built in code."""
+    import dcsl_cli
+    from dcsl_cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["distill"]
+    student = next(a for a in sub._actions if a.dest == "distill_command").choices["student"]
+    flags = {f for a in student._actions for f in a.option_strings}
+    assert not {"--custom-sizes", "--loggers", "--tracker-tags", "--store-id", "--init-id"} & flags
+    with pytest.raises(SystemExit) as stop:
+        dcsl_cli.main(["distill", "student", "--mode", "token", "--teachers", str(teachers[0].path),
+                       "--store", str(bible_store.path), "--size", "tiny-50k", "--tokens", "4k",
+                       "--batch-size", "8", "--seq-len", "64", "--lr", "1e-2", "--init-seed", "5",
+                       "--data-seed", "5", "--threads", "1", "--run-dir", str(tmp_path / "s")])
+    assert stop.value.code == 0, capsys.readouterr().err
+    expected = student_spec(teachers[:1], bible_store, mode="token", tokens=4_000, threads=1)
+    assert RunDir(tmp_path / "s").spec()["id"] == expected.run_id
