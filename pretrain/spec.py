@@ -49,6 +49,32 @@ def human_tokens(n: int) -> str:
     return str(n)
 
 
+def auto_precision(precision: str, on_gpu: bool) -> str:
+    """Lightning's precision for ``precision``: ``auto`` is bf16-mixed on GPUs, fp32 on CPUs
+    (docs/machines.md: CPUs here have no fast bf16). Training and the memory plan both ask."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+class RankLayout:
+    """The processes one run trains on: a run's spec and a study's ``training`` section both
+    have ``devices`` (per node) and ``nodes``, and the batch is split over all of them."""
+
+    devices: int
+    nodes: int
+    batch_size: int
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.nodes
+
+    @property
+    def local_batch_size(self) -> int:
+        """Sequences of each global batch that one process trains on."""
+        return self.batch_size // self.world_size
+
+
 class SpecBase:
     """Shared behaviour of run specs (frozen dataclasses with an OPERATIONAL set)."""
 
@@ -88,7 +114,7 @@ def _untuple(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainSpec(SpecBase):
+class TrainSpec(RankLayout, SpecBase):
     """One pretraining run on a fixed token budget (the paper's optimiser and schedule)."""
 
     kind: ClassVar[str] = "train"
@@ -231,15 +257,6 @@ class TrainSpec(SpecBase):
                                  "give it another name")
             own = None if registered is not None else {self.size: shape_fields(shape)}
         object.__setattr__(self, "custom_sizes", own)
-
-    @property
-    def world_size(self) -> int:
-        return self.devices * self.nodes
-
-    @property
-    def local_batch_size(self) -> int:
-        """Sequences of each global batch that one process trains on."""
-        return self.batch_size // self.world_size
 
     def validation_interval(self, total_steps: int) -> int:
         """Steps between validations: ``val_every``, or about ten times a run when it is 0."""

@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.strategies import Strategy
 
 from pretrain.memory import pick_strategy
-from pretrain.spec import TrainSpec
+from pretrain.spec import TrainSpec, auto_precision
 
 
 def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
@@ -25,10 +25,8 @@ def strategy_name(spec: TrainSpec, vocab_size: int) -> str:
 
 
 def precision(spec: TrainSpec) -> str:
-    """Lightning's precision for the run: ``auto`` is bf16-mixed on GPUs, fp32 on CPUs."""
-    if spec.precision != "auto":
-        return spec.precision
-    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    """Lightning's precision for the run on this machine (``auto``: bf16-mixed on a GPU)."""
+    return auto_precision(spec.precision, torch.cuda.is_available())
 
 
 def lightning_strategy(name: str, world_size: int) -> str | Strategy:

@@ -138,7 +138,7 @@ def _launch(args: argparse.Namespace) -> int:
     study = _study(args)
     executor = with_executor(study, args.executor, args.parallelism, args.profile)
     report = launch(study, executor=executor, retry_failed=args.retry_failed,
-                    cancel_on_exit=args.cancel_on_exit, prior=probe_prior(study, executor.kind))
+                    cancel_on_exit=args.cancel_on_exit, prior=probe_prior(study, executor))
     elsewhere = f", {report.elsewhere} run by another launcher" if report.elsewhere else ""
     print(f"launched {report.launched} runs: {report.succeeded} succeeded, {len(report.failed)} not"
           f"{elsewhere}")
@@ -157,10 +157,10 @@ def _collect_and_write(study) -> dict:  # noqa: ANN001
     return summary
 
 
-def probe_prior(study, kind: str):  # noqa: ANN001, ANN201 - a Study; a liveview.Prior or None
+def probe_prior(study, executor):  # noqa: ANN001, ANN201 - a Study, its Executor; a liveview.Prior or None
     """The plan's probe of this machine (FLOP/s per size), for ETAs before any run has reported;
     measured only if needed. None for Slurm: its runs train on other machines."""
-    if kind == "slurm":
+    if not executor.runs_here:
         return None
 
     def prior(sizes: list[str], vocab: int) -> dict[str, float]:
@@ -180,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.every <= 0:
             raise ValueError("--every must be > 0 seconds")
         study = _study(args)
-        return watch_study(study, every_s=args.every, prior=probe_prior(study, study.executor.kind))
+        return watch_study(study, every_s=args.every, prior=probe_prior(study, study.executor))
     counts, problems = status_table(_study(args))
     if counts.empty:
         print("no runs yet")

@@ -1,5 +1,5 @@
 from sweeps.planning.tune import grid_points, neighbours, next_points, point, tuned
-from sweeps.study.study import Lattice, Recipe
+from sweeps.study.sections import Lattice, Recipe
 
 LAT = Lattice(epochs=(1, 2, 4), lr=(1e-3, 3e-3, 1e-2), weight_decay=(0.0, 0.1, 0.8))
 REG = Recipe("regularized", search="adaptive", start={"epochs": 2, "lr": 3e-3, "weight_decay": 0.1})

@@ -289,12 +289,7 @@ def _progress(label: str, dirs: list[Path], stage_of: dict[str, str], executor: 
     """The round's live view (``sweeps.execution.liveview``): its runs, by the stage that
     planned them, worked off by as many workers as the executor gives the round, timed by
     what they and the runs ``finished`` before them measured."""
-    if executor.kind == "debug":
-        workers = 1
-    elif executor.kind == "local":
-        workers = min(executor.parallelism, len(dirs))
-    else:  # Slurm: one array task per runs_per_task runs, all at once if the cluster allows
-        workers = -(-len(dirs) // max(1, executor.runs_per_task))
+    workers = executor.workers(len(dirs))
     done: dict = {}
     return LiveProgress(label, lambda: read_runs(dirs, stage_of, done), workers, log, every_s,
                         study=study, vocab=vocab, prior=prior, reference=read_runs(finished),

@@ -225,8 +225,7 @@ def watch_study(study, every_s: float = 5.0, prior: Prior | None = None,  # noqa
     if index is None:
         log("no runs yet")
         return 0
-    ex = study.executor
-    parallelism = 1 if ex.kind == "debug" else ex.parallelism if ex.kind == "local" else 1
+    parallelism = study.executor.workers(len(index.runs))
     done: dict = {}
     display = LiveProgress(f"study {study.name}", lambda: study_runs(study.root, done), parallelism, log,
                            every_s=0.0, live=live, study=study, vocab=index.pinned.get("vocab"), prior=prior)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pretrain.memory import HEADROOM, fit_micro_batch, pick_strategy, training_memory
+from pretrain.spec import auto_precision
 from sweeps.study import ClusterProfile, Distill, Executor, Study, load_profile, shape_of
 
 
@@ -48,23 +49,20 @@ def _gpu_profile(executor: Executor) -> ClusterProfile | None:
     return profile if profile.gpus_per_run and profile.gpu_memory_gb else None
 
 
-def _precision(study: Study) -> str:
-    return "bf16-mixed" if study.training.precision == "auto" else study.training.precision
-
-
 def size_memory(study: Study, profile: ClusterProfile, size: str, vocab: int,
                 teacher: Distill | None = None) -> SizeMemory:
     """One size's row; with ``teacher``, a token-level distillation student of that entry."""
     t = study.training
     shape = shape_of(study, size, vocab)
     teachers = (shape_of(study, teacher.teacher_size, vocab), teacher.n_teachers) if teacher else None
-    world = t.devices * t.nodes
-    memory, precision, checkpointing = profile.gpu_memory_gb * 1e9, _precision(study), t.activation_checkpointing
+    world = t.world_size
+    memory, checkpointing = profile.gpu_memory_gb * 1e9, t.activation_checkpointing
+    precision = auto_precision(t.precision, on_gpu=True)  # the profile's runs train on its GPUs
     strategy = t.strategy
     if strategy == "auto":
         strategy = pick_strategy(shape, t.seq_len, world, memory, precision, checkpointing, teachers)
     shards = world if strategy == "fsdp" else 1
-    local = t.batch_size // world
+    local = t.local_batch_size
     fits = fit_micro_batch(shape, t.seq_len, local, memory, precision, checkpointing, shards, teachers)
     micro = t.micro_batch_size or fits or local
     gb = training_memory(shape, t.seq_len, micro, precision, checkpointing, shards, teachers).total / 1e9
@@ -107,7 +105,7 @@ def with_planned_memory(study: Study, executor: Executor, specs: list, vocab: in
     where the study leaves them unset (micro_batch_size, strategy auto) and the profile says
     its GPUs' memory; others unchanged."""
     t = study.training
-    if (t.micro_batch_size is not None and t.strategy != "auto") or executor.kind != "slurm" or not vocab:
+    if (t.micro_batch_size is not None and t.strategy != "auto") or executor.runs_here or not vocab:
         return specs
     profile = _gpu_profile(executor)
     if profile is None:

@@ -69,8 +69,8 @@ def check_world(study: Study, executor: Executor) -> None:
     """A run on several processes needs a job of as many tasks: only Slurm starts those, and
     the profile must ask for exactly the study's devices per node and nodes."""
     t = study.training
-    world = t.devices * t.nodes
-    if executor.kind != "slurm":
+    world = t.world_size
+    if not executor.starts_multi_process_runs:
         if world > 1:
             raise ValueError(f"training.devices {t.devices} x nodes {t.nodes} trains each run on {world} "
                              f"processes, which the {executor.kind} executor cannot start: use executor "

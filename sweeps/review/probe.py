@@ -86,8 +86,8 @@ def run_threads(study: Study) -> int:
     threads = study.training.threads
     if threads:
         return threads
-    if study.executor.kind == "local":
-        return worker_threads(study.executor.parallelism)
+    if study.executor.local_workers:
+        return worker_threads(study.executor.local_workers)
     return os.cpu_count() or 1
 
 

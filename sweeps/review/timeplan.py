@@ -79,12 +79,11 @@ def time_estimate(study: Study, summary: PlanSummary, throughput: Throughput, mf
     max_s = sum(seconds(s, (s.runs_max or s.runs) / s.runs if s.runs else 1.0) for s in summary.stages)
     peak = peak_tflops * 1e12
     done = summary.succeeded > 0
-    kind = study.executor.kind
-    parallelism = None if kind == "slurm" else (1 if kind == "debug" else study.executor.parallelism)
+    parallelism = study.executor.local_workers
     return TimeEstimate(first_s, study_s, max_s, throughput.threads, parallelism,
                         gpu_hours(sum(s.flops for s in first), mfu, peak),
                         gpu_hours(sum(s.flops for s in summary.stages), mfu, peak),
-                        study.training.devices * study.training.nodes,
+                        study.training.world_size,
                         sum(left(s) for s in summary.stages) if done else None,
                         sum(left_max(s) for s in summary.stages) if done else None,
                         gpu_hours(sum(s.flops_left for s in summary.stages), mfu, peak) if done else None)

@@ -13,18 +13,8 @@ from sweeps.study.profiles import (
     make_executor,
     max_array_size,
 )
-from sweeps.study.study import (
-    AXES,
-    SEED_STRIDE,
-    Evals,
-    Executor,
-    Lattice,
-    Recipe,
-    Study,
-    Training,
-    load_study,
-    shape_of,
-)
+from sweeps.study.sections import AXES, Evals, Executor, Lattice, Recipe, Training
+from sweeps.study.study import SEED_STRIDE, Study, load_study, shape_of
 from sweeps.study.study_ensembles import Distill, Ensembles
 from sweeps.study.yamlpos import StudyError, load_yaml
 
