@@ -19,9 +19,8 @@ from pretrain.rundir import atomic_write_bytes
 from pretrain.runkind import train_rows
 from pretrain.sizes import param_counts
 from pretrain.spec import TrainSpec
-from scaling.table.contract import ANALYSIS_FILE, CURVE_COLUMNS, CURVES_FILE, STATUSES
+from scaling.table.contract import ANALYSIS_FILE, CURVE_COLUMNS, CURVES_FILE, STATUSES, default_role
 from sweeps.planning import (
-    MEMBER_LABEL,
     cell_tuned,
     cells,
     forward_flops,
@@ -163,17 +162,14 @@ def train_flops(table: pd.DataFrame, snap: Snapshot, study: Study, vocab: int) -
 
 
 def role_of(study: Study, label: str, spec: dict) -> str:
-    """What a row is to the analysis (scaling.contract.ROLES), from the study, not from names:
-    an eval row takes the role of the model it evaluated."""
+    """What a row is to the analysis (scaling's ROLES): what the study says of its recipes and
+    distillations (an eval row takes the role of the model it evaluated), else the contract's
+    default for a producer that lists them all (an ensemble's rows and its members')."""
     if label in study.recipes:
         return study.recipes[label].role
-    if label == MEMBER_LABEL:
-        return "member"
-    if label == "ensemble" or spec.get("kind") == "ensemble":
-        return "ensemble"
     if label in {d.name for d in study.distill}:
         return "distill"
-    return "other"
+    return default_role(label, str(spec.get("kind")), listed=True)
 
 
 def _label(spec: dict) -> str:

@@ -66,6 +66,35 @@ KINDS = tuple(KIND_MEANINGS)
 STATUSES = tuple(STATUS_MEANINGS)
 ROLES = tuple(ROLE_MEANINGS)
 RULES = tuple(RULE_MEANINGS)
+
+# The recipe column's names for an ensemble's rows and its members' training runs: what
+# `dcsl sweep collect` writes (sweeps.planning.MEMBER_LABEL), and what a table without a role
+# column is read by.
+ENSEMBLE_RECIPE = "ensemble"
+MEMBER_RECIPE = "ensemble-member"
+
+
+def default_role(recipe: str, kind: str, *, listed: bool = False) -> str:
+    """The role of a row whose producer does not give one (ROLE_MEANINGS).
+
+    An ensemble's row and a member's are known by kind and by the names every producer uses
+    for them (a training run under an ensemble name is a member). Without `listed` the usual
+    recipe names (standard, regularized) and the distill kind speak too: that is how a table
+    without a role column is read. A producer that lists every recipe and distillation it
+    has (collect, from the study file) passes `listed`: a row under a name it did not list
+    (one a renamed recipe left in the launch index, say) is none of them, so it is "other".
+    """
+    if kind == "distill" and not listed:
+        return "distill"
+    if kind == "ensemble":
+        return "ensemble"
+    if recipe in (ENSEMBLE_RECIPE, MEMBER_RECIPE):
+        return "member" if kind == "train" else "ensemble"
+    if recipe in ("standard", "regularized") and not listed:
+        return recipe
+    return "other"
+
+
 X_COLUMNS = ("n_params", "n_params_non_embedding")
 RESULTS_NAMES = ("results.parquet", "results.csv")
 # Beside the table (optional; `dcsl sweep collect` writes it from every training run's

@@ -37,6 +37,7 @@ from scaling.table.contract import (
     STATUSES,
     TUNING_COLUMNS,
     X_COLUMNS,
+    default_role,
 )
 
 
@@ -184,16 +185,10 @@ def validate_results(
 
 
 def derive_roles(table: pd.DataFrame) -> pd.Series:
-    """Roles for a table without a role column, from the usual recipe names and the kind."""
-    recipe, kind = table["recipe"].astype(str), table["kind"].astype(str)
-    role = pd.Series("other", index=table.index, dtype="string")
-    role[recipe == "standard"] = "standard"
-    role[recipe == "regularized"] = "regularized"
-    role[recipe.isin(["ensemble", "ensemble-member"])] = "ensemble"
-    role[(kind == "train") & recipe.isin(["ensemble", "ensemble-member"])] = "member"
-    role[kind == "ensemble"] = "ensemble"
-    role[kind == "distill"] = "distill"
-    return role
+    """Roles for a table without a role column (contract.default_role of each row)."""
+    roles = [default_role(recipe, kind) for recipe, kind in
+             zip(table["recipe"].astype(str), table["kind"].astype(str), strict=True)]
+    return pd.Series(roles, index=table.index, dtype="string")
 
 
 class LawPoints(NamedTuple):

@@ -10,8 +10,10 @@ import pandas as pd
 from eval.rules import LOSS_RULES
 from pretrain.rundir import STATES as WRITTEN_STATES
 from scaling import analyze_study, validate_results
-from scaling.table.contract import KINDS, ROLES, RULES, STATUSES
+from scaling.table.contract import KINDS, MEMBER_RECIPE, ROLES, RULES, STATUSES, default_role
+from scaling.table.load import derive_roles
 from sweeps.collect import role_of
+from sweeps.planning import MEMBER_LABEL
 from sweeps.runs import KINDS as RUN_KINDS
 from sweeps.runs import RUN_STATES
 from sweeps.study import load_study
@@ -31,6 +33,23 @@ def test_every_role_collect_gives_is_accepted(repo_root):
     roles = {role_of(study, label, {"kind": kind}) for label in labels
              for kind in ("train", "ensemble", "eval", "distill")}
     assert roles <= set(ROLES)
+
+
+def test_collect_and_a_table_without_roles_share_one_default_role(repo_root):
+    """collect says what the study says and leaves every other row to contract.default_role,
+    the rule a table without a role column is read by; it differs only on names the study
+    does not list, which collect knows are none of its recipes or distillations."""
+    study = load_study(repo_root / "sweeps" / "studies" / "demo.yaml")
+    assert MEMBER_LABEL == MEMBER_RECIPE
+    for label, kind in ((MEMBER_LABEL, "train"), ("ensemble", "ensemble"), ("ensemble", "eval"),
+                        ("downstream", "eval"), ("other", "train")):
+        assert role_of(study, label, {"kind": kind}) == default_role(label, kind), (label, kind)
+    assert role_of(study, MEMBER_LABEL, {"kind": "train"}) == "member"
+    # A distillation the study does not have (a renamed one's label left in the launch index)
+    assert role_of(study, "distill", {"kind": "distill"}) == "other"
+    table = pd.DataFrame({"recipe": ["standard", MEMBER_LABEL, "ensemble", "distill"],
+                          "kind": ["train", "train", "ensemble", "distill"]})
+    assert list(derive_roles(table)) == ["standard", "member", "ensemble", "distill"]
 
 
 def test_a_table_with_every_state_and_kind_is_fitted_and_reported(tmp_path):
