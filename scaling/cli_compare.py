@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="folder for compare.md, compare.json and the figure (default: compare)")
     compare.add_argument("--n-boot", type=int, default=None, metavar="N",
                          help="bootstrap resamples (default: each study's analysis.json, else 1000)")
-    compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of tables (default: tables)")
     compare.set_defaults(func=run_compare)
 
 
