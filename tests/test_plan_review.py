@@ -105,6 +105,20 @@ def variant(tmp_path, repo_root, name, change):
     return load_study(path, root=tmp_path / f"{name}-root")
 
 
+def test_nested_ensemble_evals_are_counted_once_per_rule(tmp_path, repo_root):
+    """Nested evals score the ensemble once per combination rule: the plan counts what the
+    evals stage plans (sweeps.planning.eval_rules), not one run per model."""
+    def nested(data):
+        data["eval"]["nested_ensembles"] = True
+        data["ensembles"]["rules"] = ["logit-mean", "prob-mean", "uniform-soup"]
+
+    plain = {st.stage: st for st in summarize(load_study(repo_root / "sweeps" / "studies" / "demo.yaml",
+                                                         root=tmp_path / "plain")).stages}
+    study = variant(tmp_path, repo_root, "nested", nested)
+    stages = {st.stage: st for st in summarize(study).stages}
+    assert stages["evals"].runs == plain["evals"].runs + 2
+
+
 def codes(study):
     return {f.code for f in review(study, QUICK).findings}
 

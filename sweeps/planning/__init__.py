@@ -22,11 +22,19 @@ from sweeps.planning.preflight import (
     pin_eval_data,
     preflight_checks,
 )
-from sweeps.planning.stages import MEMBER_LABEL, STAGES, first_round, index_entries, plan_all
+from sweeps.planning.stages import (
+    MEMBER_LABEL,
+    STAGES,
+    eval_rules,
+    evaluated,
+    first_round,
+    index_entries,
+    plan_all,
+)
 from sweeps.planning.tune import Point, Tuned, grid_points, next_points, point, tuned
 
 __all__ = [
-    "MEMBER_LABEL", "STAGES", "Point", "Tuned", "cell_recipes", "cell_tuned", "index_entries", "cells", "check_budgets",
+    "MEMBER_LABEL", "STAGES", "Point", "Tuned", "cell_recipes", "cell_tuned", "index_entries", "cells", "check_budgets", "eval_rules", "evaluated",
     "check_store_tokenizer", "check_world", "first_round", "forward_flops", "grid_points",
     "lattice_points", "launched_base", "member_cells", "next_points", "pin_base", "pin_eval_data", "preflight_checks",
     "plan_all", "point", "run_flops", "store_identity", "train_spec", "tuned",

@@ -148,21 +148,18 @@ def _teacher_ids(study: Study, snap: Snapshot, store_id: str, d: Distill) -> lis
     if d.teacher == "ensemble":
         ids = _finished_members(study, snap, store_id).get((d.budget, d.teacher_size))
         return ids[: d.members] if ids and len(ids) >= d.members else None
-    source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
-    _, rid = settled(study, snap, store_id, source, d.budget, d.teacher_size)
+    _, rid = settled(study, snap, store_id, study.source_recipe, d.budget, d.teacher_size)
     return [rid] if rid and snap.state(rid) == "succeeded" else None
 
 
 def _student_point(study: Study, snap: Snapshot, store_id: str, d: Distill) -> dict | None:
-    source = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
-    t, _ = settled(study, snap, store_id, source, d.budget, d.student_size)
+    t, _ = settled(study, snap, store_id, study.source_recipe, d.budget, d.student_size)
     return dict(t.best) if t.best else None
 
 
 def _generate_spec(study: Study, snap: Snapshot, store_id: str, d: Distill, ids: list[str],  # noqa: ANN202
                    point: dict):
-    # Enough synthetic tokens that the student sees each once: real x epochs x w / (1 - w).
-    tokens = d.synthetic_tokens or int(d.budget * point["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight))
+    tokens = d.synthetic_tokens_for(point["epochs"])
     return KINDS["generate"].spec(
         teacher_ids=tuple(ids), teacher_dirs=_dirs(snap, ids),
         store=str(study.store), store_id=store_id, tokens=tokens, seed=study.seed,
@@ -214,18 +211,34 @@ def evals(study: Study, snap: Snapshot, store_id: str) -> Labelled:
         return []
     out = []
     for label, ids in _models_to_evaluate(study, snap, store_id).items():
-        student = label in {d.name for d in study.distill}
-        if label in e.models or (student and "students" in e.models):
+        if label in evaluated(study):
             first = snap.specs[ids[0]]
-            # The ensemble under each of the study's rules, for every K, when asked (soups too).
-            nested = label == "ensemble" and e.nested_ensembles and study.ensembles is not None
-            for rule in study.ensembles.rules if nested else ("logit-mean",):
+            nested = eval_rules(study, label) != ("logit-mean",)
+            for rule in eval_rules(study, label):
                 out.append((label, KINDS["eval"].spec(
                     runs=tuple(ids), data=data, tasks=e.tasks, limit=e.limit, split=STUDY_SPLIT, **e.fewshot,
                     rule=rule, nested=nested, members=_dirs(snap, ids), source=EVAL_SOURCE,
                     threads=study.training.threads,
                     label=kind_of(first).spec_from_json(first).readable_name())))
     return out
+
+
+def evaluated(study: Study) -> tuple[str, ...]:
+    """The models the study's evals score, by label: each recipe named in ``evals.models``
+    (its best model), the ensemble, and the students (by name, or all as ``students``)."""
+    if study.evals is None:
+        return ()
+    models = study.evals.models
+    labels = [name for name in study.recipes if name in models]
+    labels += ["ensemble"] if "ensemble" in models and study.ensembles is not None else []
+    return (*labels, *(d.name for d in study.distill if d.name in models or "students" in models))
+
+
+def eval_rules(study: Study, label: str) -> tuple[str, ...]:
+    """The combination rules ``label`` is evaluated under, one eval run each: the ensemble under
+    each of the study's rules, for every K, when nested evals are asked (soups too)."""
+    nested = label == "ensemble" and study.evals.nested_ensembles and study.ensembles is not None
+    return study.ensembles.rules if nested else ("logit-mean",)
 
 
 def _models_to_evaluate(study: Study, snap: Snapshot, store_id: str) -> dict[str, list[str]]:

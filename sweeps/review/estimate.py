@@ -28,6 +28,8 @@ from sweeps.planning import (
     cell_recipes,
     cell_tuned,
     cells,
+    eval_rules,
+    evaluated,
     first_round,
     forward_flops,
     grid_points,
@@ -312,8 +314,7 @@ def _start_point(study: Study) -> dict | None:
     tuned point, which is not known yet."""
     if study.ensembles is None and not study.distill:
         return None
-    recipe = study.recipes[study.ensembles.from_recipe] if study.ensembles else next(iter(study.recipes.values()))
-    return dict(stand_in_point(study, recipe))
+    return dict(stand_in_point(study, study.source_recipe))
 
 
 def _member_point(study: Study, start: dict) -> tuple[tuple, bool]:
@@ -359,7 +360,7 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
     sequence = [d for d in study.distill if d.method == "sequence"]
     for d in study.distill:
         base = train_spec(study, store_id, d.budget, d.student_size, point(start))
-        synthetic = d.synthetic_tokens or d.budget * start["epochs"] * d.synthetic_weight / (1 - d.synthetic_weight)
+        synthetic = d.synthetic_tokens_for(start["epochs"])
         teacher_work = forward_flops(study, d.teacher_size, vocab, seq_len, d.n_teachers * synthetic)
         students[d.student_size] += run_flops(base, vocab, study) / (1 - d.synthetic_weight)
         if d.method == "sequence":
@@ -379,14 +380,8 @@ def _after_tuning(study: Study, store_id: str, vocab: int) -> list[StageRuns]:
 
 
 def _eval_count(study: Study) -> int:
-    """The models ``sweeps.planning.stages.evals`` scores: each recipe's best, the ensemble, students."""
-    if study.evals is None:
-        return 0
-    models = study.evals.models
-    count = sum(name in models for name in study.recipes)
-    count += int("ensemble" in models and study.ensembles is not None)
-    count += sum(d.name in models or "students" in models for d in study.distill)
-    return count
+    """Eval runs ``sweeps.planning.stages.evals`` plans: one per model and combination rule."""
+    return sum(len(eval_rules(study, label)) for label in evaluated(study))
 
 
 def gpu_hours(flops: float, mfu: float, peak: float = H100_BF16_PEAK) -> float:

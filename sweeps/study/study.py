@@ -72,6 +72,12 @@ class Study:
     """The shapes of its custom sizes (``sweeps.study.customsizes``), without a vocabulary."""
 
     @property
+    def source_recipe(self) -> Recipe:
+        """The recipe whose tuned points ensemble members, teachers and students train at: the
+        ensembles' ``from_recipe``, else the study's first recipe."""
+        return self.recipes[self.ensembles.from_recipe] if self.ensembles else next(iter(self.recipes.values()))
+
+    @property
     def main_budget(self) -> int:
         """Where the full search runs: the smallest main budget of any recipe (data-scaling
         repeats cover fewer sizes). Evals score its models; the report checks its laws."""

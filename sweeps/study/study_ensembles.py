@@ -49,6 +49,12 @@ class Distill:
         """Models in the teacher: the ensemble's members, or one (self-distillation)."""
         return self.members if self.teacher == "ensemble" else 1
 
+    def synthetic_tokens_for(self, epochs: int) -> int:
+        """Tokens the teacher samples: ``synthetic_tokens``, else enough that the student sees
+        each once beside its real data (real x epochs x w / (1 - w))."""
+        w = self.synthetic_weight
+        return self.synthetic_tokens or int(self.budget * epochs * w / (1 - w))
+
 
 
 def subset(sec: Section, key: str, parse, universe: tuple) -> tuple:  # noqa: ANN001
