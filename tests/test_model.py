@@ -93,9 +93,16 @@ def test_packed_row_equals_each_sequence_scored_alone():
 
 
 def test_forward_is_causal():
+    """Changing the token at position p leaves every output before p as it was and changes the
+    output at p and after: each position sees itself and its past, never its future."""
     model = build_model("tiny-50k", 101, 32, 0).eval()
-    idx = torch.randint(0, 101, (2, 16))
-    changed = idx.clone()
-    changed[:, 10:] = (changed[:, 10:] + 1) % 101
+    idx = torch.randint(0, 101, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(model(idx)[:, :10], model(changed)[:, :10])
+        base = model(idx)
+        for p in range(idx.shape[1]):
+            changed = idx.clone()
+            changed[:, p] = (changed[:, p] + 1) % 101
+            out = model(changed)
+            torch.testing.assert_close(out[:, :p], base[:, :p], rtol=0, atol=0)
+            moved = (out[:, p:] - base[:, p:]).abs().amax(dim=-1)  # (batch, positions from p)
+            assert (moved > 1e-6).all(), (p, moved)

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -90,6 +91,10 @@ def test_quick_demo_end_to_end(tmp_path):
     checks = result["checks"]
     assert checks["standard recipe stops improving or overfits as size grows"] is True
     assert checks["ensembles beat single models"] is True
+    # Planned again from its finished root, the evals stage plans its evals without loading
+    # eval data (the pin launch recorded) or importing torch.
+    counts = plan_in_a_fresh_process(repo_study("demo-quick.yaml"), root, Path(__file__).resolve().parent.parent)
+    assert counts["evals"] == len(done[done.kind == "eval"].run_id.unique()) > 0
     # Running it again does nothing new: every run is already finished.
     again = run_demo(quick=True, out=root, n_boot=0, log=lambda _: None)
     assert again["launched"] == 0
@@ -161,28 +166,45 @@ recipes:
     assert table.loc["grid", "runs"] == 6 and table.loc["repeat", "runs"] == 1
 
 
-def test_planning_imports_no_torch_and_opens_no_dataset(repo_root, tmp_path):
-    """Planning expands a snapshot of the run store into runs: no torch, no eval data loaded
-    (the eval data's identity is pinned by the launcher and read from the snapshot)."""
-    import subprocess
-    import sys
-
-    code = f"""
+PLAN_IN_A_FRESH_PROCESS = """
 import sys
 import eval.tasks
 def refuse(*args, **kwargs):
     raise AssertionError("planning loaded eval data")
 eval.tasks.load_task = eval.tasks.load_tasks = eval.tasks.data_identity = refuse
+from sweeps.runs import read_index
 from sweeps.runs.kinds import KINDS
 from sweeps.runs.snapshot import Snapshot
+from sweeps.planning.preflight import EVAL_DATA
 from sweeps.planning.stages import plan_all
 from sweeps.study.study import load_study
-study = load_study({str(repo_root / 'sweeps' / 'studies' / 'demo.yaml')!r}, root={str(tmp_path)!r})
-planned = plan_all(study, Snapshot.read(study.root, {{"eval-data": "sha256:pinned"}}), "unprepared")
-assert sum(len(v) for v in planned.values()) > 0
+study = load_study(sys.argv[1], root=sys.argv[2])
+index = read_index(study.root)
+pins = index.pinned if index is not None else {EVAL_DATA: "sha256:pinned", "store_id": "unprepared"}
+planned = plan_all(study, Snapshot.read(study.root, {EVAL_DATA: pins[EVAL_DATA]}), pins["store_id"])
 assert "torch" not in sys.modules and "lightning" not in sys.modules, "planning imported torch"
-print(sorted(KINDS))
+print(sorted(KINDS), {stage: len(runs) for stage, runs in planned.items()})
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
+
+
+def plan_in_a_fresh_process(study_file: Path, root: Path, cwd: Path) -> dict[str, int]:
+    """Runs each stage plans for ``root`` (with the pins its launch recorded), planned in a new
+    process in which torch must not be imported and loading eval data fails."""
+    import ast
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PLAN_IN_A_FRESH_PROCESS, str(study_file), str(root)],
+                         capture_output=True, text=True, cwd=cwd)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "['distill', 'ensemble', 'eval', 'generate', 'train']" in out.stdout
+    kinds, counts = out.stdout.strip().split("] ", 1)
+    assert kinds + "]" == "['distill', 'ensemble', 'eval', 'generate', 'train']"
+    return ast.literal_eval(counts)
+
+
+def test_planning_imports_no_torch_and_opens_no_dataset(repo_root, tmp_path):
+    """Planning expands a snapshot of the run store into runs: no torch, no eval data loaded
+    (the eval data's identity is pinned by the launcher and read from the snapshot). The
+    quick demo's test plans its finished root the same way, where the evals stage plans."""
+    counts = plan_in_a_fresh_process(repo_root / "sweeps" / "studies" / "demo.yaml", tmp_path, repo_root)
+    assert sum(counts.values()) > 0
