@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eval.kinds import STUDY_SPLIT
+from scaling.table.contract import MEMBER_RECIPE
 from sweeps.planning.plan import (
     cell_points,
     cell_recipes,
@@ -34,7 +35,7 @@ from sweeps.runs import KINDS, Snapshot, kind_of, search_key
 from sweeps.study import Distill, Recipe, Study, shape_of
 
 Labelled = list[tuple[str, object]]
-MEMBER_LABEL = "ensemble-member"  # the recipe column of member runs (their role is "member")
+MEMBER_LABEL = MEMBER_RECIPE  # the recipe column of member runs (their role is "member")
 
 
 @dataclass(frozen=True)
