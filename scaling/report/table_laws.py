@@ -6,6 +6,7 @@ import math
 
 from scaling.analysis.table_laws import JointTableLaw
 from scaling.fit.bootstrap import Estimate, format_number, json_number
+from scaling.report.tables import method_line
 from scaling.table.points import JointPoints
 
 FORMULAS = {
@@ -25,7 +26,7 @@ MEANINGS = {
 
 def joint_laws_text(laws: list[JointTableLaw], points: JointPoints, law: str,
                     settings: dict[str, object], *, source: str) -> str:
-    lines = [f"{FORMULAS[law]}, fitted to {source}", _rows_line(points), _method_line(settings)]
+    lines = [f"{FORMULAS[law]}, fitted to {source}", _rows_line(points), method_line(settings)]
     for item in laws:
         lines += ["", _heading(item, points)]
         lines += [f"  {name:<14} {text}" for name, text in _rows(item)]
@@ -39,7 +40,7 @@ def joint_laws_markdown(laws: list[JointTableLaw], points: JointPoints, law: str
                         settings: dict[str, object], *, source: str) -> str:
     ci = f"{settings['level']:.0%} interval" if settings["n_boot"] else "interval"
     lines = [f"## {FORMULAS[law]}", "", f"Fitted to `{source}`. {_rows_line(points)}. "
-             f"{_method_line(settings)[0].upper()}{_method_line(settings)[1:]}."]
+             f"{method_line(settings)[0].upper()}{method_line(settings)[1:]}."]
     for item in laws:
         lines += ["", f"### {_heading(item, points)}", ""]
         if item.fit is None:
@@ -145,14 +146,6 @@ def _rows_line(points: JointPoints) -> str:
                 f"succeeded training runs ({points.n_rows} rows in the table)")
     skipped = f"; {points.n_skipped} skipped (a blank or NaN input)" if points.n_skipped else ""
     return f"{used} of {points.n_rows} rows used{skipped}"
-
-
-def _method_line(settings: dict[str, object]) -> str:
-    if not settings["n_boot"]:
-        return f"method {settings['method']}; no bootstrap (--n-boot 0), so no intervals"
-    return (f"method {settings['method']}; {settings['level']:.0%} intervals from "
-            f"{settings['n_boot']} {settings['bootstrap']} bootstrap resamples, "
-            f"seed {settings['seed']}")
 
 
 def _label(value: object) -> str:

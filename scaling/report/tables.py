@@ -262,7 +262,7 @@ def table_laws_text(laws: list[TableLaw], points: LawPoints, settings: dict[str,
                     source: str) -> str:
     """What `dcsl fit TABLE --x X --y Y` prints: the law with intervals, or a table of them."""
     lines = [f"{points.y} = A / {points.x}^alpha + E, fitted to {source}", _rows_line(points),
-             _method_line(settings), ""]
+             method_line(settings), ""]
     if points.group is None:
         lines += _law_lines(laws[0], points.x)
     else:
@@ -336,7 +336,8 @@ def _rows_line(points: LawPoints) -> str:
     return f"{used} of {points.n_rows} rows used{skipped}"
 
 
-def _method_line(settings: dict[str, object]) -> str:
+def method_line(settings: dict[str, object]) -> str:
+    """How a table's laws were fitted and their intervals made, for the fit commands' pages."""
     if not settings["n_boot"]:
         return f"method {settings['method']}; no bootstrap (--n-boot 0), so no intervals"
     return (f"method {settings['method']}; {settings['level']:.0%} intervals from "
